@@ -1,0 +1,77 @@
+//! Command-line interface: argument definitions and error reporting.
+//!
+//! Every failure prints `Error: MESSAGE` on stderr and exits with status 1,
+//! as the original tool did.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ml-sniffing",
+    version,
+    about = "Network-traffic anomaly detection: capture packets, score them with an \
+             Isolation Forest, classify them with a Random Forest.",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture packets from a network interface into a CSV file.
+    Sniff(commands::sniff::SniffArgs),
+    /// Score every packet of a CSV with an Isolation Forest and show the most
+    /// anomalous ones.
+    Detect(commands::detect::DetectArgs),
+    /// Train a Random Forest on a labelled CSV and print how well it does on
+    /// held-out rows.
+    Classify(commands::classify::ClassifyArgs),
+}
+
+/// Runs the command line and turns errors into `Error: ...` and status 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Sniff(args) => commands::sniff::run(args, &mut out),
+        Command::Detect(args) => commands::detect::run(args, &mut out),
+        Command::Classify(args) => commands::classify::run(args, &mut out),
+    };
+    let result = result.and_then(|()| out.flush().map_err(Into::into));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not our failure.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

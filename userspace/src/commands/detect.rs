@@ -1,0 +1,183 @@
+//! `detect`: Isolation Forest anomaly scores for every row.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use comfy_table::{CellAlignment, Table as Display};
+
+use super::FeatureArgs;
+use crate::features::{self, Engineered};
+use crate::io::{self, output::AtomicFile, Table};
+use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
+use crate::{progress, pyfmt};
+
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// CSV file of captured packets (or any CSV, with --feature-columns).
+    pub input: PathBuf,
+    /// Write every row with its anomaly score to this CSV, most anomalous
+    /// first (the file appears only once it is complete).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Expected share of anomalies in the data: a number in (0, 0.5], or
+    /// `auto` (scikit-learn's offset of -0.5).
+    #[arg(long, default_value = "0.05")]
+    pub contamination: Contamination,
+    /// Number of most anomalous packets to show (0 shows none).
+    #[arg(long, default_value_t = 10)]
+    pub top_n: usize,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+    /// Number of trees in the forest.
+    #[arg(long, default_value_t = 200)]
+    pub n_estimators: usize,
+    /// Rows each tree is grown on: `auto` (min(256, rows)), a count, or a
+    /// fraction of the rows in (0, 1].
+    #[arg(long, default_value = "auto")]
+    pub max_samples: MaxSamples,
+    /// Seed: the same seed gives the same scores on every run.
+    #[arg(long, default_value_t = 42)]
+    pub random_state: u64,
+}
+
+pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
+    let params = IsolationForestParams {
+        n_estimators: args.n_estimators,
+        max_samples: args.max_samples,
+        contamination: args.contamination,
+        random_state: args.random_state,
+    };
+    params.check()?;
+    let table = io::load_table(&args.input)?;
+    let engineered = features::engineer(&table, &args.features.selection())?;
+    let model = params.fit(&engineered.matrix)?;
+    let scores = model.decision_function(&engineered.matrix);
+
+    // Most anomalous first; equal scores keep file order.
+    let mut order: Vec<u32> = (0..table.len() as u32).collect();
+    order.sort_by(|&a, &b| scores[a as usize].total_cmp(&scores[b as usize]));
+
+    if let Some(path) = &args.output {
+        write_scores(path, &table, &engineered, &scores, &order)?;
+        writeln!(out, "Anomaly scores written to {}", path.display())?;
+    }
+    let what = if engineered.packet_columns().is_some() {
+        "packets"
+    } else {
+        "rows"
+    };
+    if args.top_n > 0 {
+        writeln!(out, "Most anomalous {what}:")?;
+        let shown = &order[..args.top_n.min(order.len())];
+        writeln!(out, "{}", top_table(&table, &engineered, &scores, shown))?;
+    }
+    let flagged = scores.iter().filter(|s| **s < 0.0).count();
+    writeln!(
+        out,
+        "{flagged} of {} {what} flagged as anomalous (contamination {}).",
+        table.len(),
+        args.contamination
+    )?;
+    Ok(())
+}
+
+/// The output CSV: input columns, derived columns, then the score and label.
+fn write_scores(
+    path: &Path,
+    table: &Table,
+    engineered: &Engineered,
+    scores: &[f64],
+    order: &[u32],
+) -> Result<()> {
+    let file = AtomicFile::create(path)?;
+    let mut writer = csv::Writer::from_writer(file);
+    let mut headers = engineered.output_headers(table);
+    headers.extend(["anomaly_score".to_string(), "is_anomaly".to_string()]);
+    writer.write_record(&headers)?;
+    let bar = progress::items(order.len() as u64, "writing");
+    let mut record = csv::ByteRecord::new();
+    let mut buf = String::new();
+    for (i, &row) in order.iter().enumerate() {
+        let row = row as usize;
+        record.clear();
+        engineered.push_output_cells(table, row, &mut record, &mut buf);
+        record.push_field(pyfmt::float_repr(scores[row]).as_bytes());
+        record.push_field(pyfmt::bool_str(scores[row] < 0.0).as_bytes());
+        writer.write_byte_record(&record)?;
+        if i % 65_536 == 0 {
+            bar.set_position(i as u64);
+        }
+    }
+    bar.finish_and_clear();
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.commit()?;
+    Ok(())
+}
+
+/// comfy-table preset: no borders, no row lines, one rule under the header.
+const HEADER_RULE_ONLY: &str = "     -             ";
+
+/// The top rows as an aligned table a person can read.
+fn top_table(table: &Table, engineered: &Engineered, scores: &[f64], rows: &[u32]) -> Display {
+    let mut columns: Vec<usize> = Vec::new();
+    let mut headers: Vec<String> = vec!["rank".into()];
+    match engineered.packet_columns() {
+        Some(p) => {
+            columns.extend([
+                p.timestamp,
+                p.source_ip,
+                p.destination_ip,
+                p.protocol,
+                p.length,
+            ]);
+            columns.extend(
+                ["source_port", "destination_port", "tcp_flags"]
+                    .iter()
+                    .filter_map(|c| table.column(c)),
+            );
+        }
+        None => {
+            // The model's inputs, then nothing else: other columns may be wide.
+            columns.extend(
+                engineered
+                    .matrix
+                    .names()
+                    .iter()
+                    .filter_map(|n| table.column(n)),
+            );
+        }
+    }
+    headers.extend(columns.iter().map(|&c| table.headers()[c].clone()));
+    headers.extend(["anomaly_score".into(), "is_anomaly".into()]);
+
+    let mut display = Display::new();
+    display.load_preset(HEADER_RULE_ONLY);
+    display.set_header(headers);
+    let timestamp_col = engineered.packet_columns().map(|p| p.timestamp);
+    for (rank, &row) in rows.iter().enumerate() {
+        let row = row as usize;
+        let mut cells = vec![(rank + 1).to_string()];
+        for &c in &columns {
+            if Some(c) == timestamp_col {
+                cells.push(engineered.display_timestamp(table, row).unwrap_or_default());
+            } else {
+                cells.push(table.cell(row, c).to_string());
+            }
+        }
+        cells.push(format!("{:.6}", scores[row]));
+        cells.push(pyfmt::bool_str(scores[row] < 0.0).to_string());
+        display.add_row(cells);
+    }
+    let last = display.column_count().saturating_sub(2);
+    for c in [0, last] {
+        if let Some(col) = display.column_mut(c) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    display
+}

@@ -1,0 +1,285 @@
+//! The default feature set: what the seed columns (and the extra columns the
+//! capture commands write) say about a packet, without the original's quirks.
+//!
+//! - protocol numbers are IANA's, the same in every file;
+//! - flow statistics are causal: a packet sees only its flow's past, so the
+//!   same values can be computed live, packet by packet (the kernel program
+//!   computes them with the same [`FlowState`] code);
+//! - no wall-clock features (time of day says little about a packet);
+//! - no addresses read as magnitudes.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use ml_sniffing_common::flow::{FlowKey, FlowState};
+use ml_sniffing_common::protocol;
+
+use super::cells::{self, PacketColumns};
+use super::matrix::{to_f32, FeatureMatrix};
+use crate::io::Table;
+
+/// The IP protocol feature for a protocol name no table knows.
+pub const UNKNOWN_PROTOCOL: u8 = 255;
+
+/// Capture columns used as features, as they are, when the input has them.
+pub const OPTIONAL_COLUMNS: [&str; 4] = ["source_port", "destination_port", "ttl", "tcp_flags"];
+
+/// Columns the capture commands write with the kernel's flow counters. When
+/// an input has all three they are used instead of recomputing them (the
+/// kernel saw every packet even when the CSV holds a sample).
+pub const FLOW_COLUMNS: [&str; 3] = ["flow_packets", "flow_bytes", "flow_gap"];
+
+/// Every default feature, in model order. Those from [`OPTIONAL_COLUMNS`]
+/// are only present when the input has the column.
+pub const ALL_FEATURES: [&str; 11] = [
+    "length",
+    "ip_protocol",
+    "source_port",
+    "destination_port",
+    "ttl",
+    "tcp_flags",
+    "source_is_private",
+    "destination_is_private",
+    "flow_packets",
+    "flow_mean_length",
+    "flow_gap",
+];
+
+/// The default features available for a table's columns, in model order.
+pub fn feature_names(table: &Table) -> Vec<String> {
+    ALL_FEATURES
+        .iter()
+        .filter(|f| !OPTIONAL_COLUMNS.contains(f) || table.column(f).is_some())
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// The protocol feature of a protocol cell: its IANA number.
+pub fn protocol_number(cell: &str) -> u8 {
+    protocol::number(cell).unwrap_or(UNKNOWN_PROTOCOL)
+}
+
+/// Seconds (as written in the CSV) to the nanoseconds flow state uses.
+fn seconds_to_ns(seconds: f64) -> u64 {
+    if seconds <= 0.0 {
+        0
+    } else {
+        (seconds * 1e9).round() as u64
+    }
+}
+
+/// Computes the default features of every row.
+pub fn features(table: &Table, cols: &PacketColumns) -> Result<FeatureMatrix> {
+    let names = feature_names(table);
+    let n = table.len();
+    let mut m = FeatureMatrix::zeros(names.clone(), n);
+    let index = |name: &str| names.iter().position(|f| f == name);
+    let (f_length, f_proto) = (index("length").unwrap(), index("ip_protocol").unwrap());
+    let (f_src_priv, f_dst_priv) = (
+        index("source_is_private").unwrap(),
+        index("destination_is_private").unwrap(),
+    );
+    let (f_packets, f_mean, f_gap) = (
+        index("flow_packets").unwrap(),
+        index("flow_mean_length").unwrap(),
+        index("flow_gap").unwrap(),
+    );
+    // (feature index, column index) of the optional capture columns present.
+    let optional: Vec<(usize, usize)> = OPTIONAL_COLUMNS
+        .iter()
+        .filter_map(|c| Some((index(c)?, table.column(c)?)))
+        .collect();
+    let port_cols = (
+        table.column("source_port"),
+        table.column("destination_port"),
+    );
+    let kernel_flow_cols: Option<Vec<usize>> =
+        FLOW_COLUMNS.iter().map(|c| table.column(c)).collect();
+
+    let mut flows: HashMap<FlowKey, FlowState> = HashMap::new();
+    for row in 0..n {
+        let length = cells::number(table, row, cols.length)?.unwrap_or(0.0);
+        let proto = protocol_number(table.cell(row, cols.protocol));
+        let src = cells::ip(table.cell(row, cols.source_ip));
+        let dst = cells::ip(table.cell(row, cols.destination_ip));
+        m.set(row, f_length, to_f32(length));
+        m.set(row, f_proto, proto as f32);
+        m.set(row, f_src_priv, cells::is_private(src) as u8 as f32);
+        m.set(row, f_dst_priv, cells::is_private(dst) as u8 as f32);
+        for &(f, c) in &optional {
+            m.set(row, f, to_f32(cells::number(table, row, c)?.unwrap_or(0.0)));
+        }
+
+        let (packets, bytes, gap_seconds) = match &kernel_flow_cols {
+            Some(c) => (
+                cells::number(table, row, c[0])?.unwrap_or(0.0),
+                cells::number(table, row, c[1])?.unwrap_or(0.0),
+                cells::number(table, row, c[2])?.unwrap_or(0.0),
+            ),
+            None => {
+                let port = |c: Option<usize>| -> Result<u16> {
+                    Ok(match c {
+                        Some(c) => cells::number(table, row, c)?.unwrap_or(0.0) as u16,
+                        None => 0,
+                    })
+                };
+                let key = FlowKey {
+                    src_addr: cells::ip_key(src),
+                    dst_addr: cells::ip_key(dst),
+                    src_port: port(port_cols.0)?,
+                    dst_port: port(port_cols.1)?,
+                    protocol: proto,
+                    _pad: [0; 3],
+                };
+                let state = flows.entry(key).or_default();
+                let now = match cells::number(table, row, cols.timestamp) {
+                    Ok(Some(t)) => seconds_to_ns(t),
+                    // No usable time: count the packet with no gap.
+                    _ => state.last_seen_ns,
+                };
+                let c = state.record(length.clamp(0.0, u32::MAX as f64) as u32, now);
+                (c.packets as f64, c.bytes as f64, c.gap_ns as f64 / 1e9)
+            }
+        };
+        m.set(row, f_packets, to_f32(packets));
+        let mean = if packets > 0.0 { bytes / packets } else { 0.0 };
+        m.set(row, f_mean, to_f32(mean));
+        m.set(row, f_gap, to_f32(gap_seconds));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
+        let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
+        for (i, r) in rows.iter().enumerate() {
+            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
+                .unwrap();
+        }
+        t
+    }
+
+    fn column(m: &FeatureMatrix, name: &str) -> Vec<f32> {
+        let f = m.names().iter().position(|n| n == name).unwrap();
+        m.column(f).to_vec()
+    }
+
+    #[test]
+    fn causal_flow_statistics_and_stable_protocol_numbers() {
+        let t = table(
+            &cells::SEED_COLUMNS,
+            &[
+                &["10.0", "10.0.0.1", "8.8.8.8", "udp", "100"],
+                &["10.5", "10.0.0.1", "8.8.8.8", "UDP", "50"],
+                &["11.0", "8.8.8.8", "10.0.0.1", "udp", "70"],
+                &["12.0", "10.0.0.1", "8.8.8.8", "udp", "90"],
+                &["12.0", "fd00::1", "2001:db8::1", "ipv6-icmp", "80"],
+                &["", "10.0.0.1", "8.8.8.8", "weird", "10"],
+            ],
+        );
+        let cols = PacketColumns::find(&t).unwrap();
+        let m = features(&t, &cols).unwrap();
+        assert_eq!(
+            m.names(),
+            [
+                "length",
+                "ip_protocol",
+                "source_is_private",
+                "destination_is_private",
+                "flow_packets",
+                "flow_mean_length",
+                "flow_gap"
+            ]
+        );
+        assert_eq!(
+            column(&m, "ip_protocol"),
+            [17.0, 17.0, 17.0, 17.0, 58.0, 255.0]
+        );
+        assert_eq!(column(&m, "flow_packets"), [1.0, 2.0, 1.0, 3.0, 1.0, 1.0]);
+        assert_eq!(
+            column(&m, "flow_mean_length"),
+            [100.0, 75.0, 70.0, 80.0, 80.0, 10.0]
+        );
+        assert_eq!(column(&m, "flow_gap"), [0.0, 0.5, 0.0, 1.5, 0.0, 0.0]);
+        assert_eq!(
+            column(&m, "source_is_private"),
+            [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn capture_columns_become_features_and_ports_split_flows() {
+        let t = table(
+            &[
+                "timestamp",
+                "source_ip",
+                "destination_ip",
+                "protocol",
+                "length",
+                "source_port",
+                "destination_port",
+                "ttl",
+                "tcp_flags",
+            ],
+            &[
+                &[
+                    "1.0", "10.0.0.1", "10.0.0.2", "tcp", "60", "1000", "80", "64", "2",
+                ],
+                &[
+                    "2.0", "10.0.0.1", "10.0.0.2", "tcp", "60", "1001", "80", "64", "2",
+                ],
+                &[
+                    "3.0", "10.0.0.1", "10.0.0.2", "tcp", "60", "1000", "80", "64", "16",
+                ],
+            ],
+        );
+        let m = features(&t, &PacketColumns::find(&t).unwrap()).unwrap();
+        assert_eq!(m.n_features(), 11);
+        assert_eq!(column(&m, "destination_port"), [80.0, 80.0, 80.0]);
+        assert_eq!(column(&m, "tcp_flags"), [2.0, 2.0, 16.0]);
+        assert_eq!(column(&m, "flow_packets"), [1.0, 1.0, 2.0]);
+        assert_eq!(column(&m, "flow_gap"), [0.0, 0.0, 2.0]);
+    }
+
+    #[test]
+    fn kernel_flow_counters_are_used_when_present() {
+        let t = table(
+            &[
+                "timestamp",
+                "source_ip",
+                "destination_ip",
+                "protocol",
+                "length",
+                "flow_packets",
+                "flow_bytes",
+                "flow_gap",
+            ],
+            &[&[
+                "1.0", "10.0.0.1", "10.0.0.2", "tcp", "60", "7", "700", "0.25",
+            ]],
+        );
+        let m = features(&t, &PacketColumns::find(&t).unwrap()).unwrap();
+        assert_eq!(column(&m, "flow_packets"), [7.0]);
+        assert_eq!(column(&m, "flow_mean_length"), [100.0]);
+        assert_eq!(column(&m, "flow_gap"), [0.25]);
+    }
+
+    #[test]
+    fn unreadable_numbers_name_line_and_column() {
+        let t = table(
+            &cells::SEED_COLUMNS,
+            &[
+                &["1.0", "10.0.0.1", "10.0.0.2", "tcp", "60"],
+                &["2.0", "10.0.0.1", "10.0.0.2", "tcp", "sixty"],
+            ],
+        );
+        let e = features(&t, &PacketColumns::find(&t).unwrap()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3, column `length`: `sixty` is not a number"
+        );
+    }
+}

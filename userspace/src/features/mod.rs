@@ -1,0 +1,306 @@
+//! Feature engineering: from table rows to the f32 matrix the models see,
+//! and the derived columns written beside each row in outputs.
+
+pub mod cells;
+pub mod default_set;
+pub mod matrix;
+pub mod seed;
+
+use anyhow::{bail, Result};
+
+pub use cells::PacketColumns;
+pub use matrix::FeatureMatrix;
+use seed::SeedContext;
+
+use crate::io::Table;
+use crate::pyfmt;
+
+/// Which features a model sees.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureSet {
+    /// Stable protocol numbers, causal flow statistics and the capture's
+    /// extra columns (ports, TTL, TCP flags) when present.
+    Default,
+    /// The original tool's 11 features, quirks included.
+    Seed,
+}
+
+/// The features chosen on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    Set(FeatureSet),
+    /// These numeric columns, as they are (any CSV).
+    Columns(Vec<String>),
+}
+
+impl Selection {
+    pub fn from_args(set: FeatureSet, columns: Option<Vec<String>>) -> Self {
+        match columns {
+            Some(cols) => Selection::Columns(cols),
+            None => Selection::Set(set),
+        }
+    }
+}
+
+/// Features of a table plus what is needed to write its output rows.
+pub struct Engineered {
+    pub matrix: FeatureMatrix,
+    /// Set for packet inputs (`--features seed|default`).
+    seed: Option<SeedContext>,
+    /// Model features written as extra output columns (those the input and
+    /// the seed's derived columns do not already hold).
+    extra_outputs: Vec<usize>,
+}
+
+impl Engineered {
+    pub fn packet_columns(&self) -> Option<&PacketColumns> {
+        self.seed.as_ref().map(SeedContext::columns)
+    }
+
+    /// Output headers before the model's own columns (score, label...).
+    pub fn output_headers(&self, table: &Table) -> Vec<String> {
+        let mut headers = table.headers().to_vec();
+        if self.seed.is_some() {
+            headers.extend(seed::DERIVED_COLUMNS.iter().map(|s| s.to_string()));
+        }
+        headers.extend(
+            self.extra_outputs
+                .iter()
+                .map(|&f| self.matrix.names()[f].clone()),
+        );
+        headers
+    }
+
+    /// Appends the output cells of `row` matching [`Self::output_headers`].
+    pub fn push_output_cells(
+        &self,
+        table: &Table,
+        row: usize,
+        out: &mut csv::ByteRecord,
+        buf: &mut String,
+    ) {
+        match &self.seed {
+            Some(ctx) => {
+                let cols = ctx.columns();
+                for col in 0..table.headers().len() {
+                    if col == cols.timestamp {
+                        out.push_field(ctx.datetime(row).as_bytes());
+                    } else if col == cols.protocol {
+                        let proto = table.cell(row, col);
+                        let lower = if proto.is_empty() {
+                            "nan".to_string()
+                        } else {
+                            proto.to_lowercase()
+                        };
+                        out.push_field(lower.as_bytes());
+                    } else {
+                        out.push_field(table.cell(row, col).as_bytes());
+                    }
+                }
+                ctx.push_derived(table, row, out, buf);
+            }
+            None => {
+                for col in 0..table.headers().len() {
+                    out.push_field(table.cell(row, col).as_bytes());
+                }
+            }
+        }
+        for &f in &self.extra_outputs {
+            out.push_field(format_feature(self.matrix.get(row, f)).as_bytes());
+        }
+    }
+
+    /// The row's timestamp as outputs show it.
+    pub fn display_timestamp(&self, table: &Table, row: usize) -> Option<String> {
+        self.seed.as_ref().map(|ctx| {
+            let s = ctx.datetime(row);
+            if s.is_empty() {
+                table.cell(row, ctx.columns().timestamp).to_string()
+            } else {
+                s
+            }
+        })
+    }
+}
+
+/// A feature value as written in outputs: integers without a fraction,
+/// other values as the shortest text that reads back as the same f32.
+pub fn format_feature(v: f32) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Computes the selected features of `table`.
+pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
+    match selection {
+        Selection::Columns(names) => {
+            let matrix = columns_as_features(table, names)?;
+            Ok(Engineered {
+                matrix,
+                seed: None,
+                extra_outputs: Vec::new(),
+            })
+        }
+        Selection::Set(set) => {
+            let cols = PacketColumns::find(table)?;
+            let ctx = SeedContext::new(table, cols)?;
+            let matrix = match set {
+                FeatureSet::Seed => ctx.features(table)?,
+                FeatureSet::Default => default_set::features(table, &cols)?,
+            };
+            let extra_outputs = (0..matrix.n_features())
+                .filter(|&f| {
+                    let name = matrix.names()[f].as_str();
+                    table.column(name).is_none() && !seed::DERIVED_COLUMNS.contains(&name)
+                })
+                .collect();
+            Ok(Engineered {
+                matrix,
+                seed: Some(ctx),
+                extra_outputs,
+            })
+        }
+    }
+}
+
+/// `--feature-columns`: the named columns, each a number in every row.
+pub fn columns_as_features(table: &Table, names: &[String]) -> Result<FeatureMatrix> {
+    if names.is_empty() {
+        bail!("--feature-columns needs at least one column name");
+    }
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| table.column(n).is_none())
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "no column named {} in the input (it has: {})",
+            missing
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            table.headers().join(", ")
+        );
+    }
+    let mut m = FeatureMatrix::zeros(names.to_vec(), table.len());
+    for (f, name) in names.iter().enumerate() {
+        let col = table.column(name).expect("checked above");
+        for row in 0..table.len() {
+            m.set(
+                row,
+                f,
+                matrix::to_f32(cells::required_number(table, row, col)?),
+            );
+        }
+    }
+    Ok(m)
+}
+
+/// Formats an anomaly score or probability as Python prints floats.
+pub fn format_score(v: f64) -> String {
+    pyfmt::float_repr(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
+        let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
+        for (i, r) in rows.iter().enumerate() {
+            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
+                .unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn feature_columns_are_read_as_they_are() {
+        let t = table(&["a", "b", "c"], &[&["1", "x", "2.5"], &["3", "y", "True"]]);
+        let m = columns_as_features(&t, &["c".into(), "a".into()]).unwrap();
+        assert_eq!(m.column(0), &[2.5, 1.0]);
+        assert_eq!(m.column(1), &[1.0, 3.0]);
+        let e = columns_as_features(&t, &["b".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "line 2, column `b`: `x` is not a number");
+        let e = columns_as_features(&t, &["q".into(), "z".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "no column named `q`, `z` in the input (it has: a, b, c)");
+    }
+
+    #[test]
+    fn missing_seed_columns_are_all_named() {
+        let t = table(&["timestamp", "length"], &[&["1", "2"]]);
+        let e = engineer(&t, &Selection::Set(FeatureSet::Default))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("the input is missing the required columns source_ip, destination_ip, protocol (it has: timestamp, length)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn output_rows_carry_extra_columns_and_new_features() {
+        let t = table(
+            &[
+                "timestamp",
+                "source_ip",
+                "destination_ip",
+                "protocol",
+                "length",
+                "note",
+            ],
+            &[&["1.5", "10.0.0.1", "10.0.0.2", "TCP", "60", "hello"]],
+        );
+        let e = engineer(&t, &Selection::Set(FeatureSet::Default)).unwrap();
+        let headers = e.output_headers(&t);
+        assert_eq!(
+            &headers[..6],
+            &[
+                "timestamp",
+                "source_ip",
+                "destination_ip",
+                "protocol",
+                "length",
+                "note"
+            ]
+        );
+        assert_eq!(&headers[6..17], &seed::DERIVED_COLUMNS);
+        assert_eq!(
+            &headers[17..],
+            &[
+                "ip_protocol",
+                "flow_packets",
+                "flow_mean_length",
+                "flow_gap"
+            ]
+        );
+        let mut rec = csv::ByteRecord::new();
+        e.push_output_cells(&t, 0, &mut rec, &mut String::new());
+        assert_eq!(rec.len(), headers.len());
+        assert_eq!(&rec[0], b"1970-01-01 00:00:01.500");
+        assert_eq!(&rec[3], b"tcp");
+        assert_eq!(&rec[5], b"hello");
+        assert_eq!(&rec[17], b"6");
+        assert_eq!(&rec[19], b"60");
+    }
+
+    #[test]
+    fn feature_formatting() {
+        assert_eq!(format_feature(66.0), "66");
+        assert_eq!(format_feature(83.5), "83.5");
+        assert_eq!(format_feature(0.1), "0.1");
+    }
+}

@@ -1,0 +1,12 @@
+//! ml-sniffing: network-traffic anomaly detection.
+//!
+//! The binary is a thin wrapper around [`cli::main`]; everything else is a
+//! library so integration tests and benchmarks use the same code paths.
+
+pub mod cli;
+pub mod commands;
+pub mod features;
+pub mod io;
+pub mod models;
+pub mod progress;
+pub mod pyfmt;

@@ -1,0 +1,74 @@
+//! `cargo xtask <task>`: everything a developer or CI runs, in one place.
+//! Each subcommand's doc comment is its `--help`.
+
+mod bench;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "ml-sniffing project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run the whole test suite (unit, CLI and, as root, kernel tests).
+    Test {
+        /// Extra arguments passed to `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// What CI runs: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`.
+    Ci,
+    /// Run the benchmarks and print their figures (see BENCHMARKS.md).
+    Bench {
+        /// Rows in the generated CSV for the end-to-end `detect` benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.task {
+        Task::Test { args } => test(&args),
+        Task::Ci => ci(),
+        Task::Bench { rows } => bench::run(rows),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let mut args = vec!["test", "--workspace", "--locked"];
+    let mut tail: Vec<&str> = Vec::new();
+    if !extra.is_empty() {
+        tail.push("--");
+        tail.extend(extra.iter().map(String::as_str));
+    }
+    args.extend(tail);
+    util::cargo(&args)
+}
+
+fn ci() -> Result<()> {
+    util::cargo(&["fmt", "--all", "--check"])?;
+    util::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    test(&[])
+}
