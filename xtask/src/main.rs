@@ -29,6 +29,9 @@ enum Task {
         /// Rows in the generated CSV for the end-to-end `detect` benchmark.
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
+        /// Only run the benchmarks whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
     },
 }
 
@@ -37,7 +40,7 @@ fn main() -> std::process::ExitCode {
     let result: Result<()> = match cli.task {
         Task::Test { args } => test(&args),
         Task::Ci => ci(),
-        Task::Bench { rows } => bench::run(rows),
+        Task::Bench { rows, only } => bench::run(&bench::BenchOptions { rows, only }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,10 @@
+//! End-to-end `detect` on a generated CSV, and the Isolation Forest scoring
+//! rate alone.
+
+use anyhow::Result;
+
+use super::BenchOptions;
+
+pub fn run(_options: &BenchOptions) -> Result<()> {
+    anyhow::bail!("not written yet")
+}

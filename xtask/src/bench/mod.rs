@@ -1,0 +1,30 @@
+//! `cargo xtask bench`: each benchmark prints its figures as Markdown rows;
+//! BENCHMARKS.md records them with the commands that produced them.
+
+mod detect;
+
+use anyhow::Result;
+
+/// Options shared by the benchmarks.
+pub struct BenchOptions {
+    /// Rows of the generated CSV for the end-to-end `detect` benchmark.
+    pub rows: usize,
+    /// Only run benchmarks whose name contains this.
+    pub only: Option<String>,
+}
+
+type Bench = fn(&BenchOptions) -> Result<()>;
+
+/// Every benchmark, by name.
+const BENCHES: &[(&str, Bench)] = &[("detect", detect::run)];
+
+pub fn run(options: &BenchOptions) -> Result<()> {
+    for (name, bench) in BENCHES {
+        if options.only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        println!("\n## {name}\n");
+        bench(options)?;
+    }
+    Ok(())
+}
