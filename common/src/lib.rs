@@ -5,4 +5,5 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 
 pub mod flow;
+pub mod maps;
 pub mod protocol;

@@ -2,6 +2,9 @@
 //! Each subcommand's doc comment is its `--help`.
 
 mod bench;
+mod ebpf;
+mod run;
+mod setup;
 mod util;
 
 use anyhow::Result;
@@ -16,6 +19,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Install what building the XDP program needs, when missing: the nightly
+    /// toolchain's rust-src and bpf-linker (built against nightly's LLVM, in
+    /// ${XDG_CACHE_HOME:-~/.cache}/ml-sniffing/toolchain). Quiet when present.
+    Setup,
+    /// Build the XDP program alone (runs `setup` first) and print where its
+    /// object file is.
+    BuildEbpf,
+    /// Build everything and start live capture as root (`sniff` to stdout for
+    /// now), on `--iface` or the default route's interface.
+    Run {
+        /// Arguments after `--`: `--iface IF` picks the interface, the others
+        /// go to `ml-sniffing sniff`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Run the whole test suite (unit, CLI and, as root, kernel tests).
     Test {
         /// Extra arguments passed to `cargo test` (after `--`).
@@ -38,6 +56,9 @@ enum Task {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.task {
+        Task::Setup => setup::ensure(),
+        Task::BuildEbpf => ebpf::build().map(|object| println!("{}", object.display())),
+        Task::Run { args } => run::run(&args),
         Task::Test { args } => test(&args),
         Task::Ci => ci(),
         Task::Bench { rows, only } => bench::run(&bench::BenchOptions { rows, only }),
