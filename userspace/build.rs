@@ -55,6 +55,9 @@ fn main() -> Result<()> {
     paths.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
     // Edition 2021: set_var is safe; a build script is single-threaded here.
     env::set_var("PATH", env::join_paths(paths)?);
+    // aya-build relays the nested cargo's stderr as cargo warnings: keep it
+    // to real diagnostics (compiler messages still come through).
+    env::set_var("CARGO_TERM_QUIET", "true");
 
     let ebpf_dir = ebpf_dir.to_str().context("the ebpf folder's path is not UTF-8")?;
     aya_build::build_ebpf(

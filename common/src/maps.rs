@@ -19,10 +19,13 @@ pub const EVENTS_BYTES: u32 = 64 << 20;
 /// Flows remembered at once; the least recently seen are evicted first.
 pub const FLOWS_MAX: u32 = 65_536;
 
-/// What the program counted, per CPU. Nothing it fails to hand to
-/// userspace goes uncounted.
+/// What the program counted, per CPU. Every frame lands in exactly one of
+/// the outcome counters, so nothing the program fails to hand to userspace
+/// goes uncounted:
+/// `seen = emitted + ring_full + unparsed + not_ip + filtered + sampled_out`
+/// (when no `SKIP_*` bit is set).
 ///
-/// Layout: six `u64`, 48 bytes, no padding.
+/// Layout: eight `u64`, 64 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -32,30 +35,43 @@ pub struct Counters {
     pub emitted: u64,
     /// Records the ring buffer could not take (it was full).
     pub ring_full: u64,
-    /// Frames the parser could not make a record of (not IP, truncated,
-    /// bogus header lengths).
+    /// Frames the parser could not make a record of (truncated, bogus
+    /// header lengths, too many VLAN tags...).
     pub unparsed: u64,
-    /// Parsed frames left out by 1-in-N sampling.
+    /// Well-formed frames that do not carry IP (ARP, LLDP...).
+    pub not_ip: u64,
+    /// IP packets left out on purpose (IPv6 under `--ipv4-only`).
+    pub filtered: u64,
+    /// Parsed packets left out by 1-in-N sampling (their flows still count
+    /// them).
     pub sampled_out: u64,
     /// Flow-map insertions that failed (the record still goes out, counted
-    /// as its flow's first packet).
+    /// as its flow's first packet). Not an outcome: overlaps the others.
     pub flow_insert_failed: u64,
 }
-const _: () = assert!(core::mem::size_of::<Counters>() == 48);
+const _: () = assert!(core::mem::size_of::<Counters>() == 64);
 
 impl Counters {
     /// Sums per-CPU values.
     pub fn sum<'a>(per_cpu: impl IntoIterator<Item = &'a Counters>) -> Counters {
-        let mut total = Counters::default();
+        let mut t = Counters::default();
         for c in per_cpu {
-            total.seen += c.seen;
-            total.emitted += c.emitted;
-            total.ring_full += c.ring_full;
-            total.unparsed += c.unparsed;
-            total.sampled_out += c.sampled_out;
-            total.flow_insert_failed += c.flow_insert_failed;
+            t.seen += c.seen;
+            t.emitted += c.emitted;
+            t.ring_full += c.ring_full;
+            t.unparsed += c.unparsed;
+            t.not_ip += c.not_ip;
+            t.filtered += c.filtered;
+            t.sampled_out += c.sampled_out;
+            t.flow_insert_failed += c.flow_insert_failed;
         }
-        total
+        t
+    }
+
+    /// The frames accounted for by an outcome counter (equals `seen` when
+    /// the program counted right).
+    pub fn outcomes(&self) -> u64 {
+        self.emitted + self.ring_full + self.unparsed + self.not_ip + self.filtered + self.sampled_out
     }
 }
 
@@ -68,17 +84,20 @@ pub struct Config {
     /// Emit one parsed packet in `sample_every` (chosen at random); 0 and 1
     /// mean every packet. Flow counters still count every packet.
     pub sample_every: u32,
-    /// `SKIP_*` bits that switch parts of the program off, for measuring
-    /// their cost (`cargo xtask bench kernel`); 0 in normal use.
-    pub skip: u32,
+    /// `Config::*` bits.
+    pub flags: u32,
 }
 const _: () = assert!(core::mem::size_of::<Config>() == 8);
 
 impl Config {
-    /// Leave the flow map alone (records carry zero flow counters).
-    pub const SKIP_FLOW: u32 = 1;
-    /// Do not write records to the ring buffer.
-    pub const SKIP_OUTPUT: u32 = 2;
+    /// Keep IPv4 only (the original tool's behaviour); IPv6 is `filtered`.
+    pub const IPV4_ONLY: u32 = 1;
+    /// Leave the flow map alone (records carry zero flow counters). For
+    /// measuring its cost (`cargo xtask bench --only kernel`).
+    pub const SKIP_FLOW: u32 = 2;
+    /// Do not write records to the ring buffer (nor count them). For
+    /// measuring its cost.
+    pub const SKIP_OUTPUT: u32 = 4;
 }
 
 #[cfg(test)]
@@ -92,8 +111,10 @@ mod tests {
             emitted: 2,
             ring_full: 3,
             unparsed: 4,
-            sampled_out: 5,
-            flow_insert_failed: 6,
+            not_ip: 5,
+            filtered: 6,
+            sampled_out: 7,
+            flow_insert_failed: 8,
         };
         let total = Counters::sum([&a, &a, &Counters::default()]);
         assert_eq!(
@@ -103,10 +124,13 @@ mod tests {
                 emitted: 4,
                 ring_full: 6,
                 unparsed: 8,
-                sampled_out: 10,
-                flow_insert_failed: 12
+                not_ip: 10,
+                filtered: 12,
+                sampled_out: 14,
+                flow_insert_failed: 16
             }
         );
+        assert_eq!(total.outcomes(), 4 + 6 + 8 + 10 + 12 + 14);
     }
 
     #[test]

@@ -1,23 +1,172 @@
-//! `sniff`: packet capture into CSV.
+//! `sniff`: live capture into CSV through the XDP program.
+//!
+//! Rows are written as records arrive and flushed every 100 ms, so a crash
+//! loses nothing already flushed (the original kept everything in memory
+//! until the end).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use ml_sniffing_common::record::PacketRecord;
+
+use crate::capture::csv_rows::CsvRows;
+use crate::capture::live::{self, CaptureOptions, RecordSink, StopReason};
+use crate::capture::stats::Report;
+use crate::capture::xdp::XdpMode;
 
 #[derive(Debug, Args)]
 pub struct SniffArgs {
-    /// Destination CSV file for the captured packets.
+    /// Destination CSV file for the captured packets (`-` for stdout).
     pub output: PathBuf,
     /// Network interface to capture on.
     #[arg(short, long)]
     pub interface: String,
-    /// Number of packets to capture (omit to capture until CTRL+C).
+    /// Number of packets to capture (omit to capture until CTRL+C or SIGTERM).
     #[arg(short = 'c', long)]
     pub packet_count: Option<u64>,
+    /// Keep IPv4 packets only, as the original tool did (IPv6 is captured
+    /// by default).
+    #[arg(long)]
+    pub ipv4_only: bool,
+    /// How the XDP program is attached: `auto` (driver mode when supported),
+    /// `skb` (generic, any interface) or `drv` (driver/native).
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    pub xdp_mode: XdpMode,
+    /// Record one packet in N, chosen at random, in the kernel (flow
+    /// counters still count every packet). 1 records every packet.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
 }
 
-pub fn run(_args: SniffArgs, _out: &mut dyn Write) -> Result<()> {
-    bail!("sniff is not available yet: live capture arrives with the kernel capture work (issue 4)")
+/// Writes records as CSV rows until the packet count is reached.
+struct Rows<W: Write> {
+    rows: CsvRows<W>,
+    limit: Option<u64>,
+    shown: String,
+}
+
+impl<W: Write> RecordSink for Rows<W> {
+    fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
+        for record in batch {
+            if self.limit.is_some_and(|limit| self.rows.rows() >= limit) {
+                break;
+            }
+            self.rows
+                .write(record)
+                .with_context(|| format!("cannot write {}", self.shown))?;
+        }
+        if self.limit.is_some_and(|limit| self.rows.rows() >= limit) {
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        self.rows
+            .flush()
+            .with_context(|| format!("cannot write {}", self.shown))
+    }
+}
+
+pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
+    if args.packet_count == Some(0) {
+        bail!("--packet-count must be at least 1");
+    }
+    let options = CaptureOptions {
+        interface: args.interface.clone(),
+        mode: args.xdp_mode,
+        ipv4_only: args.ipv4_only,
+        sample_every: args.sample,
+    };
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout {
+        // Rows go to stdout: everything else to stderr.
+        let mut sink = Rows {
+            rows: CsvRows::new(&mut *out),
+            limit: args.packet_count,
+            shown: "stdout".into(),
+        };
+        let summary = capture(&options, &mut sink)?;
+        let rows = sink.rows.rows();
+        drop(sink);
+        report(&mut std::io::stderr(), rows, &summary, &options)?;
+        if rows == 0 {
+            bail!(no_packets(&options));
+        }
+        return Ok(());
+    }
+
+    let path = &args.output;
+    let file = create(path)?;
+    let mut sink = Rows {
+        rows: CsvRows::new(BufWriter::with_capacity(1 << 20, file)),
+        limit: args.packet_count,
+        shown: path.display().to_string(),
+    };
+    let result = capture(&options, &mut sink);
+    let rows = sink.rows.rows();
+    let flushed = sink.rows.flush();
+    drop(sink);
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            if rows == 0 {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    flushed.with_context(|| format!("cannot write {}", path.display()))?;
+    if rows == 0 {
+        // As the original: no file when nothing was captured.
+        let _ = std::fs::remove_file(path);
+        report(&mut std::io::stderr(), rows, &summary, &options)?;
+        bail!(no_packets(&options));
+    }
+    report(out, rows, &summary, &options)?;
+    writeln!(out, "Captured packets saved to {}", path.display())?;
+    Ok(())
+}
+
+fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<live::Summary> {
+    eprintln!(
+        "Capturing on {} (XDP mode {}); press CTRL+C to stop.",
+        options.interface,
+        options.mode.name()
+    );
+    live::capture(options, sink)
+}
+
+fn create(path: &Path) -> Result<File> {
+    if path.is_dir() {
+        bail!("cannot write {}: it is a directory", path.display());
+    }
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn no_packets(options: &CaptureOptions) -> String {
+    format!(
+        "No packets were captured on {}{}.",
+        options.interface,
+        if options.ipv4_only { " (IPv4 only)" } else { "" }
+    )
+}
+
+fn report(out: &mut dyn Write, rows: u64, summary: &live::Summary, options: &CaptureOptions) -> Result<()> {
+    let why = match summary.reason {
+        StopReason::SinkDone => "packet count reached",
+        StopReason::Interrupted => "interrupted",
+        StopReason::Terminated => "terminated",
+    };
+    writeln!(out, "Rows written: {rows} ({why}, detached from {})", options.interface)?;
+    let unwritten = summary.counters.emitted.saturating_sub(rows);
+    if unwritten > 0 && summary.reason == StopReason::SinkDone {
+        writeln!(out, "Records emitted but not written (packet count reached): {unwritten}")?;
+    }
+    write!(out, "{}", Report(&summary.counters))?;
+    Ok(())
 }
