@@ -1,0 +1,8 @@
+//! Helpers shared by the integration tests. Each test file uses only part
+//! of them.
+#![allow(dead_code)]
+
+pub mod netns;
+pub mod process;
+pub mod raw;
+pub mod root;
