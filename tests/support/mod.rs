@@ -2,6 +2,7 @@
 //! of them.
 #![allow(dead_code)]
 
+pub mod data;
 pub mod netns;
 pub mod process;
 pub mod raw;

@@ -102,9 +102,10 @@ impl FromStr for Contamination {
         if s.eq_ignore_ascii_case("auto") {
             return Ok(Contamination::Auto);
         }
+        // The range is checked with the other parameters (an `Error:` and
+        // status 1, as the original), not while parsing arguments.
         match s.parse::<f64>() {
-            Ok(c) if c > 0.0 && c <= 0.5 => Ok(Contamination::Fraction(c)),
-            Ok(_) => Err("contamination must be in the range (0, 0.5]".into()),
+            Ok(c) => Ok(Contamination::Fraction(c)),
             Err(_) => Err(format!("`{s}` is not a number in (0, 0.5] or `auto`")),
         }
     }
@@ -394,8 +395,17 @@ mod tests {
         assert_eq!(IsolationForestParams::max_depth(256), 8);
         assert_eq!(IsolationForestParams::max_depth(100), 7);
         assert_eq!(IsolationForestParams::max_depth(1), 1);
-        assert!("0.6".parse::<Contamination>().is_err());
-        assert!("0".parse::<Contamination>().is_err());
+        assert!("lots".parse::<Contamination>().is_err());
+        for bad in ["0.6", "0", "-0.1", "NaN"] {
+            let params = IsolationForestParams {
+                contamination: bad.parse().unwrap(),
+                ..Default::default()
+            };
+            assert_eq!(
+                params.check().unwrap_err().to_string(),
+                "contamination must be in the range (0, 0.5]"
+            );
+        }
         assert_eq!(
             "0.5".parse::<Contamination>().unwrap(),
             Contamination::Fraction(0.5)
