@@ -16,6 +16,12 @@ pub const PROGRAM: &str = "ml_sniffing";
 /// million packets per second, which absorbs userspace scheduling hiccups.
 /// A power of two multiple of the page size, as the kernel requires.
 pub const EVENTS_BYTES: u32 = 64 << 20;
+/// The program wakes a reader blocked on the ring buffer once every this
+/// many records it writes (per CPU), not for each one: a wakeup costs more
+/// than writing a record, and a reader that keeps up would otherwise get one
+/// per record. Readers therefore also drain the ring on a short timer
+/// (`capture::live::DRAIN_EVERY`, 10 ms) to pick up the last few records.
+pub const WAKEUP_EVERY: u64 = 64;
 /// Flows remembered at once; the least recently seen are evicted first.
 pub const FLOWS_MAX: u32 = 65_536;
 

@@ -53,7 +53,8 @@ pub trait RecordSink {
     /// `Break` to end the capture (e.g. a packet count was reached).
     fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>>;
 
-    /// Called every [`TICK`] while capturing (flush output, refresh a display).
+    /// Called about every [`TICK`] while capturing (flush output, refresh a
+    /// display).
     fn tick(&mut self) -> Result<()> {
         Ok(())
     }
@@ -61,6 +62,10 @@ pub trait RecordSink {
 
 /// How often [`RecordSink::tick`] runs.
 pub const TICK: Duration = Duration::from_millis(100);
+/// How often the ring is drained without a wakeup: the program wakes the
+/// reader only every `WAKEUP_EVERY` records (see `ml_sniffing_common::maps`),
+/// so the last few records of a burst wait at most this long.
+pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
 /// Records handed over at most per batch.
 pub const BATCH: usize = 4096;
 
@@ -114,7 +119,8 @@ async fn session(object: &[u8], options: &CaptureOptions, sink: &mut dyn RecordS
     let mut clock_read = Instant::now();
     let mut batch: Vec<PacketRecord> = Vec::with_capacity(BATCH);
     let mut delivered = 0u64;
-    let mut ticker = tokio::time::interval(TICK);
+    let mut ticker = tokio::time::interval(DRAIN_EVERY);
+    let mut last_tick = Instant::now();
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let reason = loop {
@@ -124,13 +130,16 @@ async fn session(object: &[u8], options: &CaptureOptions, sink: &mut dyn RecordS
                 got.context("cannot read the ring buffer")?;
             }
             _ = ticker.tick() => {
-                // Catches records whose wakeup raced with the last drain.
+                // Records that came without a wakeup.
                 ring.drain(&mut batch, BATCH);
-                if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
-                    clock.refresh();
-                    clock_read = Instant::now();
+                if last_tick.elapsed() >= TICK {
+                    last_tick = Instant::now();
+                    if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
+                        clock.refresh();
+                        clock_read = Instant::now();
+                    }
+                    sink.tick()?;
                 }
-                sink.tick()?;
             }
             _ = interrupt.recv() => break StopReason::Interrupted,
             _ = terminate.recv() => break StopReason::Terminated,

@@ -39,9 +39,9 @@ impl RecordRing {
             let mut guard = self.ring.readable_mut().await?;
             let n = drain_ring(guard.get_inner_mut(), out, max, &mut self.malformed);
             if n < max {
-                // Emptied: wait for the next wakeup. (A record that arrives
-                // between the last read and this line waits for the
-                // caller's next periodic `drain`.)
+                // Emptied: wait for the next wakeup. (Records written
+                // without one, or between the last read and this line, wait
+                // for the caller's next periodic `drain`.)
                 guard.clear_ready();
             }
             if n > 0 {

@@ -101,6 +101,9 @@ pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
     }
 
     let path = &args.output;
+    // Only a file this run creates is removed when nothing was captured
+    // (never /dev/null or a file that was there before).
+    let created = !path.exists();
     let file = create(path)?;
     let mut sink = Rows {
         rows: CsvRows::new(BufWriter::with_capacity(1 << 20, file)),
@@ -114,7 +117,7 @@ pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
     let summary = match result {
         Ok(summary) => summary,
         Err(e) => {
-            if rows == 0 {
+            if rows == 0 && created {
                 let _ = std::fs::remove_file(path);
             }
             return Err(e);
@@ -123,7 +126,9 @@ pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
     flushed.with_context(|| format!("cannot write {}", path.display()))?;
     if rows == 0 {
         // As the original: no file when nothing was captured.
-        let _ = std::fs::remove_file(path);
+        if created {
+            let _ = std::fs::remove_file(path);
+        }
         report(&mut std::io::stderr(), rows, &summary, &options)?;
         bail!(no_packets(&options));
     }
