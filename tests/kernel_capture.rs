@@ -39,7 +39,11 @@ mod privileged {
             let capture = NetNs::new("cap").unwrap();
             let peer = NetNs::new("peer").unwrap();
             let link = VethPair::new(&capture, &peer).unwrap();
-            Lab { link, capture, peer }
+            Lab {
+                link,
+                capture,
+                peer,
+            }
         }
 
         /// The interface the capture runs on.
@@ -79,7 +83,10 @@ mod privileged {
     }
 
     fn epoch_us() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
     }
 
     /// What a row must hold, from the frame's specification.
@@ -101,8 +108,12 @@ mod privileged {
             (Transport::Tcp { src, dst, flags }, _) => ("tcp", *src, *dst, *flags),
             (Transport::Udp { src, dst }, _) => ("udp", *src, *dst, 0),
             // ICMP rows carry the type and code in the port columns.
-            (Transport::Icmp { kind, code }, IpAddr::V4(_)) => ("icmp", *kind as u16, *code as u16, 0),
-            (Transport::Icmp { kind, code }, IpAddr::V6(_)) => ("ipv6-icmp", *kind as u16, *code as u16, 0),
+            (Transport::Icmp { kind, code }, IpAddr::V4(_)) => {
+                ("icmp", *kind as u16, *code as u16, 0)
+            }
+            (Transport::Icmp { kind, code }, IpAddr::V6(_)) => {
+                ("ipv6-icmp", *kind as u16, *code as u16, 0)
+            }
             (Transport::Other { .. }, _) => panic!("not used here"),
         };
         Expected {
@@ -149,7 +160,9 @@ mod privileged {
             FrameSpec::new(a6, b6, udp(5353, 5353)).payload(12).ttl(255),
             FrameSpec::new(a6, b6, Transport::Icmp { kind: 128, code: 0 }).ipv6_extension(60),
             FrameSpec::new(a, b, udp(40000, 53)).payload(1).vlan(42),
-            FrameSpec::new(a6, b6, tcp(443, 50000, tcp_flags::ACK)).vlan(100).vlan(200),
+            FrameSpec::new(a6, b6, tcp(443, 50000, tcp_flags::ACK))
+                .vlan(100)
+                .vlan(200),
         ];
         specs.iter().map(expect).collect()
     }
@@ -162,7 +175,12 @@ mod privileged {
         arp.extend_from_slice(&0x0806u16.to_be_bytes());
         arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
         arp.extend_from_slice(&[0; 20]);
-        let mut bad = FrameSpec::new(ip("10.10.0.2"), ip("10.10.0.1"), Transport::Udp { src: 1, dst: 2 }).build();
+        let mut bad = FrameSpec::new(
+            ip("10.10.0.2"),
+            ip("10.10.0.1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
         bad[14] = 0x44;
         vec![arp, bad]
     }
@@ -175,7 +193,11 @@ mod privileged {
             .records()
             .map(|r| {
                 let r = r.unwrap();
-                headers.iter().map(str::to_owned).zip(r.iter().map(str::to_owned)).collect()
+                headers
+                    .iter()
+                    .map(str::to_owned)
+                    .zip(r.iter().map(str::to_owned))
+                    .collect()
             })
             .collect()
     }
@@ -191,7 +213,9 @@ mod privileged {
     }
 
     fn seconds_to_us(s: &str) -> u64 {
-        let (secs, frac) = s.split_once('.').unwrap_or_else(|| panic!("no decimals in {s:?}"));
+        let (secs, frac) = s
+            .split_once('.')
+            .unwrap_or_else(|| panic!("no decimals in {s:?}"));
         assert_eq!(frac.len(), 6, "6 decimals in {s:?}");
         secs.parse::<u64>().unwrap() * 1_000_000 + frac.parse::<u64>().unwrap()
     }
@@ -200,10 +224,16 @@ mod privileged {
     /// count kept here per (source, destination, ports, protocol).
     fn check_rows(rows: &[HashMap<String, String>], sent: &[Expected], start_us: u64, end_us: u64) {
         assert_eq!(rows.len(), sent.len(), "one row per IP packet sent");
-        let mut flows: HashMap<(IpAddr, IpAddr, u16, u16, &str), (u64, u64, u64)> = HashMap::new();
+        // (source, destination, ports, protocol) -> (packets, bytes, last timestamp)
+        type Flow<'a> = (IpAddr, IpAddr, u16, u16, &'a str);
+        let mut flows: HashMap<Flow, (u64, u64, u64)> = HashMap::new();
         let mut last_ts = 0;
         for (i, (row, want)) in rows.iter().zip(sent).enumerate() {
-            let get = |k: &str| row.get(k).unwrap_or_else(|| panic!("no column {k}")).as_str();
+            let get = |k: &str| {
+                row.get(k)
+                    .unwrap_or_else(|| panic!("no column {k}"))
+                    .as_str()
+            };
             let ts = seconds_to_us(get("timestamp"));
             assert!(
                 (start_us..=end_us).contains(&ts),
@@ -214,22 +244,44 @@ mod privileged {
             assert_eq!(get("source_ip"), want.src.to_string(), "row {i}");
             assert_eq!(get("destination_ip"), want.dst.to_string(), "row {i}");
             assert_eq!(get("protocol"), want.protocol, "row {i}");
-            assert_eq!(get("length"), want.frame.len().to_string(), "row {i}: whole frame");
+            assert_eq!(
+                get("length"),
+                want.frame.len().to_string(),
+                "row {i}: whole frame"
+            );
             assert_eq!(get("source_port"), want.src_port.to_string(), "row {i}");
-            assert_eq!(get("destination_port"), want.dst_port.to_string(), "row {i}");
+            assert_eq!(
+                get("destination_port"),
+                want.dst_port.to_string(),
+                "row {i}"
+            );
             assert_eq!(get("ttl"), want.ttl.to_string(), "row {i}");
             assert_eq!(get("tcp_flags"), want.tcp_flags.to_string(), "row {i}");
             assert_eq!(get("vlan_id"), want.vlan_id.to_string(), "row {i}");
-            assert_eq!(get("ip_version"), if want.src.is_ipv4() { "4" } else { "6" }, "row {i}");
+            assert_eq!(
+                get("ip_version"),
+                if want.src.is_ipv4() { "4" } else { "6" },
+                "row {i}"
+            );
             assert_eq!(get("fragment"), "0", "row {i}");
 
-            let key = (want.src, want.dst, want.src_port, want.dst_port, want.protocol);
+            let key = (
+                want.src,
+                want.dst,
+                want.src_port,
+                want.dst_port,
+                want.protocol,
+            );
             let flow = flows.entry(key).or_insert((0, 0, 0));
             let previous_ts = flow.2;
             flow.0 += 1;
             flow.1 += want.frame.len() as u64;
             flow.2 = ts;
-            assert_eq!(get("flow_packets"), flow.0.to_string(), "row {i}: flow packets");
+            assert_eq!(
+                get("flow_packets"),
+                flow.0.to_string(),
+                "row {i}: flow packets"
+            );
             assert_eq!(get("flow_bytes"), flow.1.to_string(), "row {i}: flow bytes");
             let gap_us = seconds_to_us(get("flow_gap"));
             if flow.0 == 1 {
@@ -255,9 +307,21 @@ mod privileged {
         let sent = known_packets();
         let count = sent.len().to_string();
         let start_us = epoch_us();
-        let sniff = lab.sniff(&[out.to_str().unwrap(), "-i", lab.iface(), "-c", &count, "--xdp-mode", mode]);
+        let sniff = lab.sniff(&[
+            out.to_str().unwrap(),
+            "-i",
+            lab.iface(),
+            "-c",
+            &count,
+            "--xdp-mode",
+            mode,
+        ]);
         let xdp = lab.wait_attached();
-        assert_eq!(xdp["mode"].as_u64(), Some(attach_mode), "attach mode: {xdp}");
+        assert_eq!(
+            xdp["mode"].as_u64(),
+            Some(attach_mode),
+            "attach mode: {xdp}"
+        );
         let sender = lab.sender();
         for frame in non_records() {
             sender.send(&frame).unwrap();
@@ -307,11 +371,27 @@ mod privileged {
             return;
         }
         let lab = Lab::new();
-        let sniff = lab.sniff(&["-", "--interface", lab.iface(), "--packet-count", "2", "--ipv4-only"]);
+        let sniff = lab.sniff(&[
+            "-",
+            "--interface",
+            lab.iface(),
+            "--packet-count",
+            "2",
+            "--ipv4-only",
+        ]);
         lab.wait_attached();
         let sender = lab.sender();
-        let v4 = expect(&FrameSpec::new(ip("10.0.0.2"), ip("10.0.0.1"), Transport::Udp { src: 1, dst: 2 }));
-        let v6 = FrameSpec::new(ip("fd00::2"), ip("fd00::1"), Transport::Udp { src: 1, dst: 2 }).build();
+        let v4 = expect(&FrameSpec::new(
+            ip("10.0.0.2"),
+            ip("10.0.0.1"),
+            Transport::Udp { src: 1, dst: 2 },
+        ));
+        let v6 = FrameSpec::new(
+            ip("fd00::2"),
+            ip("fd00::1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
         let start_us = epoch_us();
         sender.send(&v6).unwrap();
         sender.send(&v4.frame).unwrap();
@@ -341,21 +421,37 @@ mod privileged {
             let sniff = lab.sniff(&[out.to_str().unwrap(), "-i", lab.iface()]);
             lab.wait_attached();
             let sender = lab.sender();
-            let udp = FrameSpec::new(ip("10.0.0.2"), ip("10.0.0.1"), Transport::Udp { src: 7, dst: 9 }).build();
+            let udp = FrameSpec::new(
+                ip("10.0.0.2"),
+                ip("10.0.0.1"),
+                Transport::Udp { src: 7, dst: 9 },
+            )
+            .build();
             for _ in 0..5 {
                 sender.send(&udp).unwrap();
             }
             // Rows reach the file while the capture runs (flushed every 100 ms).
             let deadline = std::time::Instant::now() + WAIT;
-            while std::fs::read_to_string(&out).unwrap_or_default().lines().count() < 6 {
-                assert!(std::time::Instant::now() < deadline, "rows never reached the file");
+            while std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                < 6
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "rows never reached the file"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
             sniff.signal(signal).unwrap();
             let result = sniff.wait(WAIT).unwrap();
             assert!(result.status.success(), "{}", describe(&result));
             let stdout = String::from_utf8_lossy(&result.stdout);
-            assert!(stdout.contains(&format!("Rows written: 5 ({reason}")), "{stdout}");
+            assert!(
+                stdout.contains(&format!("Rows written: 5 ({reason}")),
+                "{stdout}"
+            );
             assert_eq!(counter(&stdout, "records emitted"), 5);
             let rows = read_rows(&std::fs::read_to_string(&out).unwrap());
             assert_eq!(rows.len(), 5);
@@ -379,7 +475,10 @@ mod privileged {
         // The kernel releases the link when the last fd closes.
         let deadline = std::time::Instant::now() + WAIT;
         while lab.capture.xdp_attachment(lab.iface()).unwrap().is_some() {
-            assert!(std::time::Instant::now() < deadline, "still attached after SIGKILL");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still attached after SIGKILL"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -429,9 +528,21 @@ mod privileged {
         // the namespace, since entering it needs root).
         let mut cmd_inside = lab.capture.command("setpriv");
         cmd_inside
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", BIN, "sniff", "-", "-i"])
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                BIN,
+                "sniff",
+                "-",
+                "-i",
+            ])
             .arg(lab.iface());
-        let out = ChildGuard::spawn(&mut cmd_inside).unwrap().wait(WAIT).unwrap();
+        let out = ChildGuard::spawn(&mut cmd_inside)
+            .unwrap()
+            .wait(WAIT)
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
         assert!(
             stderr(&out).ends_with(
@@ -449,8 +560,15 @@ mod privileged {
         sniff.signal(libc::SIGTERM).unwrap();
         let out = sniff.wait(WAIT).unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
-        assert!(stderr(&out).contains("Error: No packets were captured on"), "{}", describe(&out));
-        assert!(!Path::new(&path).exists(), "no file when nothing was captured");
+        assert!(
+            stderr(&out).contains("Error: No packets were captured on"),
+            "{}",
+            describe(&out)
+        );
+        assert!(
+            !Path::new(&path).exists(),
+            "no file when nothing was captured"
+        );
         lab.assert_detached();
     }
 
@@ -468,7 +586,13 @@ mod privileged {
             header: vec![0; 4],
         };
         frames.push(FrameSpec::new(a, b, gre).build());
-        frames.push(FrameSpec::new(a, b, udp.clone()).vlan(1).vlan(2).vlan(3).build());
+        frames.push(
+            FrameSpec::new(a, b, udp.clone())
+                .vlan(1)
+                .vlan(2)
+                .vlan(3)
+                .build(),
+        );
         let mut first_fragment = FrameSpec::new(a, b, udp.clone()).payload(100).build();
         first_fragment[20] = 0x20;
         let mut later_fragment = first_fragment.clone();
@@ -483,11 +607,15 @@ mod privileged {
         options[16..18].copy_from_slice(&total.to_be_bytes());
         frames.push(options);
         frames.push(
-            FrameSpec::new(ip("fd00::1"), ip("fd00::2"), Transport::Udp { src: 1, dst: 2 })
-                .ipv6_extension(0)
-                .ipv6_extension(43)
-                .ipv6_extension(60)
-                .build(),
+            FrameSpec::new(
+                ip("fd00::1"),
+                ip("fd00::2"),
+                Transport::Udp { src: 1, dst: 2 },
+            )
+            .ipv6_extension(0)
+            .ipv6_extension(43)
+            .ipv6_extension(60)
+            .build(),
         );
 
         let whole = frames.clone();
@@ -574,7 +702,10 @@ mod privileged {
         assert_eq!(loaded.counters().unwrap(), want_counters);
         // The frames exercise every outcome, many times.
         for kind in ["ip", "not ip", "malformed"] {
-            assert!(outcomes.get(kind).copied().unwrap_or(0) >= 20, "{kind}: {outcomes:?}");
+            assert!(
+                outcomes.get(kind).copied().unwrap_or(0) >= 20,
+                "{kind}: {outcomes:?}"
+            );
         }
     }
 }

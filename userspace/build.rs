@@ -16,13 +16,20 @@ const PACKAGE: &str = "ml-sniffing-ebpf";
 const OBJECTS: &[&str] = &["ml-sniffing-ebpf", "ml-sniffing-xdp-tx"];
 
 fn main() -> Result<()> {
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
-    let root = manifest_dir.parent().context("userspace is inside the workspace")?;
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?);
+    let root = manifest_dir
+        .parent()
+        .context("userspace is inside the workspace")?;
     let ebpf_dir = root.join("ebpf");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
 
     // The program is made of ebpf/ and the shared common/ crate.
-    for watched in [root.join("common"), ebpf_dir.clone(), root.join("Cargo.lock")] {
+    for watched in [
+        root.join("common"),
+        ebpf_dir.clone(),
+        root.join("Cargo.lock"),
+    ] {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
     for var in ["PATH", "XDG_CACHE_HOME", "HOME"] {
@@ -59,7 +66,9 @@ fn main() -> Result<()> {
     // to real diagnostics (compiler messages still come through).
     env::set_var("CARGO_TERM_QUIET", "true");
 
-    let ebpf_dir = ebpf_dir.to_str().context("the ebpf folder's path is not UTF-8")?;
+    let ebpf_dir = ebpf_dir
+        .to_str()
+        .context("the ebpf folder's path is not UTF-8")?;
     aya_build::build_ebpf(
         [aya_build::Package {
             name: PACKAGE,

@@ -77,7 +77,12 @@ impl Counters {
     /// The frames accounted for by an outcome counter (equals `seen` when
     /// the program counted right).
     pub fn outcomes(&self) -> u64 {
-        self.emitted + self.ring_full + self.unparsed + self.not_ip + self.filtered + self.sampled_out
+        self.emitted
+            + self.ring_full
+            + self.unparsed
+            + self.not_ip
+            + self.filtered
+            + self.sampled_out
     }
 }
 
@@ -141,6 +146,6 @@ mod tests {
 
     #[test]
     fn ring_size_is_a_power_of_two_of_pages() {
-        assert!(EVENTS_BYTES.is_power_of_two() && EVENTS_BYTES % 4096 == 0);
+        assert!(EVENTS_BYTES.is_power_of_two() && EVENTS_BYTES.is_multiple_of(4096));
     }
 }

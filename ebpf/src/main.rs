@@ -32,8 +32,7 @@ mod program {
     /// CPU at a time, so concurrent updates of one flow do not happen in
     /// practice.
     #[map(name = "FLOWS")]
-    static FLOWS: LruHashMap<FlowKey, FlowState> =
-        LruHashMap::with_max_entries(maps::FLOWS_MAX, 0);
+    static FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(maps::FLOWS_MAX, 0);
 
     #[map(name = "COUNTERS")]
     static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
@@ -117,13 +116,13 @@ mod program {
 
         if config.flags & Config::SKIP_FLOW == 0 {
             let key = record.flow_key();
-            let flow = match FLOWS.get_ptr_mut(&key) {
+            let flow = match FLOWS.get_ptr_mut(key) {
                 // SAFETY: a pointer into the map's value, valid for this
                 // run (see FLOWS on concurrency).
                 Some(state) => unsafe { (*state).record(record.frame_len, now) },
                 None => {
                     let state = FlowState::first(record.frame_len, now);
-                    if FLOWS.insert(&key, &state, 0).is_err() {
+                    if FLOWS.insert(key, state, 0).is_err() {
                         counters.flow_insert_failed += 1;
                     }
                     state.counters(0)

@@ -36,7 +36,10 @@ pub fn run(cmd: &mut Command) -> Result<()> {
         .output()
         .with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
-        bail!("{shown} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{shown} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -74,7 +77,9 @@ impl NetNs {
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         let value = value.to_owned();
-        self.enter(move || std::fs::write(&path, value).with_context(|| format!("cannot write {path}")))
+        self.enter(move || {
+            std::fs::write(&path, value).with_context(|| format!("cannot write {path}"))
+        })
     }
 
     /// A command that runs inside the namespace (`ip netns exec`).
@@ -86,7 +91,10 @@ impl NetNs {
 
     /// Runs `f` on a thread that has entered the namespace (sockets it
     /// opens stay in the namespace wherever they are used later).
-    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    pub fn enter<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let path = format!("/var/run/netns/{}", self.name);
         std::thread::spawn(move || -> Result<T> {
             let ns = File::open(&path).with_context(|| format!("cannot open {path}"))?;
@@ -109,11 +117,16 @@ impl NetNs {
             .output()
             .context("cannot run ip link show")?;
         if !out.status.success() {
-            bail!("ip link show dev {iface} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "ip link show dev {iface} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         let links: serde_json::Value =
             serde_json::from_slice(&out.stdout).context("ip -j link show printed invalid JSON")?;
-        let link = links.get(0).with_context(|| format!("ip knows no link {iface}"))?;
+        let link = links
+            .get(0)
+            .with_context(|| format!("ip knows no link {iface}"))?;
         Ok(link.get("xdp").cloned())
     }
 
@@ -143,7 +156,10 @@ impl NetNs {
             .output()
             .with_context(|| format!("cannot read {path}"))?;
         if !out.status.success() {
-            bail!("cannot read {path}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "cannot read {path}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         String::from_utf8_lossy(&out.stdout)
             .trim()
@@ -186,23 +202,25 @@ impl VethPair {
         let name_a = unique_name("a");
         let name_b = unique_name("b");
         let q = queues.to_string();
-        run(Command::new("ip").args(["link", "add", &name_a, "netns", a.name()]).args([
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &name_b,
-            "netns",
-            b.name(),
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-        ]))?;
+        run(Command::new("ip")
+            .args(["link", "add", &name_a, "netns", a.name()])
+            .args([
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &name_b,
+                "netns",
+                b.name(),
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+            ]))?;
         let pair = VethPair {
             a: VethEnd {
                 netns: a.name().to_owned(),

@@ -35,7 +35,11 @@ impl ChildGuard {
     pub fn signal(&self, signal: libc::c_int) -> Result<()> {
         // SAFETY: kill has no memory-safety preconditions.
         if unsafe { libc::kill(self.id() as libc::pid_t, signal) } != 0 {
-            bail!("cannot signal {}: {}", self.shown, std::io::Error::last_os_error());
+            bail!(
+                "cannot signal {}: {}",
+                self.shown,
+                std::io::Error::last_os_error()
+            );
         }
         Ok(())
     }
@@ -54,7 +58,9 @@ impl ChildGuard {
         let start = Instant::now();
         loop {
             if child.try_wait()?.is_some() {
-                return child.wait_with_output().context("cannot collect the output");
+                return child
+                    .wait_with_output()
+                    .context("cannot collect the output");
             }
             if start.elapsed() > timeout {
                 let _ = child.kill();

@@ -23,7 +23,10 @@ impl RawSocket {
         // SAFETY: plain socket creation.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
-            bail!("cannot open an AF_PACKET socket: {}", std::io::Error::last_os_error());
+            bail!(
+                "cannot open an AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
         }
         // SAFETY: `raw` is a new fd we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -40,7 +43,10 @@ impl RawSocket {
             )
         };
         if rc != 0 {
-            bail!("cannot bind to {iface}: {}", std::io::Error::last_os_error());
+            bail!(
+                "cannot bind to {iface}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(RawSocket { fd })
     }

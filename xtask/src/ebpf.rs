@@ -19,6 +19,22 @@ pub const TARGET: &str = "bpfel-unknown-none";
 /// program's object file; the other programs sit beside it.
 pub fn build() -> Result<PathBuf> {
     setup::ensure()?;
+    util::run(&mut nightly_cargo("build")?)?;
+    Ok(object_dir().join(PACKAGE))
+}
+
+/// Clippy on the eBPF programs as compiled for the BPF target (on the host
+/// their code is compiled out), warnings denied.
+pub fn clippy() -> Result<()> {
+    setup::ensure()?;
+    let mut cmd = nightly_cargo("clippy")?;
+    cmd.args(["--", "-D", "warnings"]);
+    util::run(&mut cmd)
+}
+
+/// `cargo +nightly SUBCOMMAND` for the eBPF package and the BPF target,
+/// with aya-build's flags and the linker on PATH.
+fn nightly_cargo(subcommand: &str) -> Result<Command> {
     let root = util::root();
     let bin_dir = setup::bpf_linker()?
         .parent()
@@ -37,17 +53,16 @@ pub fn build() -> Result<PathBuf> {
         "-Clink-arg=--btf",
     ]
     .join("\x1f");
-    util::run(
-        Command::new("rustup")
-            .args(["run", "nightly", "cargo", "build", "--package", PACKAGE])
-            .args(["--bins", "--release", "--target", TARGET, "-Z", "build-std=core"])
-            .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-            .env("PATH", path)
-            .env_remove("RUSTC")
-            .env_remove("RUSTC_WORKSPACE_WRAPPER")
-            .current_dir(&root),
-    )?;
-    Ok(object_dir().join(PACKAGE))
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo", subcommand, "--package", PACKAGE])
+        .args(["--bins", "--release", "--target", TARGET])
+        .args(["-Z", "build-std=core"])
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env("PATH", path)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .current_dir(&root);
+    Ok(cmd)
 }
 
 /// Where `build` leaves the objects.

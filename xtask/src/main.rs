@@ -40,7 +40,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// What CI runs: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`.
+    /// Checks before merging: `cargo fmt --check`, `cargo clippy -D warnings`
+    /// (host, and the XDP programs for the BPF target), then `test`.
     Ci,
     /// Run the benchmarks and print their figures (see BENCHMARKS.md).
     Bench {
@@ -84,23 +85,40 @@ fn test(extra: &[String]) -> Result<()> {
         all
     };
     util::cargo_env(
-        &with_extra(vec!["test", "--workspace", "--locked", "--", "--skip", "privileged::"]),
+        &with_extra(vec![
+            "test",
+            "--workspace",
+            "--locked",
+            "--",
+            "--skip",
+            "privileged::",
+        ]),
         &[],
     )?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("\nxtask: privileged tests (network namespaces, veth, XDP) skipped: they need root");
+        println!(
+            "\nxtask: privileged tests (network namespaces, veth, XDP) skipped: they need root"
+        );
         return Ok(());
     }
     // As root the kernel tests must run: a binary built without the XDP
     // program is then a failure, not a skip.
     util::cargo_env(
-        &with_extra(vec!["test", "--workspace", "--locked", "--", "privileged::", "--test-threads=1"]),
+        &with_extra(vec![
+            "test",
+            "--workspace",
+            "--locked",
+            "--",
+            "privileged::",
+            "--test-threads=1",
+        ]),
         &[("ML_SNIFFING_REQUIRE_EBPF", "1")],
     )
 }
 
 fn ci() -> Result<()> {
+    setup::ensure()?;
     util::cargo(&["fmt", "--all", "--check"])?;
     util::cargo(&[
         "clippy",
@@ -111,5 +129,6 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    ebpf::clippy()?;
     test(&[])
 }

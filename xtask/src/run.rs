@@ -30,7 +30,9 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let binary = util::root().join("target/release/ml-sniffing");
     let mut cmd = as_root(binary)?;
-    cmd.args(SUBCOMMAND).args(["--interface", &iface]).args(&rest);
+    cmd.args(SUBCOMMAND)
+        .args(["--interface", &iface])
+        .args(&rest);
     eprintln!("xtask: {cmd:?}");
     let mut child = cmd.spawn().context("cannot start ml-sniffing")?;
     forward_signals_to(child.id() as i32);
@@ -50,7 +52,11 @@ fn split_iface(args: &[String]) -> Result<(Option<String>, Vec<String>)> {
         if let Some(v) = a.strip_prefix("--iface=") {
             iface = Some(v.to_owned());
         } else if a == "--iface" || a == "-i" || a == "--interface" {
-            iface = Some(it.next().with_context(|| format!("{a} needs an interface name"))?.clone());
+            iface = Some(
+                it.next()
+                    .with_context(|| format!("{a} needs an interface name"))?
+                    .clone(),
+            );
         } else {
             rest.push(a.clone());
         }
@@ -67,10 +73,12 @@ pub fn default_route_interface(route: &str, ipv6_route: &str) -> Option<String> 
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let (iface, dest, flags, metric, mask) = (f.first()?, f.get(1)?, f.get(3)?, f.get(6)?, f.get(7)?);
+            let (iface, dest, flags, metric, mask) =
+                (f.first()?, f.get(1)?, f.get(3)?, f.get(6)?, f.get(7)?);
             let flags = u32::from_str_radix(flags, 16).ok()?;
             let metric: u32 = metric.parse().ok()?;
-            (*dest == "00000000" && *mask == "00000000" && flags & RTF_UP != 0).then(|| (metric, iface.to_string()))
+            (*dest == "00000000" && *mask == "00000000" && flags & RTF_UP != 0)
+                .then(|| (metric, iface.to_string()))
         })
         .min();
     if let Some((_, iface)) = v4 {
@@ -80,7 +88,8 @@ pub fn default_route_interface(route: &str, ipv6_route: &str) -> Option<String> 
         .lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let (dest, prefix, metric, flags, iface) = (f.first()?, f.get(1)?, f.get(5)?, f.get(8)?, f.get(9)?);
+            let (dest, prefix, metric, flags, iface) =
+                (f.first()?, f.get(1)?, f.get(5)?, f.get(8)?, f.get(9)?);
             let flags = u32::from_str_radix(flags, 16).ok()?;
             let metric = u32::from_str_radix(metric, 16).ok()?;
             let default = dest.bytes().all(|b| b == b'0') && *prefix == "00";
@@ -135,7 +144,8 @@ fn forward_signals_to(child: i32) {
 mod tests {
     use super::*;
 
-    const ROUTE: &str = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+    const ROUTE: &str =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
 eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
 wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0
 eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0
@@ -152,16 +162,23 @@ eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0
 00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003     ens3
 20010db8000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     ens4
 ";
-        let no_default_v4 = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+        let no_default_v4 =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
 eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
 ";
-        assert_eq!(default_route_interface(no_default_v4, v6).as_deref(), Some("ens3"));
+        assert_eq!(
+            default_route_interface(no_default_v4, v6).as_deref(),
+            Some("ens3")
+        );
         assert_eq!(default_route_interface(no_default_v4, ""), None);
     }
 
     #[test]
     fn iface_is_taken_out_of_the_arguments() {
-        let args: Vec<String> = ["--iface", "eth0", "-c", "10"].iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = ["--iface", "eth0", "-c", "10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (iface, rest) = split_iface(&args).unwrap();
         assert_eq!(iface.as_deref(), Some("eth0"));
         assert_eq!(rest, ["-c", "10"]);

@@ -60,14 +60,27 @@ fn nightly_sysroot() -> Result<PathBuf> {
     {
         bail!("setup needs rustup to manage the nightly toolchain, and `rustup` was not found on PATH");
     }
-    if let Ok(sysroot) = capture(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"])) {
+    if let Ok(sysroot) =
+        capture(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+    {
         return Ok(PathBuf::from(sysroot.trim()));
     }
     eprintln!("setup: installing the {NIGHTLY} toolchain (minimal profile)");
-    quiet_run(Command::new("rustup").args(["toolchain", "install", NIGHTLY, "--profile", "minimal"]))
-        .with_context(|| format!("setup could not install the {NIGHTLY} Rust toolchain with rustup"))?;
-    let sysroot = capture(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
-        .with_context(|| format!("setup installed the {NIGHTLY} toolchain but `rustc +{NIGHTLY}` does not run"))?;
+    quiet_run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        NIGHTLY,
+        "--profile",
+        "minimal",
+    ]))
+    .with_context(|| format!("setup could not install the {NIGHTLY} Rust toolchain with rustup"))?;
+    let sysroot =
+        capture(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+            .with_context(|| {
+                format!(
+                    "setup installed the {NIGHTLY} toolchain but `rustc +{NIGHTLY}` does not run"
+                )
+            })?;
     Ok(PathBuf::from(sysroot.trim()))
 }
 
@@ -80,7 +93,10 @@ fn ensure_rust_src(sysroot: &Path) -> Result<()> {
     quiet_run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
         .with_context(|| format!("setup could not add the rust-src component to the {NIGHTLY} toolchain (needed for -Z build-std=core)"))?;
     if !core.is_file() {
-        bail!("setup added rust-src to the {NIGHTLY} toolchain but {} is still missing", core.display());
+        bail!(
+            "setup added rust-src to the {NIGHTLY} toolchain but {} is still missing",
+            core.display()
+        );
     }
     Ok(())
 }
@@ -99,7 +115,8 @@ fn llvm_major() -> Result<String> {
 /// The nightly toolchain's shared LLVM library (`libLLVM.so.22.1-rust-...`).
 fn nightly_libllvm(sysroot: &Path) -> Result<PathBuf> {
     let lib = sysroot.join("lib");
-    let entries = std::fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
+    let entries =
+        std::fs::read_dir(&lib).with_context(|| format!("cannot list {}", lib.display()))?;
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
@@ -138,8 +155,9 @@ fn ensure_bpf_linker(sysroot: &Path) -> Result<()> {
     // rpath to it, so the prefix must stay where it is.
     for l in [&link, &soname_link] {
         let _ = std::fs::remove_file(l);
-        std::os::unix::fs::symlink(&libllvm, l)
-            .with_context(|| format!("setup cannot link {} to {}", l.display(), libllvm.display()))?;
+        std::os::unix::fs::symlink(&libllvm, l).with_context(|| {
+            format!("setup cannot link {} to {}", l.display(), libllvm.display())
+        })?;
     }
     // Only the links were missing or stale (the linker itself is fine).
     if stamp_right && runs(&linker) {
@@ -152,8 +170,19 @@ fn ensure_bpf_linker(sysroot: &Path) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut install = Command::new(cargo);
     install
-        .args(["install", "bpf-linker", "--locked", "--force", "--version", BPF_LINKER_VERSION])
-        .args(["--no-default-features", "--features", &format!("llvm-{llvm}")])
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--force",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{llvm}"),
+        ])
         .arg("--root")
         .arg(&prefix)
         .env("LLVM_PREFIX", &prefix);
@@ -161,9 +190,13 @@ fn ensure_bpf_linker(sysroot: &Path) -> Result<()> {
         format!("setup could not build bpf-linker {BPF_LINKER_VERSION} against the {NIGHTLY} toolchain's LLVM {llvm}")
     })?;
     if !runs(&linker) {
-        bail!("setup built bpf-linker but {} does not run", linker.display());
+        bail!(
+            "setup built bpf-linker but {} does not run",
+            linker.display()
+        );
     }
-    std::fs::write(&stamp, format!("{llvm}\n")).with_context(|| format!("cannot write {}", stamp.display()))?;
+    std::fs::write(&stamp, format!("{llvm}\n"))
+        .with_context(|| format!("cannot write {}", stamp.display()))?;
     eprintln!("setup: bpf-linker is ready at {}", linker.display());
     Ok(())
 }
@@ -180,9 +213,14 @@ fn runs(program: &Path) -> bool {
 /// Runs `cmd` and returns its stdout; fails with its stderr.
 fn capture(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
-    let output = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let output = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !output.status.success() {
-        bail!("{shown} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "{shown} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -190,7 +228,9 @@ fn capture(cmd: &mut Command) -> Result<String> {
 /// Runs `cmd` keeping its output unless it fails, then shows its last lines.
 fn quiet_run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let output = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let output = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(25).collect();

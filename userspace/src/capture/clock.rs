@@ -80,10 +80,17 @@ mod tests {
         let clock = KernelClock::new();
         for _ in 0..100 {
             let kernel = monotonic_ns();
-            let system = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i128;
+            let system = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i128;
             let converted = clock.to_epoch_ns(kernel) as i128;
             // The two reads are a few hundred ns apart; the target is 1 ms.
-            assert!((converted - system).abs() < 1_000_000, "off by {} ns", converted - system);
+            assert!(
+                (converted - system).abs() < 1_000_000,
+                "off by {} ns",
+                converted - system
+            );
         }
     }
 

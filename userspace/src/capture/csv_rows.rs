@@ -122,7 +122,14 @@ pub fn format_row(line: &mut String, r: &PacketRecord) {
     let _ = write!(
         line,
         ",{},{},{},{},{},{},{},{},",
-        r.frame_len, r.src_port, r.dst_port, r.ttl, r.tcp_flags, r.vlan_id, r.flow_packets, r.flow_bytes
+        r.frame_len,
+        r.src_port,
+        r.dst_port,
+        r.ttl,
+        r.tcp_flags,
+        r.vlan_id,
+        r.flow_packets,
+        r.flow_bytes
     );
     push_seconds(line, r.flow_gap_ns);
     let fragment = u8::from(r.flags & FLAG_FRAGMENT != 0);
@@ -195,7 +202,13 @@ mod tests {
     fn the_seed_columns_come_first_in_the_seed_order() {
         assert_eq!(
             &COLUMNS[..5],
-            &["timestamp", "source_ip", "destination_ip", "protocol", "length"]
+            &[
+                "timestamp",
+                "source_ip",
+                "destination_ip",
+                "protocol",
+                "length"
+            ]
         );
     }
 }

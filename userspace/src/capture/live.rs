@@ -105,7 +105,11 @@ pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Su
     runtime.block_on(session(object, options, sink))
 }
 
-async fn session(object: &[u8], options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Summary> {
+async fn session(
+    object: &[u8],
+    options: &CaptureOptions,
+    sink: &mut dyn RecordSink,
+) -> Result<Summary> {
     // Signals are caught before attaching so no signal can end the process
     // between attach and the guard taking over.
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -186,7 +190,11 @@ async fn session(object: &[u8], options: &CaptureOptions, sink: &mut dyn RecordS
     })
 }
 
-fn hand_over(sink: &mut dyn RecordSink, clock: &KernelClock, batch: &mut [PacketRecord]) -> Result<ControlFlow<()>> {
+fn hand_over(
+    sink: &mut dyn RecordSink,
+    clock: &KernelClock,
+    batch: &mut [PacketRecord],
+) -> Result<ControlFlow<()>> {
     for r in batch.iter_mut() {
         r.timestamp_ns = clock.to_epoch_ns(r.timestamp_ns);
     }

@@ -34,7 +34,11 @@ impl RecordRing {
     }
 
     /// Waits until records are waiting, then drains up to `max` of them.
-    pub async fn next_batch(&mut self, out: &mut Vec<PacketRecord>, max: usize) -> io::Result<usize> {
+    pub async fn next_batch(
+        &mut self,
+        out: &mut Vec<PacketRecord>,
+        max: usize,
+    ) -> io::Result<usize> {
         loop {
             let mut guard = self.ring.readable_mut().await?;
             let n = drain_ring(guard.get_inner_mut(), out, max, &mut self.malformed);
@@ -57,7 +61,12 @@ impl RecordRing {
 }
 
 /// Moves up to `max` records from `ring` into `out`.
-pub fn drain_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<PacketRecord>, max: usize, malformed: &mut u64) -> usize {
+pub fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    out: &mut Vec<PacketRecord>,
+    max: usize,
+    malformed: &mut u64,
+) -> usize {
     let mut n = 0;
     while n < max {
         let Some(item) = ring.next() else { break };

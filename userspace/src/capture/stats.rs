@@ -65,7 +65,11 @@ impl fmt::Display for Report<'_> {
             writeln!(f, "  packets left out by sampling:    {}", c.sampled_out)?;
         }
         if c.flow_insert_failed != 0 {
-            writeln!(f, "  flow-table insertions failed:    {}", c.flow_insert_failed)?;
+            writeln!(
+                f,
+                "  flow-table insertions failed:    {}",
+                c.flow_insert_failed
+            )?;
         }
         Ok(())
     }

@@ -11,7 +11,9 @@ use std::io;
 
 use anyhow::{bail, Context, Result};
 use aya::maps::{MapData, RingBuf};
-use aya::programs::{ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode as AyaXdpMode};
+use aya::programs::{
+    ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode as AyaXdpMode,
+};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use clap::ValueEnum;
 use ml_sniffing_common::maps::{self, Config, Counters};
@@ -93,7 +95,8 @@ impl Loaded {
             .ebpf
             .take_map(maps::EVENTS)
             .context("the ring buffer was already taken")?;
-        RingBuf::try_from(map).with_context(|| format!("the {} map is not a ring buffer", maps::EVENTS))
+        RingBuf::try_from(map)
+            .with_context(|| format!("the {} map is not a ring buffer", maps::EVENTS))
     }
 
     /// The program's counters, summed over CPUs.
@@ -168,7 +171,11 @@ impl Drop for Attached {
 
 /// Loads the XDP program `program` from `object` (checking privileges
 /// first). `tune` may adjust the loader (map sizes).
-pub fn load_object(object: &[u8], program: &str, tune: impl FnOnce(&mut EbpfLoader<'_>)) -> Result<Ebpf> {
+pub fn load_object(
+    object: &[u8],
+    program: &str,
+    tune: impl FnOnce(&mut EbpfLoader<'_>),
+) -> Result<Ebpf> {
     check_privileges()?;
     raise_memlock_limit();
     let mut loader = EbpfLoader::new();
@@ -261,11 +268,20 @@ fn program_load_error(e: ProgramError, name: &str) -> anyhow::Error {
             io_error,
             verifier_log,
         } => {
-            if matches!(io_error.raw_os_error(), Some(libc::EPERM)) && verifier_log.to_string().trim().is_empty() {
+            if matches!(io_error.raw_os_error(), Some(libc::EPERM))
+                && verifier_log.to_string().trim().is_empty()
+            {
                 return anyhow::anyhow!(NEEDS_PRIVILEGES);
             }
             let log = verifier_log.to_string();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             anyhow::anyhow!(
                 "the kernel's verifier rejected the XDP program {name} ({io_error}); its log ends with:\n{}",
                 tail.join("\n")

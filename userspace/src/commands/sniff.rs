@@ -157,20 +157,36 @@ fn no_packets(options: &CaptureOptions) -> String {
     format!(
         "No packets were captured on {}{}.",
         options.interface,
-        if options.ipv4_only { " (IPv4 only)" } else { "" }
+        if options.ipv4_only {
+            " (IPv4 only)"
+        } else {
+            ""
+        }
     )
 }
 
-fn report(out: &mut dyn Write, rows: u64, summary: &live::Summary, options: &CaptureOptions) -> Result<()> {
+fn report(
+    out: &mut dyn Write,
+    rows: u64,
+    summary: &live::Summary,
+    options: &CaptureOptions,
+) -> Result<()> {
     let why = match summary.reason {
         StopReason::SinkDone => "packet count reached",
         StopReason::Interrupted => "interrupted",
         StopReason::Terminated => "terminated",
     };
-    writeln!(out, "Rows written: {rows} ({why}, detached from {})", options.interface)?;
+    writeln!(
+        out,
+        "Rows written: {rows} ({why}, detached from {})",
+        options.interface
+    )?;
     let unwritten = summary.counters.emitted.saturating_sub(rows);
     if unwritten > 0 && summary.reason == StopReason::SinkDone {
-        writeln!(out, "Records emitted but not written (packet count reached): {unwritten}")?;
+        writeln!(
+            out,
+            "Records emitted but not written (packet count reached): {unwritten}"
+        )?;
     }
     write!(out, "{}", Report(&summary.counters))?;
     Ok(())

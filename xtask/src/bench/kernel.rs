@@ -43,8 +43,10 @@ fn objects() -> Result<(Vec<u8>, Vec<u8>)> {
         bail!("the kernel benchmarks load XDP programs and create namespaces: run them as root");
     }
     ebpf::build()?;
-    let capture = std::fs::read(ebpf::object_dir().join(ebpf::PACKAGE)).context("reading the capture object")?;
-    let tx = std::fs::read(ebpf::object_dir().join("ml-sniffing-xdp-tx")).context("reading the generator object")?;
+    let capture = std::fs::read(ebpf::object_dir().join(ebpf::PACKAGE))
+        .context("reading the capture object")?;
+    let tx = std::fs::read(ebpf::object_dir().join("ml-sniffing-xdp-tx"))
+        .context("reading the generator object")?;
     Ok((capture, tx))
 }
 
@@ -131,16 +133,16 @@ fn csv_rows_rate() -> Result<()> {
         ..Default::default()
     };
     let mut rows = CsvRows::new(std::io::BufWriter::new(std::io::sink()));
-    let start = Instant::now();
+    let start = thread_cpu();
     for i in 0..ROWS {
         record.flow_packets = i;
         record.flow_bytes = i * 66;
         record.timestamp_ns += 1_000;
         rows.write(&record)?;
     }
-    let elapsed = start.elapsed();
+    let elapsed = thread_cpu() - start;
     println!(
-        "CSV rows (`capture::csv_rows`, IPv4 TCP records, to a sink): {:.2} M rows/s, {:.0} ns/row\n",
+        "CSV rows (`capture::csv_rows`, IPv4 TCP records, to a sink): {:.2} M rows per CPU-second, {:.0} ns/row\n",
         ROWS as f64 / elapsed.as_secs_f64() / 1e6,
         elapsed.as_nanos() as f64 / ROWS as f64
     );
@@ -165,17 +167,25 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
         ),
         (
             "VLAN IPv6 + ext. header UDP, 130 B",
-            FrameSpec::new(ip("2001:db8::2"), ip("2001:db8::1"), Transport::Udp { src: 5353, dst: 53 })
-                .vlan(42)
-                .ipv6_extension(60)
-                .payload(16)
-                .build(),
+            FrameSpec::new(
+                ip("2001:db8::2"),
+                ip("2001:db8::1"),
+                Transport::Udp { src: 5353, dst: 53 },
+            )
+            .vlan(42)
+            .ipv6_extension(60)
+            .payload(16)
+            .build(),
         ),
     ]
 }
 
 /// Average ns per run over `rounds` rounds of `repeat` runs (median round).
-fn ns_per_packet(mut run: impl FnMut(u32) -> Result<Duration>, repeat: u32, rounds: usize) -> Result<f64> {
+fn ns_per_packet(
+    mut run: impl FnMut(u32) -> Result<Duration>,
+    repeat: u32,
+    rounds: usize,
+) -> Result<f64> {
     let mut per_round = Vec::new();
     for _ in 0..rounds {
         per_round.push(run(repeat)?.as_nanos() as f64);
@@ -189,8 +199,12 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
     // between rounds, so the output path measured is the one that succeeds.
     const REPEAT: u32 = 200_000;
     const ROUNDS: usize = 7;
-    println!("In-kernel cost, BPF_PROG_TEST_RUN, {REPEAT} runs x {ROUNDS} rounds (median), ns/packet:\n");
-    println!("| frame | empty program | parse | parse + flow | parse + record | parse + flow + record |");
+    println!(
+        "In-kernel cost, BPF_PROG_TEST_RUN, {REPEAT} runs x {ROUNDS} rounds (median), ns/packet:\n"
+    );
+    println!(
+        "| frame | empty program | parse | parse + flow | parse + record | parse + flow + record |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut empty = xdp::load_object(tx, "xdp_tx", |_| {})?;
     let empty_prog = xdp::program_mut(&mut empty, "xdp_tx")?;
@@ -215,7 +229,10 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
         )?;
         let mut cells = vec![format!("{base:.1}")];
         for flags in variants {
-            loaded.configure(Config { sample_every: 0, flags })?;
+            loaded.configure(Config {
+                sample_every: 0,
+                flags,
+            })?;
             let before = loaded.counters()?;
             let ns = ns_per_packet(
                 |repeat| {
@@ -254,7 +271,12 @@ impl Generator {
     /// per second when given. Returns the wall time. Must run on a thread
     /// inside the generator's namespace (the kernel looks the interface up
     /// there).
-    fn send(&mut self, frame: &[u8], count: u64, rate: Option<f64>) -> Result<Duration> {
+    fn send(
+        &mut self,
+        frame: &[u8],
+        count: u64,
+        rate: Option<f64>,
+    ) -> Result<(Duration, Duration)> {
         const CHUNK: u64 = 10_000;
         let program = xdp::program_mut(&mut self.ebpf, "xdp_tx")?;
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
@@ -264,6 +286,7 @@ impl Generator {
             .flat_map(|v| v.to_ne_bytes())
             .collect();
         let start = Instant::now();
+        let cpu_start = thread_cpu();
         let mut sent = 0;
         while sent < count {
             let n = CHUNK.min(count - sent);
@@ -281,14 +304,17 @@ impl Generator {
                 }
             }
         }
-        Ok(start.elapsed())
+        Ok((start.elapsed(), thread_cpu() - cpu_start))
     }
 }
 
 /// CPU time the calling thread has used (user + system), which on a
 /// shared machine says more about capacity than wall time.
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid timespec; the clock always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -332,7 +358,11 @@ impl Consumer {
     /// Records read, and the reader's CPU time.
     fn finish(mut self) -> (u64, Duration) {
         self.stop.store(true, Ordering::Relaxed);
-        let cpu = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let cpu = self
+            .thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         (self.received.load(Ordering::Relaxed), cpu)
     }
 }
@@ -356,23 +386,52 @@ fn lab() -> Result<Lab> {
 
 /// Interface drop counters that can hold frames lost before the program.
 fn drops(lab: &Lab) -> Result<u64> {
-    Ok(lab.capture.if_stat(&lab.link.a.name, "rx_dropped")? + lab.generator.if_stat(&lab.link.b.name, "tx_dropped")?)
+    Ok(lab.capture.if_stat(&lab.link.a.name, "rx_dropped")?
+        + lab.generator.if_stat(&lab.link.b.name, "tx_dropped")?)
 }
 
 fn veth(capture: &[u8], tx: &[u8]) -> Result<()> {
     let frame = frames().remove(0).1;
     println!("On a veth pair (capture attached in driver mode), frames from the live-frames generator:\n");
-    println!("| run | ring | sent | send rate (Mpps) | seen by program | records read | ring full | iface drops | all accounted |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| run | ring | sent | wall rate (Mpps) | sender M/CPU-s | seen by program | records read | ring full | iface drops | all accounted |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let parse_only = Config {
         sample_every: 0,
         flags: Config::SKIP_FLOW | Config::SKIP_OUTPUT,
     };
     for (name, count, rate, ring_bytes, consume, config) in [
-        ("paced 1 Mpps", 5_000_000u64, Some(1e6), 64u32 << 20, true, Config::default()),
-        ("flat out", 5_000_000, None, 64 << 20, true, Config::default()),
-        ("flat out, program parses only", 5_000_000, None, 64 << 20, false, parse_only),
-        ("flat out, small ring, reader stalled", 1_000_000, None, 1 << 20, false, Config::default()),
+        (
+            "paced 1 Mpps",
+            5_000_000u64,
+            Some(1e6),
+            64u32 << 20,
+            true,
+            Config::default(),
+        ),
+        (
+            "flat out",
+            5_000_000,
+            None,
+            64 << 20,
+            true,
+            Config::default(),
+        ),
+        (
+            "flat out, program parses only",
+            5_000_000,
+            None,
+            64 << 20,
+            false,
+            parse_only,
+        ),
+        (
+            "flat out, small ring, reader stalled",
+            1_000_000,
+            None,
+            1 << 20,
+            false,
+            Config::default(),
+        ),
     ] {
         let lab = lab()?;
         let loaded = Loaded::with_ring_size(capture, config, ring_bytes)?;
@@ -388,7 +447,7 @@ fn veth(capture: &[u8], tx: &[u8]) -> Result<()> {
         let gen_if = lab.link.b.name.clone();
         let drops_before = drops(&lab)?;
         let frame_c = frame.clone();
-        let elapsed = lab.generator.enter(move || {
+        let (elapsed, cpu) = lab.generator.enter(move || {
             let ifindex = xdp::interface_index(&gen_if)?;
             let mut g = Generator { ebpf, ifindex };
             g.send(&frame_c, count, rate)
@@ -403,11 +462,16 @@ fn veth(capture: &[u8], tx: &[u8]) -> Result<()> {
             && (config.flags != 0 || counters.outcomes() == counters.seen)
             && (!consume || received == counters.emitted);
         println!(
-            "| {name} | {} MiB | {count} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {name} | {} MiB | {count} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
             ring_bytes >> 20,
             count as f64 / elapsed.as_secs_f64() / 1e6,
+            count as f64 / cpu.as_secs_f64() / 1e6,
             counters.seen,
-            if consume { received.to_string() } else { "(no reader)".into() },
+            if consume {
+                received.to_string()
+            } else {
+                "(no reader)".into()
+            },
             counters.ring_full,
             lost_before,
             if accounted { "yes" } else { "NO" },
@@ -426,23 +490,33 @@ fn sniff_end_to_end(frame: &[u8], tx: &[u8]) -> Result<()> {
     let sniff = lab
         .capture
         .command(&binary)
-        .args(["sniff", "/dev/null", "--xdp-mode", "drv", "-i", &lab.link.a.name])
+        .args([
+            "sniff",
+            "/dev/null",
+            "--xdp-mode",
+            "drv",
+            "-i",
+            &lab.link.a.name,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("cannot start ml-sniffing")?;
-    lab.capture.wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))?;
+    lab.capture
+        .wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))?;
     let ebpf = xdp::load_object(tx, "xdp_tx", |_| {})?;
     let gen_if = lab.link.b.name.clone();
     let frame = frame.to_vec();
-    let elapsed = lab.generator.enter(move || {
+    let (elapsed, _) = lab.generator.enter(move || {
         let ifindex = xdp::interface_index(&gen_if)?;
         Generator { ebpf, ifindex }.send(&frame, COUNT, Some(1e6))
     })?;
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(sniff.id() as i32, libc::SIGTERM) };
-    let out = sniff.wait_with_output().context("collecting sniff's report")?;
+    let out = sniff
+        .wait_with_output()
+        .context("collecting sniff's report")?;
     let report = String::from_utf8_lossy(&out.stdout);
     let count = |label: &str| -> u64 {
         report

@@ -27,8 +27,21 @@ const BENCHES: &[(&str, Bench)] = &[
 pub fn run(options: &BenchOptions) -> Result<()> {
     // The kernel benchmarks time code of this process (ring readers, CSV
     // rows): run them from an optimized build of xtask.
-    if cfg!(debug_assertions) && BENCHES.iter().any(|(n, _)| n.starts_with("kernel") && selected(options, n)) {
-        let mut args = vec!["run", "--release", "--locked", "--quiet", "--package", "xtask", "--", "bench"];
+    if cfg!(debug_assertions)
+        && BENCHES
+            .iter()
+            .any(|(n, _)| n.starts_with("kernel") && selected(options, n))
+    {
+        let mut args = vec![
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--",
+            "bench",
+        ];
         let rows = options.rows.to_string();
         args.extend(["--rows", &rows]);
         if let Some(only) = &options.only {
