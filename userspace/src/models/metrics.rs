@@ -58,7 +58,12 @@ pub fn evaluate(truth: &[u32], pred: &[u32], n_classes: usize) -> Evaluation {
         .collect();
     let confusion: Vec<Vec<u64>> = labels
         .iter()
-        .map(|&i| labels.iter().map(|&j| full[i as usize][j as usize]).collect())
+        .map(|&i| {
+            labels
+                .iter()
+                .map(|&j| full[i as usize][j as usize])
+                .collect()
+        })
         .collect();
     let per_class: Vec<Scores> = labels
         .iter()
@@ -166,7 +171,10 @@ mod tests {
         close(e.per_class[0].precision, 3.0 / 4.0);
         close(e.per_class[1].precision, 4.0 / 6.0);
         close(e.macro_avg.precision, (0.75 + 4.0 / 6.0 + 0.0) / 3.0);
-        close(e.weighted_avg.recall, (4.0 * 0.75 + 4.0 * 1.0 + 2.0 * 0.0) / 10.0);
+        close(
+            e.weighted_avg.recall,
+            (4.0 * 0.75 + 4.0 * 1.0 + 2.0 * 0.0) / 10.0,
+        );
     }
 
     #[test]

@@ -84,11 +84,19 @@ pub fn stratified(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(random_state);
     let train_counts = approximate_mode(&counts, n_train, &mut rng);
-    let rest: Vec<usize> = counts.iter().zip(&train_counts).map(|(c, t)| c - t).collect();
+    let rest: Vec<usize> = counts
+        .iter()
+        .zip(&train_counts)
+        .map(|(c, t)| c - t)
+        .collect();
     let test_counts = approximate_mode(&rest, n_test, &mut rng);
     for k in 0..n_classes {
         if test_counts[k] == 0 || train_counts[k] == 0 {
-            let side = if test_counts[k] == 0 { "test" } else { "training" };
+            let side = if test_counts[k] == 0 {
+                "test"
+            } else {
+                "training"
+            };
             bail!(
                 "the {side} split gets no row of the class `{}` ({} rows in all); \
                  change --test-size or add rows of that class",
@@ -156,21 +164,29 @@ mod tests {
 
     #[test]
     fn impossible_splits_are_explained() {
-        let e = stratified(&[0, 0, 0, 1], &names(2), 0.5, 0).unwrap_err().to_string();
+        let e = stratified(&[0, 0, 0, 1], &names(2), 0.5, 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("class `c1` has only 1 row"), "{e}");
         // 2 rows of class 1 among 100, 10% test: training gets 88.2 -> 88
         // of class 0 and 1.8 -> 1 + the larger remainder = 2 of class 1,
         // leaving class 1 no test row.
         let mut labels = vec![0u32; 98];
         labels.extend([1, 1]);
-        let e = stratified(&labels, &names(2), 0.1, 0).unwrap_err().to_string();
+        let e = stratified(&labels, &names(2), 0.1, 0)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("split gets no row of the class `c1` (2 rows in all)"),
             "{e}"
         );
-        let e = stratified(&[0, 1, 0, 1], &names(2), 1.5, 0).unwrap_err().to_string();
+        let e = stratified(&[0, 1, 0, 1], &names(2), 1.5, 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--test-size must be a fraction"), "{e}");
-        let e = stratified(&[0, 1, 0, 1, 0, 1], &names(3), 0.2, 0).unwrap_err().to_string();
+        let e = stratified(&[0, 1, 0, 1, 0, 1], &names(3), 0.2, 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("each side needs at least one row"), "{e}");
     }
 }

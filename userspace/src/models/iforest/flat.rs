@@ -110,6 +110,31 @@ impl FlatIsolationForest {
         Ok(())
     }
 
+    /// The flat arrays (feature indices, thresholds, leaf path lengths), as
+    /// model files store them.
+    pub fn arrays(&self) -> (&[u32], &[f32], &[f32]) {
+        (&self.features, &self.thresholds, &self.leaves)
+    }
+
+    /// Rebuilds a forest from [`Self::arrays`] (a model file), checked.
+    pub fn from_arrays(
+        depth: u32,
+        n_features: u32,
+        features: Vec<u32>,
+        thresholds: Vec<f32>,
+        leaves: Vec<f32>,
+    ) -> Result<Self> {
+        let flat = FlatIsolationForest {
+            depth,
+            n_features,
+            features,
+            thresholds,
+            leaves,
+        };
+        flat.validate()?;
+        Ok(flat)
+    }
+
     pub fn n_trees(&self) -> usize {
         // Every tree has 2^depth leaves (one when depth is 0).
         self.leaves.len() >> self.depth

@@ -158,7 +158,11 @@ impl FlatForest {
                             bail!("node {i} of tree {t} has children outside the tree");
                         }
                         if node.feature >= self.n_features {
-                            bail!("node {i} uses feature {} of {}", node.feature, self.n_features);
+                            bail!(
+                                "node {i} uses feature {} of {}",
+                                node.feature,
+                                self.n_features
+                            );
                         }
                         if node.threshold.is_nan() {
                             bail!("node {i} has no threshold");
@@ -212,7 +216,11 @@ impl FlatForest {
     }
 
     fn check_shapes(&self, block: &Block, out: &[f64]) {
-        assert_eq!(out.len(), block.len() * self.n_classes(), "one sum per row and class");
+        assert_eq!(
+            out.len(),
+            block.len() * self.n_classes(),
+            "one sum per row and class"
+        );
         assert!(
             block.n_features() >= self.n_features(),
             "block has too few features"

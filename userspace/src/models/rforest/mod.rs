@@ -73,7 +73,9 @@ impl MaxFeatures {
             }
             MaxFeatures::Count(c) => c,
             MaxFeatures::Fraction(f) if f > 0.0 && f <= 1.0 => (f * n) as usize,
-            MaxFeatures::Fraction(f) => bail!("--max-features as a fraction must be in (0, 1], got {f}"),
+            MaxFeatures::Fraction(f) => {
+                bail!("--max-features as a fraction must be in (0, 1], got {f}")
+            }
         };
         Ok(k.clamp(1, n_features.max(1)))
     }
@@ -206,8 +208,7 @@ impl RandomForestParams {
         if data.n_features() == 0 {
             bail!("no features to train the Random Forest on");
         }
-        if !(2..=0xffff).contains(&n_classes) || labels.iter().any(|&l| l as usize >= n_classes)
-        {
+        if !(2..=0xffff).contains(&n_classes) || labels.iter().any(|&l| l as usize >= n_classes) {
             bail!("labels must be class indices below {n_classes} (2 to 65535 classes)");
         }
         let max_features = self.max_features.resolve(data.n_features())?;
@@ -358,4 +359,4 @@ pub fn reference_proba(trees: &[DecisionTree], data: &FeatureMatrix) -> Vec<f64>
 pub mod linfa_api;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

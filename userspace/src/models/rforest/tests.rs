@@ -47,7 +47,10 @@ fn flat_forest_equals_the_pointer_trees_on_every_row() {
             let c = 3;
             let block = Block::of_matrix(data, 0, data.n_rows());
             for (name, f) in [
-                ("scalar", FlatForest::add_probabilities_scalar as fn(&FlatForest, Block, &mut [f64])),
+                (
+                    "scalar",
+                    FlatForest::add_probabilities_scalar as fn(&FlatForest, Block, &mut [f64]),
+                ),
                 ("portable", FlatForest::add_probabilities_portable),
                 ("dispatched", FlatForest::add_probabilities),
             ] {
@@ -123,7 +126,11 @@ fn probabilities_are_means_of_leaf_frequencies_and_sum_to_one() {
     }
     // Fully grown trees fit their training data well.
     let predicted = model.predict(&data);
-    let right = predicted.iter().zip(&labels).filter(|(p, y)| p == y).count();
+    let right = predicted
+        .iter()
+        .zip(&labels)
+        .filter(|(p, y)| p == y)
+        .count();
     assert!(right as f64 > 0.8 * 300.0, "{right} of 300");
 }
 
@@ -178,7 +185,10 @@ fn max_features_resolves_as_scikit_learn() {
     assert!(MaxFeatures::Count(12).resolve(11).is_err());
     assert_eq!("sqrt".parse::<MaxFeatures>().unwrap(), MaxFeatures::Sqrt);
     assert_eq!("4".parse::<MaxFeatures>().unwrap(), MaxFeatures::Count(4));
-    assert_eq!("0.3".parse::<MaxFeatures>().unwrap(), MaxFeatures::Fraction(0.3));
+    assert_eq!(
+        "0.3".parse::<MaxFeatures>().unwrap(),
+        MaxFeatures::Fraction(0.3)
+    );
     assert!("2.5".parse::<MaxFeatures>().is_err());
 }
 

@@ -274,7 +274,13 @@ pub fn grow<R: Rng>(
     }
     let xlogx = match params.criterion {
         Criterion::Entropy => (0..=n as u64)
-            .map(|x| if x == 0 { 0.0 } else { x as f64 * (x as f64).ln() })
+            .map(|x| {
+                if x == 0 {
+                    0.0
+                } else {
+                    x as f64 * (x as f64).ln()
+                }
+            })
             .collect(),
         Criterion::Gini => Vec::new(),
     };
@@ -394,8 +400,7 @@ impl<R: Rng> Grower<'_, R> {
         let mut n_total_constants = n_known_constants;
         let mut f_i = self.n_features;
         while f_i > n_total_constants
-            && (n_visited < self.max_features
-                || n_visited <= n_found_constants + n_drawn_constants)
+            && (n_visited < self.max_features || n_visited <= n_found_constants + n_drawn_constants)
         {
             n_visited += 1;
             let mut f_j = self
@@ -628,7 +633,11 @@ mod tests {
     #[test]
     fn midpoints_match_the_f64_comparison() {
         assert_eq!(midpoint(1.0, 2.0), 1.5);
-        assert_eq!(midpoint(1.0, f32::INFINITY), 1.0, "missing values sort last");
+        assert_eq!(
+            midpoint(1.0, f32::INFINITY),
+            1.0,
+            "missing values sort last"
+        );
         assert_eq!(midpoint(f32::MAX, f32::INFINITY), f32::MAX);
         // Adjacent f32 values: the midpoint rounds to b in f32 but not f64.
         let a = 1.0f32;
@@ -640,7 +649,11 @@ mod tests {
         assert!(t as f64 <= t64 && t.next_up() as f64 > t64);
     }
 
-    fn tree_on(columns: Vec<Vec<f32>>, labels: &[u32], params: &RandomForestParams) -> DecisionTree {
+    fn tree_on(
+        columns: Vec<Vec<f32>>,
+        labels: &[u32],
+        params: &RandomForestParams,
+    ) -> DecisionTree {
         let names = (0..columns.len()).map(|f| format!("f{f}")).collect();
         let data = FeatureMatrix::from_columns(names, columns);
         let presorted = Presorted::new(&data);
