@@ -163,9 +163,13 @@ fn main() -> Result<()> {
             .context("usage: rforest_bench DIR [--linfa-trees N]")?,
     );
     let mut linfa_trees = 20usize;
+    let mut predict_only = false;
     while let Some(a) = args.next() {
-        if a == "--linfa-trees" {
-            linfa_trees = args.next().context("--linfa-trees N")?.parse()?;
+        match a.as_str() {
+            "--linfa-trees" => linfa_trees = args.next().context("--linfa-trees N")?.parse()?,
+            // Development: fit on every core, then only time prediction.
+            "--predict-only" => predict_only = true,
+            other => anyhow::bail!("unknown option {other}"),
         }
     }
     std::fs::create_dir_all(&dir)?;
@@ -200,7 +204,7 @@ fn main() -> Result<()> {
     println!("| measurement | ml-sniffing |");
     println!("|---|---|");
     let one_thread = RandomForestParams {
-        n_jobs: 1,
+        n_jobs: if predict_only { 0 } else { 1 },
         ..Default::default()
     };
     let t = Instant::now();
@@ -214,15 +218,17 @@ fn main() -> Result<()> {
         model.forest.n_nodes() as f64 / 200.0
     );
 
-    let t = Instant::now();
-    let parallel = RandomForestParams::default().fit(&train, &y_train, classes(3), &|| {})?;
-    let par_s = t.elapsed().as_secs_f64();
-    assert_eq!(
-        parallel.forest, model.forest,
-        "thread count changed the model"
-    );
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("| fit 200 trees, {threads} threads | {par_s:.2} s |");
+    if !predict_only {
+        let t = Instant::now();
+        let parallel = RandomForestParams::default().fit(&train, &y_train, classes(3), &|| {})?;
+        let par_s = t.elapsed().as_secs_f64();
+        assert_eq!(
+            parallel.forest, model.forest,
+            "thread count changed the model"
+        );
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        println!("| fit 200 trees, {threads} threads | {par_s:.2} s |");
+    }
 
     // Prediction, one thread, best of 3.
     let mut best = f64::INFINITY;
@@ -257,6 +263,9 @@ fn main() -> Result<()> {
         }
         let rate = test.n_rows() as f64 / t.elapsed().as_secs_f64();
         println!("| predict, {name} path, 1 thread | {rate:.0} samples/s |");
+    }
+    if predict_only {
+        return Ok(());
     }
     let acc = accuracy(&pred, &y_test);
     println!("| accuracy on 50,000 fresh rows | {acc:.4} |");

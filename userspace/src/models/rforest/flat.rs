@@ -256,6 +256,9 @@ impl FlatForest {
         let (data, stride, offset) = block.raw();
         let n = block.len();
         let nodes = &self.nodes[..];
+        // Bounds the unchecked reads below: rows stay below `n`, and `Block`
+        // holds rows `offset..offset + n` of every column.
+        assert!(n == 0 || (self.n_features() - 1) * stride + offset + n <= data.len());
         for &root in &self.roots {
             let mut r = 0;
             while r < n {
@@ -266,8 +269,17 @@ impl FlatForest {
                     loop {
                         let mut moved = false;
                         for (l, i) in idx.iter_mut().enumerate() {
-                            let node = nodes[*i as usize];
-                            let v = data[node.feature as usize * stride + base + l];
+                            // SAFETY: `validate` (run on every forest built
+                            // or loaded; the fields are not public) keeps a
+                            // walk inside its tree (children after the
+                            // parent, leaves pointing at themselves) and
+                            // features below `n_features`; `base + l` is a
+                            // row of the block (asserted above). The tests
+                            // compare this path with the pointer trees.
+                            let node = unsafe { *nodes.get_unchecked(*i as usize) };
+                            let v = unsafe {
+                                *data.get_unchecked(node.feature as usize * stride + base + l)
+                            };
                             let next = node.children + (v > node.threshold) as u32;
                             moved |= next != *i;
                             *i = next;

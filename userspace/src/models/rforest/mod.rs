@@ -43,7 +43,7 @@ pub use tree::DecisionTree;
 
 /// Rows scored per block: a block's features and sums stay in L1/L2 while
 /// every tree walks it.
-const BLOCK_ROWS: usize = 256;
+const BLOCK_ROWS: usize = 4096;
 
 /// Features tried at each split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
