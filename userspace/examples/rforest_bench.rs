@@ -253,10 +253,10 @@ fn main() -> Result<()> {
             ml_sniffing::models::rforest::FlatForest::add_probabilities_scalar,
         ),
     ] {
-        let mut sums = vec![0.0; 256 * c];
+        let mut sums = vec![0.0; 4096 * c];
         let t = Instant::now();
-        for start in (0..test.n_rows()).step_by(256) {
-            let end = (start + 256).min(test.n_rows());
+        for start in (0..test.n_rows()).step_by(4096) {
+            let end = (start + 4096).min(test.n_rows());
             let out = &mut sums[..(end - start) * c];
             out.fill(0.0);
             f(&model.forest, Block::of_matrix(&test, start, end), out);

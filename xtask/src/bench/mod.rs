@@ -2,6 +2,7 @@
 //! BENCHMARKS.md records them with the commands that produced them.
 
 mod detect;
+mod rforest;
 
 use anyhow::Result;
 
@@ -16,7 +17,7 @@ pub struct BenchOptions {
 type Bench = fn(&BenchOptions) -> Result<()>;
 
 /// Every benchmark, by name.
-const BENCHES: &[(&str, Bench)] = &[("detect", detect::run)];
+const BENCHES: &[(&str, Bench)] = &[("detect", detect::run), ("rforest", rforest::run)];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
     for (name, bench) in BENCHES {
