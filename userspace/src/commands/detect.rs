@@ -92,7 +92,7 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// Rows formatted per thread per round of [`write_scores`].
-const FORMAT_ROWS: usize = 32_768;
+const FORMAT_ROWS: usize = 16_384;
 
 /// The output CSV: input columns, derived columns, then the score and label.
 /// Formatting dominates the cost of writing, so rounds of `FORMAT_ROWS`

@@ -13,7 +13,7 @@ use ml_sniffing_common::flow::FlowState;
 use ml_sniffing_common::protocol;
 
 use super::cells::{self, PacketColumns};
-use super::flows::{group_rows, AddressIds};
+use super::flows::{group_by_key, Groups};
 use super::matrix::{to_f32, FeatureMatrix};
 use super::seed::NAT;
 use crate::io::Table;
@@ -59,13 +59,13 @@ pub fn protocol_number(cell: &str) -> u8 {
     protocol::number(cell).unwrap_or(UNKNOWN_PROTOCOL)
 }
 
-/// Computes the default features of every row. `addresses` numbers the
-/// address texts and `ts_ns` holds each row's time (`seed::NAT` where the
-/// timestamp does not parse).
+/// Computes the default features of every row. `seed_flows` numbers each
+/// row's (source, destination, protocol) as written, and `ts_ns` holds each
+/// row's time (`seed::NAT` where the timestamp does not parse).
 pub fn features(
     table: &Table,
     cols: &PacketColumns,
-    addresses: &AddressIds,
+    seed_flows: &[u32],
     ts_ns: &[i64],
 ) -> Result<FeatureMatrix> {
     let names = feature_names(table);
@@ -90,7 +90,6 @@ pub fn features(
         .filter_map(|c| Some((names.iter().position(|f| f == c)?, table.column(c)?)))
         .collect();
 
-    let mut protocols = Vec::with_capacity(n);
     let mut lengths = Vec::with_capacity(n);
     for row in 0..n {
         let length = cells::number(table, row, cols.length)?.unwrap_or(0.0);
@@ -104,7 +103,6 @@ pub fn features(
         for &(f, c) in &optional {
             m.set(row, f, to_f32(cells::number(table, row, c)?.unwrap_or(0.0)));
         }
-        protocols.push(proto);
         lengths.push(length.clamp(0.0, u32::MAX as f64) as u32);
     }
 
@@ -128,36 +126,34 @@ pub fn features(
         return Ok(m);
     }
 
-    // Flows by (source, destination, protocol number, ports), counted in
-    // file order with the same update the kernel program runs.
-    let port = |c: Option<usize>, row| -> Result<u16> {
-        Ok(match c {
-            Some(c) => cells::number(table, row, c)?.unwrap_or(0.0) as u16,
-            None => 0,
-        })
-    };
+    // Flows by (source, destination, protocol, ports), counted in file
+    // order with the same update the kernel program runs.
     let (sport, dport) = (
         table.column("source_port"),
         table.column("destination_port"),
     );
-    let mut ports = Vec::with_capacity(if sport.is_some() || dport.is_some() {
-        n
-    } else {
-        0
-    });
-    if ports.capacity() > 0 {
-        for row in 0..n {
-            ports.push((port(sport, row)?, port(dport, row)?));
+    let port = |c: Option<usize>, row| -> Result<u64> {
+        Ok(match c {
+            Some(c) => cells::number(table, row, c)?.unwrap_or(0.0) as u16 as u64,
+            None => 0,
+        })
+    };
+    let flows = if sport.is_some() || dport.is_some() {
+        let mut keys = Vec::with_capacity(n);
+        for (row, &flow) in seed_flows.iter().enumerate() {
+            keys.push((flow as u64) << 32 | port(sport, row)? << 16 | port(dport, row)?);
         }
-    }
-    let flows = group_rows(n, |row| {
-        (
-            addresses.source[row],
-            addresses.destination[row],
-            protocols[row],
-            ports.get(row).copied().unwrap_or((0, 0)),
-        )
-    });
+        group_by_key(n, |row| keys[row])
+    } else {
+        Groups {
+            of_row: seed_flows.to_vec(),
+            len: seed_flows
+                .iter()
+                .map(|&f| f as usize + 1)
+                .max()
+                .unwrap_or(0),
+        }
+    };
     let mut states = vec![FlowState::default(); flows.len];
     for row in 0..n {
         let state = &mut states[flows.of_row[row] as usize];
@@ -188,14 +184,8 @@ mod tests {
 
     fn compute(t: &Table) -> Result<FeatureMatrix> {
         let cols = PacketColumns::find(t).unwrap();
-        let addresses = AddressIds::new(t, &cols);
-        let ts: Vec<i64> = (0..t.len())
-            .map(|r| match cells::number(t, r, cols.timestamp) {
-                Ok(Some(s)) => (s * 1e9).round() as i64,
-                _ => NAT,
-            })
-            .collect();
-        features(t, &cols, &addresses, &ts)
+        let seed = super::super::seed::SeedContext::new(t, cols)?;
+        features(t, &cols, seed.flow_of_row(), seed.timestamps_ns())
     }
 
     fn column(m: &FeatureMatrix, name: &str) -> Vec<f32> {

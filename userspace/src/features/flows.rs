@@ -1,43 +1,9 @@
-//! Grouping rows into flows with compact keys.
+//! Grouping rows into flows with little memory.
 //!
-//! A million-row capture can hold a million distinct flows; keying maps by
-//! strings would cost hundreds of bytes a flow. Addresses are interned once
-//! (their text borrowed from the table), flows are keyed by small integer
-//! tuples, and each row keeps only its dense flow number.
-
-use std::hash::Hash;
-
-use rustc_hash::FxHashMap;
-
-use super::cells::PacketColumns;
-use crate::io::Table;
-
-/// A dense number for each distinct address text of the source and
-/// destination columns.
-pub struct AddressIds {
-    pub source: Vec<u32>,
-    pub destination: Vec<u32>,
-}
-
-impl AddressIds {
-    pub fn new(table: &Table, cols: &PacketColumns) -> Self {
-        let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
-        let mut intern = |text| {
-            let next = ids.len() as u32;
-            *ids.entry(text).or_insert(next)
-        };
-        let mut source = Vec::with_capacity(table.len());
-        let mut destination = Vec::with_capacity(table.len());
-        for row in 0..table.len() {
-            source.push(intern(table.cell(row, cols.source_ip)));
-            destination.push(intern(table.cell(row, cols.destination_ip)));
-        }
-        AddressIds {
-            source,
-            destination,
-        }
-    }
-}
+//! A million-row capture can hold a million distinct flows. Hash maps keyed
+//! by strings (or even by small tuples) cost tens of bytes a flow and twice
+//! that while they grow; here rows are grouped by sorting `(key, row)` pairs
+//! of 16 bytes, and each row keeps only its dense group number.
 
 /// Rows grouped by a key: `of_row[r]` is the dense group number of row `r`.
 pub struct Groups {
@@ -45,52 +11,118 @@ pub struct Groups {
     pub len: usize,
 }
 
-/// Groups `n` rows by `key(row)`; groups are numbered in order of first
-/// appearance.
-pub fn group_rows<K: Hash + Eq>(n: usize, mut key: impl FnMut(usize) -> K) -> Groups {
-    let mut numbers: FxHashMap<K, u32> = FxHashMap::default();
-    let of_row = (0..n)
-        .map(|row| {
-            let next = numbers.len() as u32;
-            *numbers.entry(key(row)).or_insert(next)
-        })
-        .collect();
+/// Groups `n` rows by an exact 64-bit key.
+pub fn group_by_key(n: usize, key: impl Fn(usize) -> u64) -> Groups {
+    group_by_hash(n, key, |_, _| true)
+}
+
+/// Groups `n` rows whose keys are too wide for 64 bits: `hash(row)` puts
+/// equal keys together, and `same(a, b)` tells rows apart when two keys
+/// share a hash, so the grouping is exact whatever the hash.
+pub fn group_by_hash(
+    n: usize,
+    hash: impl Fn(usize) -> u64,
+    same: impl Fn(usize, usize) -> bool,
+) -> Groups {
+    let mut pairs: Vec<(u64, u32)> = (0..n).map(|row| (hash(row), row as u32)).collect();
+    pairs.sort_unstable();
+    let mut of_row = vec![0u32; n];
+    let mut next = 0u32;
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && pairs[end].0 == pairs[start].0 {
+            end += 1;
+        }
+        let run = &pairs[start..end];
+        let first = run[0].1 as usize;
+        if run.iter().all(|&(_, row)| same(first, row as usize)) {
+            for &(_, row) in run {
+                of_row[row as usize] = next;
+            }
+            next += 1;
+        } else {
+            // Different keys with one hash: split the run (rare, and runs
+            // are short).
+            let mut representatives: Vec<(usize, u32)> = Vec::new();
+            for &(_, row) in run {
+                let row = row as usize;
+                let group = match representatives.iter().find(|(r, _)| same(*r, row)) {
+                    Some(&(_, g)) => g,
+                    None => {
+                        representatives.push((row, next));
+                        next += 1;
+                        next - 1
+                    }
+                };
+                of_row[row] = group;
+            }
+        }
+        start = end;
+    }
     Groups {
         of_row,
-        len: numbers.len(),
+        len: next as usize,
     }
+}
+
+/// A 64-bit hash of some text cells and a number.
+pub fn hash_key(cells: &[&str], extra: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    for c in cells {
+        c.hash(&mut h);
+    }
+    extra.hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn groups_are_numbered_in_order_of_first_appearance() {
-        let keys = ["b", "a", "b", "c", "a"];
-        let g = group_rows(keys.len(), |r| keys[r]);
-        assert_eq!(g.of_row, [0, 1, 0, 2, 1]);
-        assert_eq!(g.len, 3);
+    /// Two rows are in one group exactly when their keys are equal.
+    fn assert_partition(keys: &[&str], g: &Groups) {
+        for a in 0..keys.len() {
+            for b in 0..keys.len() {
+                assert_eq!(
+                    keys[a] == keys[b],
+                    g.of_row[a] == g.of_row[b],
+                    "rows {a} and {b}"
+                );
+            }
+        }
+        let distinct: std::collections::HashSet<&&str> = keys.iter().collect();
+        assert_eq!(g.len, distinct.len());
+        assert!(g.of_row.iter().all(|&x| (x as usize) < g.len));
     }
 
     #[test]
-    fn addresses_are_interned_by_text() {
-        let mut t = Table::new(
-            super::super::cells::SEED_COLUMNS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+    fn groups_match_key_equality() {
+        let keys = ["b", "a", "b", "c", "a", "b"];
+        let g = group_by_hash(
+            keys.len(),
+            |r| hash_key(&[keys[r]], 0),
+            |a, b| keys[a] == keys[b],
         );
-        for (src, dst) in [
-            ("10.0.0.1", "10.0.0.2"),
-            ("10.0.0.2", "10.0.0.1"),
-            ("::1", "0::1"),
-        ] {
-            t.push_row(["1", src, dst, "tcp", "60"], 2).unwrap();
-        }
-        let ids = AddressIds::new(&t, &PacketColumns::find(&t).unwrap());
-        assert_eq!(ids.source, [0, 1, 2]);
-        // "0::1" is another text for ::1: the original grouped by text.
-        assert_eq!(ids.destination, [1, 0, 3]);
+        assert_partition(&keys, &g);
+        let numbers = [5u64, 1, 5, 9];
+        let g = group_by_key(4, |r| numbers[r]);
+        assert_eq!(g.len, 3);
+        assert_eq!(g.of_row[0], g.of_row[2]);
+    }
+
+    #[test]
+    fn hash_collisions_are_split_exactly() {
+        // A useless hash: every key collides.
+        let keys = ["x", "y", "x", "z", "y", "x"];
+        let g = group_by_hash(keys.len(), |_| 7, |a, b| keys[a] == keys[b]);
+        assert_partition(&keys, &g);
+    }
+
+    #[test]
+    fn empty_input() {
+        let g = group_by_key(0, |_| 0);
+        assert_eq!((g.of_row.len(), g.len), (0, 0));
     }
 }

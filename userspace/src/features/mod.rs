@@ -167,12 +167,11 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
         }
         Selection::Set(set) => {
             let cols = PacketColumns::find(table)?;
-            let addresses = flows::AddressIds::new(table, &cols);
-            let ctx = SeedContext::new(table, cols, &addresses)?;
+            let ctx = SeedContext::new(table, cols)?;
             let matrix = match set {
                 FeatureSet::Seed => ctx.features(table)?,
                 FeatureSet::Default => {
-                    default_set::features(table, &cols, &addresses, ctx.timestamps_ns())?
+                    default_set::features(table, &cols, ctx.flow_of_row(), ctx.timestamps_ns())?
                 }
             };
             let extra_outputs = (0..matrix.n_features())

@@ -9,7 +9,7 @@
 use anyhow::Result;
 
 use super::cells::{self, PacketColumns};
-use super::flows::{group_rows, AddressIds};
+use super::flows::{group_by_hash, hash_key};
 use super::matrix::{to_f32, FeatureMatrix};
 use crate::io::Table;
 use crate::pyfmt;
@@ -87,7 +87,7 @@ fn lower(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl SeedContext {
-    pub fn new(table: &Table, cols: PacketColumns, addresses: &AddressIds) -> Result<Self> {
+    pub fn new(table: &Table, cols: PacketColumns) -> Result<Self> {
         let n = table.len();
         let mut ts_ns = Vec::with_capacity(n);
         for row in 0..n {
@@ -123,13 +123,15 @@ impl SeedContext {
             protocol_code[k as usize] = code as u32;
         }
 
-        let flows = group_rows(n, |row| {
-            (
-                addresses.source[row],
-                addresses.destination[row],
-                protocol_of_row[row],
-            )
-        });
+        // The original's flow_id: source and destination as written, and
+        // the lower-cased protocol.
+        let src = |row| table.cell(row, cols.source_ip);
+        let dst = |row| table.cell(row, cols.destination_ip);
+        let flows = group_by_hash(
+            n,
+            |row| hash_key(&[src(row), dst(row)], protocol_of_row[row] as u64),
+            |a, b| protocol_of_row[a] == protocol_of_row[b] && src(a) == src(b) && dst(a) == dst(b),
+        );
         let mut flow_count = vec![0u32; flows.len];
         let mut flow_sum = vec![0f64; flows.len];
         for (row, &flow) in flows.of_row.iter().enumerate() {
@@ -165,6 +167,12 @@ impl SeedContext {
 
     pub fn columns(&self) -> &PacketColumns {
         &self.cols
+    }
+
+    /// Per row: its flow in the original's sense (source and destination as
+    /// written, lower-cased protocol name).
+    pub fn flow_of_row(&self) -> &[u32] {
+        &self.flow_of_row
     }
 
     /// pandas nanoseconds of every row ([`NAT`] where unreadable).
@@ -336,8 +344,7 @@ mod tests {
     #[test]
     fn seed_features_match_hand_computed_values() {
         let t = seed_like_table();
-        let cols = PacketColumns::find(&t).unwrap();
-        let ctx = SeedContext::new(&t, cols, &AddressIds::new(&t, &cols)).unwrap();
+        let ctx = SeedContext::new(&t, PacketColumns::find(&t).unwrap()).unwrap();
         let m = ctx.features(&t).unwrap();
         // Row 2 (third packet): 15:10 UTC on Monday 2024-04-08; 192.168.1.79
         // = 3232235855; flow 192.168.1.79->20.189.173.8:tcp has rows 2 and 3
@@ -372,8 +379,7 @@ mod tests {
     #[test]
     fn derived_columns_are_written_as_pandas_writes_them() {
         let t = seed_like_table();
-        let cols = PacketColumns::find(&t).unwrap();
-        let ctx = SeedContext::new(&t, cols, &AddressIds::new(&t, &cols)).unwrap();
+        let ctx = SeedContext::new(&t, PacketColumns::find(&t).unwrap()).unwrap();
         let mut rec = csv::ByteRecord::new();
         let mut buf = String::new();
         ctx.push_derived(&t, 2, &mut rec, &mut buf);
