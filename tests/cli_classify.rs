@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+
+mod support;
 use tempfile::TempDir;
 
 fn bin() -> Command {
@@ -614,9 +616,9 @@ fn detect_saved_model_scores_like_the_fitting_run() {
 /// The real labelled Zeek flows (CTU-13 scenario 8), when present.
 #[test]
 fn ctu008_zeek_flows_are_classified_accurately() {
-    let data = std::env::var_os("ML_SNIFFING_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    let Some(data) = support::data::shared_data() else {
+        return;
+    };
     let file = data.join("labelled/ctu008_zeek_conn.csv");
     if !file.exists() {
         eprintln!("skipped: {} not found", file.display());

@@ -1,8 +1,12 @@
 //! Shared by the XDP program (`no_std`, BPF target) and userspace.
 //!
-//! Everything here must compile for `bpfel-unknown-none`: no allocation, no
-//! panics on any input, bounded loops only.
+//! Everything outside the `user` feature must compile for
+//! `bpfel-unknown-none`: no allocation, no panics on any input, bounded loops.
 #![cfg_attr(target_arch = "bpf", no_std)]
 
+#[cfg(feature = "user")]
+pub mod build;
 pub mod flow;
+pub mod parser;
 pub mod protocol;
+pub mod record;

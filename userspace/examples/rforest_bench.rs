@@ -127,9 +127,9 @@ fn write_csv(path: &Path, data: &FeatureMatrix, labels: &[u32]) -> Result<()> {
     let mut header: Vec<String> = data.names().to_vec();
     header.push("label".into());
     w.write_record(&header)?;
-    for r in 0..data.n_rows() {
+    for (r, label) in labels.iter().enumerate() {
         let mut rec: Vec<String> = data.row(r).iter().map(|v| format!("{v:?}")).collect();
-        rec.push(format!("class_{}", labels[r]));
+        rec.push(format!("class_{label}"));
         w.write_record(&rec)?;
     }
     w.flush()?;

@@ -2,6 +2,7 @@
 //! Each subcommand's doc comment is its `--help`.
 
 mod bench;
+mod measure;
 mod util;
 
 use anyhow::Result;
@@ -32,6 +33,15 @@ enum Task {
         /// Only run the benchmarks whose name contains this.
         #[arg(long)]
         only: Option<String>,
+        /// Skip the runs of the original Python tool (about a minute).
+        #[arg(long)]
+        no_python: bool,
+    },
+    /// Run a command and print its wall time (s) and peak RSS (KiB).
+    #[command(hide = true)]
+    Measure {
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -40,7 +50,16 @@ fn main() -> std::process::ExitCode {
     let result: Result<()> = match cli.task {
         Task::Test { args } => test(&args),
         Task::Ci => ci(),
-        Task::Bench { rows, only } => bench::run(&bench::BenchOptions { rows, only }),
+        Task::Bench {
+            rows,
+            only,
+            no_python,
+        } => bench::run(&bench::BenchOptions {
+            rows,
+            only,
+            no_python,
+        }),
+        Task::Measure { command } => measure::measure_child(&command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

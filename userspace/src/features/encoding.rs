@@ -372,8 +372,7 @@ mod tests {
     fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
         let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
         for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
-                .unwrap();
+            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
         }
         t
     }

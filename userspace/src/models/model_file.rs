@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::encoding::FeaturePlan;
 use crate::io::output::AtomicFile;
+use crate::models::iforest::flat::FlatArrays;
 use crate::models::iforest::{FlatIsolationForest, IsolationForest, IsolationForestParams};
 use crate::models::rforest::flat::{FlatForest, FlatNode};
 use crate::models::rforest::{RandomForest, RandomForestParams};
@@ -121,10 +122,11 @@ impl SavedModel {
         let thresholds: Vec<f32>;
         let features: Vec<u32>;
         let children: Vec<u32>;
+        let iforest_arrays;
         let (kind, model, arrays): (_, serde_json::Value, Vec<(&str, Array)>) = match self {
             SavedModel::IsolationForest { model, .. } => {
                 let f = &model.forest;
-                let (feats, thr, leaves) = f.arrays();
+                iforest_arrays = f.arrays();
                 (
                     ModelKind::IsolationForest,
                     serde_json::to_value(IsolationForestFields {
@@ -135,9 +137,9 @@ impl SavedModel {
                         n_features: f.n_features() as u32,
                     })?,
                     vec![
-                        ("features", Array::U32(feats)),
-                        ("thresholds", Array::F32(thr)),
-                        ("leaves", Array::F32(leaves)),
+                        ("features", Array::U32(&iforest_arrays.features)),
+                        ("thresholds", Array::F32(&iforest_arrays.thresholds)),
+                        ("leaves", Array::F32(&iforest_arrays.leaves)),
                     ],
                 )
             }
@@ -308,13 +310,13 @@ impl SavedModel {
                 if m.n_features as usize != names.len() {
                     return Err(invalid("the feature list does not match the trees".into()));
                 }
-                let forest = FlatIsolationForest::from_arrays(
-                    m.depth,
-                    m.n_features,
-                    take_u32("features")?,
-                    take_f32("thresholds")?,
-                    take_f32("leaves")?,
-                )
+                let forest = FlatIsolationForest::try_from(FlatArrays {
+                    depth: m.depth,
+                    n_features: m.n_features,
+                    features: take_u32("features")?,
+                    thresholds: take_f32("thresholds")?,
+                    leaves: take_f32("leaves")?,
+                })
                 .map_err(|e| invalid(format!("{e:#}")))?;
                 if forest.n_trees() == 0 || m.max_samples == 0 || !m.offset.is_finite() {
                     return Err(invalid("the Isolation Forest is empty".into()));
