@@ -3,6 +3,7 @@
 
 mod bench;
 mod ebpf;
+mod measure;
 mod run;
 mod setup;
 mod util;
@@ -51,6 +52,15 @@ enum Task {
         /// Only run the benchmarks whose name contains this.
         #[arg(long)]
         only: Option<String>,
+        /// Skip the runs of the original Python tool (about a minute).
+        #[arg(long)]
+        no_python: bool,
+    },
+    /// Run a command and print its wall time (s) and peak RSS (KiB).
+    #[command(hide = true)]
+    Measure {
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -62,7 +72,16 @@ fn main() -> std::process::ExitCode {
         Task::Run { args } => run::run(&args),
         Task::Test { args } => test(&args),
         Task::Ci => ci(),
-        Task::Bench { rows, only } => bench::run(&bench::BenchOptions { rows, only }),
+        Task::Bench {
+            rows,
+            only,
+            no_python,
+        } => bench::run(&bench::BenchOptions {
+            rows,
+            only,
+            no_python,
+        }),
+        Task::Measure { command } => measure::measure_child(&command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,14 +3,17 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{CellAlignment, Table as Display};
 
-use super::FeatureArgs;
-use crate::features::{self, Engineered};
+use super::{FeatureArgs, HEADER_RULE_ONLY};
+use crate::features::encoding::FeaturePlan;
+use crate::features::{self, Engineered, Selection};
 use crate::io::{self, output::AtomicFile, Table};
-use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
+use crate::models::iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+use crate::models::model_file::SavedModel;
+use crate::timings::Timings;
 use crate::{progress, pyfmt};
 
 #[derive(Debug, Args)]
@@ -40,6 +43,15 @@ pub struct DetectArgs {
     /// Seed: the same seed gives the same scores on every run.
     #[arg(long, default_value_t = 42)]
     pub random_state: u64,
+    /// Write the fitted forest to this file (for `detect --model` or
+    /// `predict`).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub save_model: Option<PathBuf>,
+    /// Score with the forest saved in this file instead of fitting one: its
+    /// features, offset and trees are used (--features, --contamination,
+    /// --n-estimators, --max-samples and --random-state are then unused).
+    #[arg(long, value_name = "FILE", conflicts_with = "feature_columns")]
+    pub model: Option<PathBuf>,
 }
 
 pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
@@ -50,10 +62,58 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
         random_state: args.random_state,
     };
     params.check()?;
+    let timings = Timings::start();
+    let saved = args
+        .model
+        .as_deref()
+        .map(load_isolation_forest)
+        .transpose()?;
     let table = io::load_table(&args.input)?;
-    let engineered = features::engineer(&table, &args.features.selection())?;
-    let model = params.fit(&engineered.matrix)?;
-    let scores = model.decision_function(&engineered.matrix);
+    timings.mark("read");
+    let (engineered, model, mut scores) = match saved {
+        Some((path, plan, model)) => {
+            let engineered = features::engineer(&table, &plan_selection(&plan))
+                .and_then(|e| {
+                    let want = plan.feature_names();
+                    if e.matrix.names() != want.as_slice() {
+                        bail!(
+                            "the model uses the features {} but this input gives {}",
+                            want.join(", "),
+                            e.matrix.names().join(", ")
+                        );
+                    }
+                    Ok(e)
+                })
+                .with_context(|| {
+                    format!(
+                        "{} does not fit the model in {}",
+                        args.input.display(),
+                        path.display()
+                    )
+                })?;
+            timings.mark("features");
+            let scores = model.score_samples(&engineered.matrix);
+            (engineered, model, scores)
+        }
+        None => {
+            let selection = args.features.selection();
+            let engineered = features::engineer(&table, &selection)?;
+            timings.mark("features");
+            let (model, scores) = params.fit_scored(&engineered.matrix)?;
+            if let Some(path) = &args.save_model {
+                SavedModel::IsolationForest {
+                    plan: FeaturePlan::for_detect(&selection, engineered.matrix.names()),
+                    model: model.clone(),
+                }
+                .save(path)?;
+            }
+            (engineered, model, scores)
+        }
+    };
+    for s in scores.iter_mut() {
+        *s -= model.offset;
+    }
+    timings.mark("fit+score");
 
     // Most anomalous first; equal scores keep file order.
     let mut order: Vec<u32> = (0..table.len() as u32).collect();
@@ -61,6 +121,7 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
 
     if let Some(path) = &args.output {
         write_scores(path, &table, &engineered, &scores, &order)?;
+        timings.mark("write");
         writeln!(out, "Anomaly scores written to {}", path.display())?;
     }
     let what = if engineered.packet_columns().is_some() {
@@ -78,12 +139,40 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
         out,
         "{flagged} of {} {what} flagged as anomalous (contamination {}).",
         table.len(),
-        args.contamination
+        model.params.contamination
     )?;
+    if let Some(path) = &args.save_model {
+        writeln!(out, "Model saved to {}", path.display())?;
+    }
     Ok(())
 }
 
+/// Reads `path`, which must hold an Isolation Forest.
+fn load_isolation_forest(path: &Path) -> Result<(&Path, FeaturePlan, IsolationForest)> {
+    match SavedModel::load(path)? {
+        SavedModel::IsolationForest { plan, model } => Ok((path, plan, model)),
+        SavedModel::RandomForest { .. } => bail!(
+            "{} holds a Random Forest classifier; detect needs an Isolation Forest \
+             (apply a classifier with `ml-sniffing predict`)",
+            path.display()
+        ),
+    }
+}
+
+/// The feature selection that recomputes a saved plan's features.
+fn plan_selection(plan: &FeaturePlan) -> Selection {
+    match plan {
+        FeaturePlan::Packet { set, .. } => Selection::Set(*set),
+        FeaturePlan::Columns { .. } => Selection::Columns(plan.feature_names()),
+    }
+}
+
+/// Rows formatted per thread per round of [`write_scores`].
+const FORMAT_ROWS: usize = 16_384;
+
 /// The output CSV: input columns, derived columns, then the score and label.
+/// Formatting dominates the cost of writing, so rounds of `FORMAT_ROWS`
+/// rows per thread are formatted in parallel and written in order.
 fn write_scores(
     path: &Path,
     table: &Table,
@@ -91,36 +180,69 @@ fn write_scores(
     scores: &[f64],
     order: &[u32],
 ) -> Result<()> {
-    let file = AtomicFile::create(path)?;
-    let mut writer = csv::Writer::from_writer(file);
+    let mut file = AtomicFile::create(path)?;
     let mut headers = engineered.output_headers(table);
     headers.extend(["anomaly_score".to_string(), "is_anomaly".to_string()]);
-    writer.write_record(&headers)?;
+    let mut header = csv::Writer::from_writer(Vec::new());
+    header.write_record(&headers)?;
+    file.write_all(&header.into_inner().map_err(|e| e.into_error())?)?;
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let bar = progress::items(order.len() as u64, "writing");
-    let mut record = csv::ByteRecord::new();
-    let mut buf = String::new();
-    for (i, &row) in order.iter().enumerate() {
-        let row = row as usize;
-        record.clear();
-        engineered.push_output_cells(table, row, &mut record, &mut buf);
-        record.push_field(pyfmt::float_repr(scores[row]).as_bytes());
-        record.push_field(pyfmt::bool_str(scores[row] < 0.0).as_bytes());
-        writer.write_byte_record(&record)?;
-        if i % 65_536 == 0 {
-            bar.set_position(i as u64);
+    for round in order.chunks(FORMAT_ROWS * threads) {
+        let parts = std::thread::scope(|scope| {
+            let workers: Vec<_> = round
+                .chunks(FORMAT_ROWS)
+                .map(|rows| scope.spawn(move || format_rows(table, engineered, scores, rows)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .map_err(|_| anyhow::anyhow!("a formatting thread failed"))?
+                })
+                .collect::<Result<Vec<Vec<u8>>>>()
+        })?;
+        for part in parts {
+            file.write_all(&part)
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
+        bar.inc(round.len() as u64);
     }
     bar.finish_and_clear();
-    let file = writer
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("cannot write {}", path.display()))?;
     file.commit()?;
     Ok(())
 }
 
-/// comfy-table preset: no borders, no row lines, one rule under the header.
-const HEADER_RULE_ONLY: &str = "     -             ";
+/// The CSV lines of `rows`, in that order.
+fn format_rows(
+    table: &Table,
+    engineered: &Engineered,
+    scores: &[f64],
+    rows: &[u32],
+) -> Result<Vec<u8>> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(rows.len() * 160));
+    let mut record = csv::ByteRecord::new();
+    let mut buf = String::new();
+    for chunk in rows.chunks(1024) {
+        std::hint::black_box(engineered.prefetch_rows(table, chunk));
+        for &row in chunk {
+            let row = row as usize;
+            record.clear();
+            engineered.push_output_cells(table, row, &mut record, &mut buf);
+            buf.clear();
+            pyfmt::push_float_repr(&mut buf, scores[row]);
+            record.push_field(buf.as_bytes());
+            record.push_field(pyfmt::bool_str(scores[row] < 0.0).as_bytes());
+            writer.write_byte_record(&record)?;
+        }
+    }
+    writer
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("formatting rows: {}", e.error()))
+}
 
 /// The top rows as an aligned table a person can read.
 fn top_table(table: &Table, engineered: &Engineered, scores: &[f64], rows: &[u32]) -> Display {

@@ -3,6 +3,7 @@
 
 mod detect;
 mod kernel;
+mod rforest;
 
 use anyhow::Result;
 
@@ -12,6 +13,8 @@ pub struct BenchOptions {
     pub rows: usize,
     /// Only run benchmarks whose name contains this.
     pub only: Option<String>,
+    /// Skip runs of the original Python tool.
+    pub no_python: bool,
 }
 
 type Bench = fn(&BenchOptions) -> Result<()>;
@@ -19,6 +22,7 @@ type Bench = fn(&BenchOptions) -> Result<()>;
 /// Every benchmark, by name.
 const BENCHES: &[(&str, Bench)] = &[
     ("detect", detect::run),
+    ("rforest", rforest::run),
     ("kernel: in-kernel cost", kernel::cost),
     ("kernel: record path", kernel::record_path),
     ("kernel: veth", kernel::veth_rates),
@@ -46,6 +50,9 @@ pub fn run(options: &BenchOptions) -> Result<()> {
         args.extend(["--rows", &rows]);
         if let Some(only) = &options.only {
             args.extend(["--only", only]);
+        }
+        if options.no_python {
+            args.push("--no-python");
         }
         return crate::util::cargo(&args);
     }

@@ -207,6 +207,13 @@ impl IsolationForestParams {
 
     /// Fits the forest on `data` and sets the offset from its scores.
     pub fn fit(&self, data: &FeatureMatrix) -> Result<IsolationForest> {
+        Ok(self.fit_scored(data)?.0)
+    }
+
+    /// Fits the forest and also returns `score_samples` of the training
+    /// rows (computed anyway for the offset), so that scoring the training
+    /// data needs no second pass.
+    pub fn fit_scored(&self, data: &FeatureMatrix) -> Result<(IsolationForest, Vec<f64>)> {
         let (trees, max_samples, depth) = self.grow_trees(data)?;
         let forest = FlatIsolationForest::from_trees(&trees, depth, data.n_features())?;
         let mut model = IsolationForest {
@@ -216,11 +223,11 @@ impl IsolationForestParams {
             offset: -0.5,
             forest,
         };
+        let scores = model.score_samples(data);
         if let Contamination::Fraction(c) = self.contamination {
-            let scores = model.score_samples(data);
             model.offset = percentile(&scores, 100.0 * c);
         }
-        Ok(model)
+        Ok((model, scores))
     }
 }
 
@@ -365,6 +372,13 @@ mod tests {
         .fit(&data)
         .unwrap();
         assert_ne!(a.score_samples(&data), c.score_samples(&data));
+    }
+
+    #[test]
+    fn training_scores_come_with_the_fit() {
+        let data = clustered_with_outliers(300, 5);
+        let (model, scores) = IsolationForestParams::default().fit_scored(&data).unwrap();
+        assert_eq!(scores, model.score_samples(&data));
     }
 
     #[test]
