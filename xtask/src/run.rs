@@ -126,18 +126,16 @@ extern "C" fn forward(signal: libc::c_int) {
     }
 }
 
-/// CTRL+C reaches the child directly (same process group); SIGTERM sent to
-/// xtask alone is passed on. Either way xtask waits for the child to detach
-/// its program and print its summary instead of dying first.
+/// Signals sent to xtask (SIGINT, SIGTERM, SIGHUP) are passed on to the
+/// child, and xtask waits for it to detach its program and print its report
+/// instead of dying first. (CTRL+C in a terminal reaches the child directly
+/// too; a second SIGINT during its shutdown is harmless.)
 fn forward_signals_to(child: i32) {
     CHILD.store(child, Ordering::SeqCst);
-    for signal in [libc::SIGTERM, libc::SIGHUP] {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: installs an async-signal-safe handler.
         unsafe { libc::signal(signal, forward as *const () as libc::sighandler_t) };
     }
-    // SAFETY: ignoring SIGINT in xtask only; the child already runs with
-    // its own handlers (dispositions were default when it was spawned).
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
 }
 
 #[cfg(test)]
