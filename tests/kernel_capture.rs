@@ -708,4 +708,70 @@ mod privileged {
             );
         }
     }
+
+    /// 1-in-N sampling in the kernel: about one packet in N becomes a record,
+    /// every packet is counted (emitted or sampled out) and still counts in
+    /// its flow, so the records' flow counters keep growing by the packets
+    /// left out; `--ipv4-only` counts IPv6 as filtered.
+    #[test]
+    fn sampling_and_filtering_are_counted() {
+        use ml_sniffing::capture::programs;
+        use ml_sniffing::capture::ringbuf::drain_ring;
+        use ml_sniffing::capture::xdp::Loaded;
+        use ml_sniffing_common::maps::Config;
+
+        if !can_run_kernel_tests() {
+            return;
+        }
+        const N: u64 = 4_000;
+        let config = Config {
+            sample_every: 4,
+            flags: Config::IPV4_ONLY,
+        };
+        let mut loaded = Loaded::new(programs::capture().unwrap(), config).unwrap();
+        let mut ring = loaded.take_ring().unwrap();
+        let v4 = FrameSpec::new(
+            ip("10.0.0.2"),
+            ip("10.0.0.1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
+        let v6 = FrameSpec::new(
+            ip("fd00::2"),
+            ip("fd00::1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
+        for _ in 0..N {
+            loaded.test_run(&v4, 1).unwrap();
+        }
+        loaded.test_run(&v6, 10).unwrap();
+        let mut records = Vec::new();
+        let mut bad = 0;
+        while drain_ring(&mut ring, &mut records, 1024, &mut bad) > 0 {}
+        let c = loaded.counters().unwrap();
+        assert_eq!(c.seen, N + 10);
+        assert_eq!(c.filtered, 10, "IPv6 under IPV4_ONLY");
+        assert_eq!(c.emitted + c.sampled_out, N);
+        assert_eq!(records.len() as u64, c.emitted);
+        // Binomial(4000, 1/4): mean 1000, standard deviation 27.
+        assert!(
+            (850..=1150).contains(&c.emitted),
+            "{} of {N} emitted",
+            c.emitted
+        );
+        let packets: Vec<u64> = records.iter().map(|r| r.flow_packets).collect();
+        assert!(
+            packets.windows(2).all(|w| w[0] < w[1]),
+            "flow counters grow"
+        );
+        assert!(*packets.last().unwrap() <= N);
+        assert!(
+            packets.windows(2).any(|w| w[1] - w[0] > 1),
+            "packets left out by sampling still count in their flow"
+        );
+        for r in &records {
+            assert_eq!(r.flow_bytes, r.flow_packets * v4.len() as u64);
+        }
+    }
 }

@@ -15,8 +15,9 @@ use ml_sniffing_common::record::PacketRecord;
 
 use crate::capture::csv_rows::CsvRows;
 use crate::capture::live::{self, CaptureOptions, RecordSink, StopReason};
+use crate::capture::programs;
 use crate::capture::stats::Report;
-use crate::capture::xdp::XdpMode;
+use crate::capture::xdp::{interface_index, XdpMode};
 
 #[derive(Debug, Args)]
 pub struct SniffArgs {
@@ -83,6 +84,11 @@ pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
         sample_every: args.sample,
     };
     let to_stdout = args.output.as_os_str() == "-";
+    if !to_stdout {
+        // Fail before creating the output file.
+        programs::capture()?;
+        interface_index(&options.interface)?;
+    }
     if to_stdout {
         // Rows go to stdout: everything else to stderr.
         let mut sink = Rows {
@@ -138,6 +144,9 @@ pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<live::Summary> {
+    // The failures that need no kernel come before "Capturing on".
+    programs::capture()?;
+    interface_index(&options.interface)?;
     eprintln!(
         "Capturing on {} (XDP mode {}); press CTRL+C to stop.",
         options.interface,
