@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ml_sniffing_common::maps::{Config, Counters};
+use ml_sniffing_common::maps::{self, Config, Counters};
 use ml_sniffing_common::record::PacketRecord;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -62,10 +62,9 @@ pub trait RecordSink {
 
 /// How often [`RecordSink::tick`] runs.
 pub const TICK: Duration = Duration::from_millis(100);
-/// How often the ring is drained without a wakeup: the program wakes the
-/// reader only every `WAKEUP_EVERY` records (see `ml_sniffing_common::maps`),
-/// so the last few records of a burst wait at most this long.
-pub const DRAIN_EVERY: Duration = Duration::from_millis(10);
+/// How often the ring is drained (the program never wakes the reader; see
+/// `ml_sniffing_common::maps::DRAIN_EVERY_MS`).
+pub const DRAIN_EVERY: Duration = Duration::from_millis(maps::DRAIN_EVERY_MS);
 /// Records handed over at most per batch.
 pub const BATCH: usize = 4096;
 
@@ -116,7 +115,7 @@ async fn session(
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
 
     let mut loaded = Loaded::new(object, options.config())?;
-    let mut ring = RecordRing::new(loaded.take_ring()?).context("cannot poll the ring buffer")?;
+    let mut ring = RecordRing::new(loaded.take_ring()?);
     let mut attached: Attached = loaded.attach(&options.interface, options.mode)?;
 
     let mut clock = KernelClock::new();
@@ -127,32 +126,30 @@ async fn session(
     let mut last_tick = Instant::now();
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    let reason = loop {
-        batch.clear();
+    let reason = 'capture: loop {
         tokio::select! {
-            got = ring.next_batch(&mut batch, BATCH) => {
-                got.context("cannot read the ring buffer")?;
-            }
-            _ = ticker.tick() => {
-                // Records that came without a wakeup.
-                ring.drain(&mut batch, BATCH);
-                if last_tick.elapsed() >= TICK {
-                    last_tick = Instant::now();
-                    if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
-                        clock.refresh();
-                        clock_read = Instant::now();
-                    }
-                    sink.tick()?;
-                }
-            }
+            _ = ticker.tick() => {}
             _ = interrupt.recv() => break StopReason::Interrupted,
             _ = terminate.recv() => break StopReason::Terminated,
         }
-        if !batch.is_empty() {
+        // Everything waiting, batch by batch.
+        loop {
+            batch.clear();
+            if ring.drain(&mut batch, BATCH) == 0 {
+                break;
+            }
             delivered += batch.len() as u64;
             if hand_over(sink, &clock, &mut batch)?.is_break() {
-                break StopReason::SinkDone;
+                break 'capture StopReason::SinkDone;
             }
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
+                clock.refresh();
+                clock_read = Instant::now();
+            }
+            sink.tick()?;
         }
     };
 

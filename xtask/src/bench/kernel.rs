@@ -320,7 +320,8 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Drains the ring on its own thread, counting records, until stopped.
+/// Drains the ring on its own thread, counting records, until stopped;
+/// polls every `DRAIN_EVERY` when empty, as `sniff` does.
 struct Consumer {
     stop: Arc<AtomicBool>,
     received: Arc<AtomicU64>,
@@ -343,7 +344,7 @@ impl Consumer {
                     if s.load(Ordering::Relaxed) {
                         break;
                     }
-                    std::thread::sleep(Duration::from_micros(200));
+                    std::thread::sleep(ml_sniffing::capture::live::DRAIN_EVERY);
                 }
             }
             thread_cpu()
