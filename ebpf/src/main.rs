@@ -55,11 +55,6 @@ mod program {
 
         #[inline(always)]
         fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
-            // The parser keeps offsets below MAX_OFFSET; saying so here too
-            // gives the verifier a bound on the pointer's variable part.
-            if offset > parser::MAX_OFFSET + 64 {
-                return None;
-            }
             let at = self.start + offset;
             if at + N > self.end {
                 return None;

@@ -5,7 +5,8 @@
 //! - [`programs`]: the embedded eBPF objects.
 //! - [`xdp`]: loading, configuring, attaching ([`xdp::Attached`] detaches on
 //!   drop) and `BPF_PROG_TEST_RUN`, with one-sentence errors.
-//! - [`ringbuf`]: draining records from the ring buffer (async, tokio).
+//! - [`ringbuf`]: draining records from the ring buffer (polled: the program
+//!   never wakes readers).
 //! - [`clock`]: kernel monotonic time to epoch time.
 //! - [`stats`]: the program's per-CPU counters.
 //! - [`live`]: a whole capture session: attach, stream batches of records

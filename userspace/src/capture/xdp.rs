@@ -291,7 +291,9 @@ fn program_load_error(e: ProgramError, name: &str) -> anyhow::Error {
     }
 }
 
-fn attach_error(e: ProgramError, interface: &str, mode: XdpMode) -> anyhow::Error {
+/// The one-sentence error for a failed attach (another XDP program already
+/// there, driver mode unsupported, no privileges), for every loader.
+pub fn attach_error(e: ProgramError, interface: &str, mode: XdpMode) -> anyhow::Error {
     match os_error(&e) {
         Some(libc::EBUSY | libc::EEXIST) => anyhow::anyhow!(
             "{interface} already has an XDP program attached: detach it first (ip link set dev {interface} xdp off)"
