@@ -1,0 +1,1 @@
+//! `sniff --read` and capture inputs, end to end.

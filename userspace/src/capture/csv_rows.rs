@@ -1,0 +1,329 @@
+//! The CSV row of a packet record: the format every capture path writes
+//! (`sniff --read`, `sniff --interface`) and the rows `detect`/`classify`
+//! get when they are handed a capture file.
+//!
+//! Columns, in this order (the original tool's five first):
+//!
+//! | column | value |
+//! |---|---|
+//! | `timestamp` | epoch seconds with exactly 6 decimals (`1712589010.595727`); nanosecond captures are truncated to the microsecond, as libpcap does |
+//! | `source_ip`, `destination_ip` | dotted IPv4 or compressed IPv6 text |
+//! | `protocol` | lower-case IANA name (`tcp`, `udp`, `icmp`, `ipv6-icmp`), else the number |
+//! | `length` | the whole frame's length on the wire, link header included |
+//! | `source_port`, `destination_port` | TCP/UDP/SCTP/DCCP/UDP-Lite ports; ICMP type and code; 0 when none (later fragments) |
+//! | `ttl` | IPv4 TTL or IPv6 hop limit |
+//! | `tcp_flags` | the TCP flags byte as a number (SYN = 2, SYN+ACK = 18), 0 otherwise |
+//! | `vlan_id` | the outer 802.1Q/802.1ad VLAN id, 0 when untagged |
+//! | `flow_packets`, `flow_bytes` | the flow's packets and bytes so far, this packet included |
+//! | `flow_gap` | seconds since the flow's previous packet, 6 decimals (0.000000 for its first) |
+//! | `ip_version` | 4 or 6 |
+//! | `fragment` | 0: not a fragment; 1: first fragment (has ports); 2: later fragment (no ports) |
+//!
+//! No cell can hold a comma, a quote or a line break, so rows are written
+//! without quoting.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use anyhow::Result;
+use ml_sniffing_common::protocol;
+use ml_sniffing_common::record::{PacketRecord, FLAG_FRAGMENT, FLAG_LATER_FRAGMENT};
+
+use crate::io::Table;
+
+/// Every column, in file order.
+pub const COLUMNS: [&str; 15] = [
+    "timestamp",
+    "source_ip",
+    "destination_ip",
+    "protocol",
+    "length",
+    "source_port",
+    "destination_port",
+    "ttl",
+    "tcp_flags",
+    "vlan_id",
+    "flow_packets",
+    "flow_bytes",
+    "flow_gap",
+    "ip_version",
+    "fragment",
+];
+
+/// The header line, newline included.
+pub fn header_line() -> String {
+    let mut line = COLUMNS.join(",");
+    line.push('\n');
+    line
+}
+
+/// The `fragment` cell's value for a record.
+pub fn fragment_code(record: &PacketRecord) -> u8 {
+    if record.flags & FLAG_LATER_FRAGMENT != 0 {
+        2
+    } else if record.flags & FLAG_FRAGMENT != 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// Formats records into one reusable line buffer.
+#[derive(Debug, Default)]
+pub struct RowFormatter {
+    /// The cells joined by commas, closed by a newline.
+    line: Vec<u8>,
+    /// The end of each cell in `line`.
+    ends: [usize; COLUMNS.len()],
+}
+
+impl RowFormatter {
+    pub fn new() -> Self {
+        RowFormatter {
+            line: Vec::with_capacity(160),
+            ends: [0; COLUMNS.len()],
+        }
+    }
+
+    /// Formats `r` (whose `timestamp_ns` is epoch nanoseconds).
+    pub fn format(&mut self, r: &PacketRecord) {
+        self.line.clear();
+        let mut cell = 0;
+        let mut close = |line: &mut Vec<u8>, ends: &mut [usize; COLUMNS.len()]| {
+            ends[cell] = line.len();
+            line.push(if cell + 1 == COLUMNS.len() {
+                b'\n'
+            } else {
+                b','
+            });
+            cell += 1;
+        };
+        let line = &mut self.line;
+        let ends = &mut self.ends;
+        let mut int = itoa::Buffer::new();
+
+        push_seconds(line, r.timestamp_ns);
+        close(line, ends);
+        push_ip(line, r.source());
+        close(line, ends);
+        push_ip(line, r.destination());
+        close(line, ends);
+        match protocol::name(r.protocol) {
+            Some(name) => line.extend_from_slice(name.as_bytes()),
+            None => line.extend_from_slice(int.format(r.protocol).as_bytes()),
+        }
+        close(line, ends);
+        for value in [
+            r.frame_len as u64,
+            r.src_port as u64,
+            r.dst_port as u64,
+            r.ttl as u64,
+            r.tcp_flags as u64,
+            r.vlan_id as u64,
+            r.flow_packets,
+            r.flow_bytes,
+        ] {
+            line.extend_from_slice(int.format(value).as_bytes());
+            close(line, ends);
+        }
+        push_seconds(line, r.flow_gap_ns);
+        close(line, ends);
+        line.extend_from_slice(int.format(r.ip_version).as_bytes());
+        close(line, ends);
+        line.extend_from_slice(int.format(fragment_code(r)).as_bytes());
+        close(line, ends);
+    }
+
+    /// The last formatted row as a CSV line, newline included.
+    pub fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// The last formatted row's cells.
+    pub fn cells(&self) -> impl Iterator<Item = &[u8]> {
+        let line = &self.line;
+        self.ends.iter().enumerate().map(move |(i, &end)| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
+            &line[start..end]
+        })
+    }
+}
+
+/// `seconds.micros` with exactly six decimals, truncating nanoseconds.
+fn push_seconds(line: &mut Vec<u8>, ns: u64) {
+    let mut int = itoa::Buffer::new();
+    line.extend_from_slice(int.format(ns / 1_000_000_000).as_bytes());
+    line.push(b'.');
+    let micros = (ns % 1_000_000_000 / 1_000) as u32;
+    let digits = int.format(micros).as_bytes();
+    line.extend(std::iter::repeat_n(b'0', 6 - digits.len()));
+    line.extend_from_slice(digits);
+}
+
+fn push_ip(line: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut int = itoa::Buffer::new();
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    line.push(b'.');
+                }
+                line.extend_from_slice(int.format(*octet).as_bytes());
+            }
+        }
+        // Writing into a Vec cannot fail.
+        IpAddr::V6(v6) => {
+            let _ = write!(line, "{v6}");
+        }
+    }
+}
+
+/// Writes records as CSV: the header first, then one line per record.
+pub struct CsvRowWriter<W: Write> {
+    out: W,
+    formatter: RowFormatter,
+    rows: u64,
+}
+
+impl<W: Write> CsvRowWriter<W> {
+    /// Writes the header line.
+    pub fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(header_line().as_bytes())?;
+        Ok(CsvRowWriter {
+            out,
+            formatter: RowFormatter::new(),
+            rows: 0,
+        })
+    }
+
+    #[inline]
+    pub fn write(&mut self, record: &PacketRecord) -> io::Result<()> {
+        self.formatter.format(record);
+        self.rows += 1;
+        self.out.write_all(self.formatter.line())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+/// An empty table with the record columns.
+pub fn new_table() -> Table {
+    Table::new(COLUMNS.iter().map(|c| c.to_string()).collect())
+}
+
+/// Appends `record` to a table made by [`new_table`]. Its line number is
+/// the one the row would have in the CSV `sniff` writes (header = line 1).
+pub fn push_record(
+    table: &mut Table,
+    formatter: &mut RowFormatter,
+    record: &PacketRecord,
+) -> Result<()> {
+    formatter.format(record);
+    let line = table.len() as u64 + 2;
+    table.push_row(formatter.cells(), line)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ml_sniffing_common::record::{addr_bytes, FLAG_VLAN};
+
+    use super::*;
+
+    fn record() -> PacketRecord {
+        PacketRecord {
+            timestamp_ns: 1_712_589_010_595_727_999,
+            flow_packets: 3,
+            flow_bytes: 198,
+            flow_gap_ns: 1_500_000_001,
+            src_addr: addr_bytes("10.1.2.3".parse().unwrap()),
+            dst_addr: addr_bytes("192.168.0.255".parse().unwrap()),
+            frame_len: 66,
+            src_port: 51000,
+            dst_port: 443,
+            vlan_id: 7,
+            protocol: 6,
+            ip_version: 4,
+            ttl: 64,
+            tcp_flags: 0x12,
+            flags: FLAG_VLAN,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn a_row_has_every_column_in_order() {
+        let mut f = RowFormatter::new();
+        f.format(&record());
+        assert_eq!(
+            std::str::from_utf8(f.line()).unwrap(),
+            "1712589010.595727,10.1.2.3,192.168.0.255,tcp,66,51000,443,64,18,7,3,198,1.500000,4,0\n"
+        );
+        let cells: Vec<&[u8]> = f.cells().collect();
+        assert_eq!(cells.len(), COLUMNS.len());
+        assert_eq!(cells[0], b"1712589010.595727");
+        assert_eq!(cells[14], b"0");
+        assert_eq!(
+            header_line(),
+            "timestamp,source_ip,destination_ip,protocol,length,source_port,\
+             destination_port,ttl,tcp_flags,vlan_id,flow_packets,flow_bytes,flow_gap,\
+             ip_version,fragment\n"
+        );
+    }
+
+    #[test]
+    fn ipv6_unknown_protocols_small_times_and_fragments() {
+        let mut r = record();
+        r.src_addr = addr_bytes("2001:db8::1".parse().unwrap());
+        r.dst_addr = addr_bytes("::ffff:1.2.3.4".parse().unwrap());
+        r.ip_version = 6;
+        r.protocol = 253;
+        r.timestamp_ns = 5_000;
+        r.flow_gap_ns = 999;
+        r.flags = FLAG_FRAGMENT | FLAG_LATER_FRAGMENT;
+        let mut f = RowFormatter::new();
+        f.format(&r);
+        let line = std::str::from_utf8(f.line()).unwrap();
+        assert_eq!(
+            line,
+            "0.000005,2001:db8::1,::ffff:1.2.3.4,253,66,51000,443,64,18,7,3,198,0.000000,6,2\n"
+        );
+        r.flags = FLAG_FRAGMENT;
+        r.protocol = 58;
+        f.format(&r);
+        let cells: Vec<&[u8]> = f.cells().collect();
+        assert_eq!((cells[3], cells[14]), (&b"ipv6-icmp"[..], &b"1"[..]));
+    }
+
+    #[test]
+    fn table_rows_hold_the_same_cells_as_the_csv() {
+        let mut table = new_table();
+        let mut f = RowFormatter::new();
+        push_record(&mut table, &mut f, &record()).unwrap();
+        push_record(&mut table, &mut f, &PacketRecord::default()).unwrap();
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.line(1), 3);
+        let mut w = CsvRowWriter::new(Vec::new()).unwrap();
+        w.write(&record()).unwrap();
+        let text = String::from_utf8(w.into_inner()).unwrap();
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(
+            (0..COLUMNS.len())
+                .map(|c| table.cell(0, c))
+                .collect::<Vec<_>>(),
+            row
+        );
+        assert_eq!(table.cell(1, 1), "::");
+    }
+}

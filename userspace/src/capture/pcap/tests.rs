@@ -1,0 +1,1 @@
+//! Reader tests on captures written with pcap-file.
