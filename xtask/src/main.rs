@@ -29,6 +29,9 @@ enum Task {
         /// Rows in the generated CSV for the end-to-end `detect` benchmark.
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
+        /// Packets in the generated capture for the `pcap` benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: usize,
         /// Only run the benchmarks whose name contains this.
         #[arg(long)]
         only: Option<String>,
@@ -40,7 +43,15 @@ fn main() -> std::process::ExitCode {
     let result: Result<()> = match cli.task {
         Task::Test { args } => test(&args),
         Task::Ci => ci(),
-        Task::Bench { rows, only } => bench::run(&bench::BenchOptions { rows, only }),
+        Task::Bench {
+            rows,
+            packets,
+            only,
+        } => bench::run(&bench::BenchOptions {
+            rows,
+            packets,
+            only,
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! BENCHMARKS.md records them with the commands that produced them.
 
 mod detect;
+mod pcap;
 
 use anyhow::Result;
 
@@ -9,6 +10,8 @@ use anyhow::Result;
 pub struct BenchOptions {
     /// Rows of the generated CSV for the end-to-end `detect` benchmark.
     pub rows: usize,
+    /// Packets of the generated capture for the `pcap` benchmark.
+    pub packets: usize,
     /// Only run benchmarks whose name contains this.
     pub only: Option<String>,
 }
@@ -16,7 +19,7 @@ pub struct BenchOptions {
 type Bench = fn(&BenchOptions) -> Result<()>;
 
 /// Every benchmark, by name.
-const BENCHES: &[(&str, Bench)] = &[("detect", detect::run)];
+const BENCHES: &[(&str, Bench)] = &[("detect", detect::run), ("pcap", pcap::run)];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
     for (name, bench) in BENCHES {
