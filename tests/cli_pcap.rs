@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod support;
+
 use assert_cmd::Command;
 use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
@@ -19,6 +21,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::{Block, PcapNgWriter};
 use pcap_file::{DataLink, Endianness, TsResolution};
+use support::data::shared_data;
 
 fn ml_sniffing() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ml-sniffing"))
@@ -83,8 +86,16 @@ fn ethernet_packets() -> Vec<Packet> {
         packet(0, v4(tcp(40000, 443, tcp_flags::SYN)).ttl(63).build()),
         packet(250, v4_back(tcp(443, 40000, syn_ack)).ttl(57).build()),
         packet(1_750, v4(tcp(40000, 443, tcp_flags::ACK)).ttl(63).build()),
-        packet(2_000, v4(Transport::Udp { src: 5353, dst: 53 }).payload(30).build()),
-        packet(2_001, v4(Transport::Icmp { kind: 8, code: 0 }).payload(56).build()),
+        packet(
+            2_000,
+            v4(Transport::Udp { src: 5353, dst: 53 })
+                .payload(30)
+                .build(),
+        ),
+        packet(
+            2_001,
+            v4(Transport::Icmp { kind: 8, code: 0 }).payload(56).build(),
+        ),
         packet(
             2_002,
             v4(Transport::Other {
@@ -107,7 +118,10 @@ fn ethernet_packets() -> Vec<Packet> {
                 .build(),
         ),
         packet(3_002, v6(Transport::Icmp { kind: 128, code: 0 }).build()),
-        packet(4_000, v4(Transport::Udp { src: 7, dst: 8 }).vlan(100).build()),
+        packet(
+            4_000,
+            v4(Transport::Udp { src: 7, dst: 8 }).vlan(100).build(),
+        ),
         packet(
             4_001,
             v6(tcp(3, 4, tcp_flags::RST)).vlan(4094).vlan(5).build(),
@@ -274,7 +288,10 @@ fn every_kind_of_frame_reads_back_to_its_row_in_every_container() {
         let (stdout, csv) = sniff(&path, &[]);
         assert_eq!(csv, expected_csv(EXPECTED_ROWS), "{name}");
         assert!(
-            stdout.starts_with(&format!("Captured packets saved to {}\n", dir.path().join("out.csv").display())),
+            stdout.starts_with(&format!(
+                "Captured packets saved to {}\n",
+                dir.path().join("out.csv").display()
+            )),
             "{stdout}"
         );
         for line in [
@@ -284,7 +301,10 @@ fn every_kind_of_frame_reads_back_to_its_row_in_every_container() {
             "  malformed        2 (1 IP header cut short, 1 TCP header length below 20 bytes)\n",
             "  cut short        1 (",
         ] {
-            assert!(stdout.contains(line), "{name}: {line:?} missing from\n{stdout}");
+            assert!(
+                stdout.contains(line),
+                "{name}: {line:?} missing from\n{stdout}"
+            );
         }
     }
 }
@@ -308,11 +328,17 @@ fn ipv4_only_and_packet_count() {
         .filter(|r| r.ends_with(",4,0") || r.ends_with(",4,1") || r.ends_with(",4,2"))
         .collect();
     assert_eq!(csv, expected_csv(&v4));
-    assert!(stdout.contains("  IPv6 skipped     4 (--ipv4-only)\n"), "{stdout}");
+    assert!(
+        stdout.contains("  IPv6 skipped     4 (--ipv4-only)\n"),
+        "{stdout}"
+    );
 
     let (stdout, csv) = sniff(&path, &["-c", "3"]);
     assert_eq!(csv, expected_csv(&EXPECTED_ROWS[..3]));
-    assert!(stdout.contains("  stopped after --packet-count 3\n"), "{stdout}");
+    assert!(
+        stdout.contains("  stopped after --packet-count 3\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("  frames read      3\n"), "{stdout}");
 }
 
@@ -331,7 +357,9 @@ fn cooked_and_raw_ip_link_types() {
     sll.extend_from_slice(&ip_packet);
     // SLL2: protocol, reserved, ifindex, ARPHRD, packet type, address
     // length, 8 address bytes.
-    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     sll2.extend_from_slice(&ip_packet);
     for (name, link, frame, length) in [
         ("sll.pcap", DataLink::LINUX_SLL, sll, 16 + 28),
@@ -361,7 +389,10 @@ fn cooked_and_raw_ip_link_types() {
 fn sniff_fails(capture: &Path) -> String {
     let dir = capture.parent().unwrap();
     let out = dir.join("never.csv");
-    let before: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let before: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let assert = ml_sniffing()
         .arg("sniff")
         .arg(&out)
@@ -370,7 +401,10 @@ fn sniff_fails(capture: &Path) -> String {
         .assert()
         .failure()
         .code(1);
-    let after: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let after: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(before, after, "sniff left a file behind");
     String::from_utf8(assert.get_output().stderr.clone()).unwrap()
 }
@@ -433,7 +467,11 @@ fn bad_inputs_give_one_sentence_and_no_csv() {
         )
     );
 
-    let arp_only = classic(&packets[11..12], Endianness::Little, TsResolution::MicroSecond);
+    let arp_only = classic(
+        &packets[11..12],
+        Endianness::Little,
+        TsResolution::MicroSecond,
+    );
     let path = write(dir.path(), "arp.pcap", &arp_only);
     assert_eq!(
         sniff_fails(&path),
@@ -492,9 +530,16 @@ fn interface_and_read_are_exclusive_and_one_is_required() {
         .code(2);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(stderr.contains("cannot be used with"), "{stderr}");
-    let assert = ml_sniffing().args(["sniff", "o.csv"]).assert().failure().code(2);
+    let assert = ml_sniffing()
+        .args(["sniff", "o.csv"])
+        .assert()
+        .failure()
+        .code(2);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
-    assert!(stderr.contains("--interface") && stderr.contains("--read"), "{stderr}");
+    assert!(
+        stderr.contains("--interface") && stderr.contains("--read"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -553,30 +598,29 @@ fn detect_reads_a_capture_like_the_csv_sniff_writes() {
             .success();
         let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
         let scores = std::fs::read_to_string(dir.path().join(output)).unwrap();
-        (stdout.lines().skip(1).collect::<Vec<_>>().join("\n"), scores)
+        (
+            stdout.lines().skip(1).collect::<Vec<_>>().join("\n"),
+            scores,
+        )
     };
     let (from_capture, scores_capture) = run(&capture, "a.csv");
     let (from_csv, scores_csv) = run(&csv_path, "b.csv");
     assert_eq!(from_capture, from_csv);
     assert_eq!(scores_capture, scores_csv);
-    assert!(from_capture.contains("Most anomalous packets:"), "{from_capture}");
+    assert!(
+        from_capture.contains("Most anomalous packets:"),
+        "{from_capture}"
+    );
 }
 
 // ---- The real captures in ../shared/data/pcap ----
 
 fn data_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("ML_SNIFFING_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-    };
-    let pcap = dir.join("pcap");
+    let pcap = shared_data()?.join("pcap");
     if pcap.is_dir() {
         Some(pcap)
     } else {
-        eprintln!(
-            "skipped: {} not found (set ML_SNIFFING_DATA to the shared data folder)",
-            pcap.display()
-        );
+        eprintln!("skipped: {} not found", pcap.display());
         None
     }
 }
@@ -623,11 +667,23 @@ fn real_captures_read_whole_with_tcpdumps_packet_counts() {
         // Every frame is a row or counted as not IP / malformed.
         let rows = std::fs::read_to_string(&out).unwrap().lines().count() as u64 - 1;
         let field = |label: &str| -> u64 {
-            let line = stdout.lines().find(|l| l.trim_start().starts_with(label)).unwrap();
-            line[label.len() + 2..].split_whitespace().next().unwrap().parse().unwrap()
+            let line = stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap();
+            line[label.len() + 2..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         };
         assert_eq!(field("rows written"), rows, "{name}");
-        assert_eq!(rows + field("not IP") + field("malformed"), *count, "{name}");
+        assert_eq!(
+            rows + field("not IP") + field("malformed"),
+            *count,
+            "{name}"
+        );
     }
 }
 
@@ -668,19 +724,26 @@ fn fragmented_dns_has_ports_only_on_first_fragments() {
     }
     let later = independent.iter().filter(|(l, _)| *l).count();
     assert!(later > 700, "expected many later fragments, found {later}");
-    let first_udp = independent
-        .iter()
-        .filter(|(l, p)| !l && *p == 17)
-        .count();
-    assert!(first_udp > 400, "expected many whole or first UDP fragments, found {first_udp}");
+    let first_udp = independent.iter().filter(|(l, p)| !l && *p == 17).count();
+    assert!(
+        first_udp > 400,
+        "expected many whole or first UDP fragments, found {first_udp}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
-    let (_, csv) = sniff(&{
-        let p = dir.path().join("f.pcap");
-        std::fs::copy(&path, &p).unwrap();
-        p
-    }, &[]);
-    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let (_, csv) = sniff(
+        &{
+            let p = dir.path().join("f.pcap");
+            std::fs::copy(&path, &p).unwrap();
+            p
+        },
+        &[],
+    );
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
     assert_eq!(rows.len(), independent.len());
     for (i, (row, (later, protocol))) in rows.iter().zip(&independent).enumerate() {
         let has_ports = row[5] != "0" || row[6] != "0";
@@ -708,5 +771,8 @@ fn detect_takes_a_real_capture_in_one_step() {
         .success();
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     assert!(stdout.starts_with("Most anomalous packets:"), "{stdout}");
-    assert!(stdout.contains("of 2011 packets flagged as anomalous"), "{stdout}");
+    assert!(
+        stdout.contains("of 2011 packets flagged as anomalous"),
+        "{stdout}"
+    );
 }

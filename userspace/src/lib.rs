@@ -11,3 +11,4 @@ pub mod io;
 pub mod models;
 pub mod progress;
 pub mod pyfmt;
+pub mod timings;

@@ -2,6 +2,7 @@
 //! Each subcommand's doc comment is its `--help`.
 
 mod bench;
+mod measure;
 mod util;
 
 use anyhow::Result;
@@ -35,6 +36,15 @@ enum Task {
         /// Only run the benchmarks whose name contains this.
         #[arg(long)]
         only: Option<String>,
+        /// Skip the runs of the original Python tool (about a minute).
+        #[arg(long)]
+        no_python: bool,
+    },
+    /// Run a command and print its wall time (s) and peak RSS (KiB).
+    #[command(hide = true)]
+    Measure {
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -47,11 +57,14 @@ fn main() -> std::process::ExitCode {
             rows,
             packets,
             only,
+            no_python,
         } => bench::run(&bench::BenchOptions {
             rows,
             packets,
             only,
+            no_python,
         }),
+        Task::Measure { command } => measure::measure_child(&command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

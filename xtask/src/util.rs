@@ -13,6 +13,14 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo puts build outputs (`CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => root().join("target"),
+    }
+}
+
 /// Runs `cmd`, failing with its name when it cannot start or fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");

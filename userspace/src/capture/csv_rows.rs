@@ -22,6 +22,7 @@
 //! No cell can hold a comma, a quote or a line break, so rows are written
 //! without quoting.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
@@ -72,7 +73,7 @@ pub fn fragment_code(record: &PacketRecord) -> u8 {
 #[derive(Debug, Default)]
 pub struct RowFormatter {
     /// The cells joined by commas, closed by a newline.
-    line: Vec<u8>,
+    line: String,
     /// The end of each cell in `line`.
     ends: [usize; COLUMNS.len()],
 }
@@ -80,40 +81,35 @@ pub struct RowFormatter {
 impl RowFormatter {
     pub fn new() -> Self {
         RowFormatter {
-            line: Vec::with_capacity(160),
+            line: String::with_capacity(160),
             ends: [0; COLUMNS.len()],
         }
+    }
+
+    /// Ends the current cell.
+    #[inline(always)]
+    fn close(&mut self, cell: usize) {
+        self.ends[cell] = self.line.len();
+        self.line
+            .push(if cell + 1 == COLUMNS.len() { '\n' } else { ',' });
     }
 
     /// Formats `r` (whose `timestamp_ns` is epoch nanoseconds).
     pub fn format(&mut self, r: &PacketRecord) {
         self.line.clear();
-        let mut cell = 0;
-        let mut close = |line: &mut Vec<u8>, ends: &mut [usize; COLUMNS.len()]| {
-            ends[cell] = line.len();
-            line.push(if cell + 1 == COLUMNS.len() {
-                b'\n'
-            } else {
-                b','
-            });
-            cell += 1;
-        };
-        let line = &mut self.line;
-        let ends = &mut self.ends;
         let mut int = itoa::Buffer::new();
-
-        push_seconds(line, r.timestamp_ns);
-        close(line, ends);
-        push_ip(line, r.source());
-        close(line, ends);
-        push_ip(line, r.destination());
-        close(line, ends);
+        push_seconds(&mut self.line, r.timestamp_ns);
+        self.close(0);
+        push_ip(&mut self.line, r.source());
+        self.close(1);
+        push_ip(&mut self.line, r.destination());
+        self.close(2);
         match protocol::name(r.protocol) {
-            Some(name) => line.extend_from_slice(name.as_bytes()),
-            None => line.extend_from_slice(int.format(r.protocol).as_bytes()),
+            Some(name) => self.line.push_str(name),
+            None => self.line.push_str(int.format(r.protocol)),
         }
-        close(line, ends);
-        for value in [
+        self.close(3);
+        let numbers = [
             r.frame_len as u64,
             r.src_port as u64,
             r.dst_port as u64,
@@ -122,25 +118,26 @@ impl RowFormatter {
             r.vlan_id as u64,
             r.flow_packets,
             r.flow_bytes,
-        ] {
-            line.extend_from_slice(int.format(value).as_bytes());
-            close(line, ends);
+        ];
+        for (i, value) in numbers.into_iter().enumerate() {
+            self.line.push_str(int.format(value));
+            self.close(4 + i);
         }
-        push_seconds(line, r.flow_gap_ns);
-        close(line, ends);
-        line.extend_from_slice(int.format(r.ip_version).as_bytes());
-        close(line, ends);
-        line.extend_from_slice(int.format(fragment_code(r)).as_bytes());
-        close(line, ends);
+        push_seconds(&mut self.line, r.flow_gap_ns);
+        self.close(12);
+        self.line.push_str(int.format(r.ip_version));
+        self.close(13);
+        self.line.push_str(int.format(fragment_code(r)));
+        self.close(14);
     }
 
     /// The last formatted row as a CSV line, newline included.
     pub fn line(&self) -> &[u8] {
-        &self.line
+        self.line.as_bytes()
     }
 
     /// The last formatted row's cells.
-    pub fn cells(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn cells(&self) -> impl Iterator<Item = &str> {
         let line = &self.line;
         self.ends.iter().enumerate().map(move |(i, &end)| {
             let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
@@ -150,28 +147,28 @@ impl RowFormatter {
 }
 
 /// `seconds.micros` with exactly six decimals, truncating nanoseconds.
-fn push_seconds(line: &mut Vec<u8>, ns: u64) {
+fn push_seconds(line: &mut String, ns: u64) {
     let mut int = itoa::Buffer::new();
-    line.extend_from_slice(int.format(ns / 1_000_000_000).as_bytes());
-    line.push(b'.');
+    line.push_str(int.format(ns / 1_000_000_000));
+    line.push('.');
     let micros = (ns % 1_000_000_000 / 1_000) as u32;
-    let digits = int.format(micros).as_bytes();
-    line.extend(std::iter::repeat_n(b'0', 6 - digits.len()));
-    line.extend_from_slice(digits);
+    let digits = int.format(micros);
+    line.extend(std::iter::repeat_n('0', 6 - digits.len()));
+    line.push_str(digits);
 }
 
-fn push_ip(line: &mut Vec<u8>, ip: IpAddr) {
+fn push_ip(line: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             let mut int = itoa::Buffer::new();
             for (i, octet) in v4.octets().iter().enumerate() {
                 if i > 0 {
-                    line.push(b'.');
+                    line.push('.');
                 }
-                line.extend_from_slice(int.format(*octet).as_bytes());
+                line.push_str(int.format(*octet));
             }
         }
-        // Writing into a Vec cannot fail.
+        // Writing into a String cannot fail.
         IpAddr::V6(v6) => {
             let _ = write!(line, "{v6}");
         }
@@ -270,10 +267,10 @@ mod tests {
             std::str::from_utf8(f.line()).unwrap(),
             "1712589010.595727,10.1.2.3,192.168.0.255,tcp,66,51000,443,64,18,7,3,198,1.500000,4,0\n"
         );
-        let cells: Vec<&[u8]> = f.cells().collect();
+        let cells: Vec<&str> = f.cells().collect();
         assert_eq!(cells.len(), COLUMNS.len());
-        assert_eq!(cells[0], b"1712589010.595727");
-        assert_eq!(cells[14], b"0");
+        assert_eq!(cells[0], "1712589010.595727");
+        assert_eq!(cells[14], "0");
         assert_eq!(
             header_line(),
             "timestamp,source_ip,destination_ip,protocol,length,source_port,\
@@ -302,8 +299,8 @@ mod tests {
         r.flags = FLAG_FRAGMENT;
         r.protocol = 58;
         f.format(&r);
-        let cells: Vec<&[u8]> = f.cells().collect();
-        assert_eq!((cells[3], cells[14]), (&b"ipv6-icmp"[..], &b"1"[..]));
+        let cells: Vec<&str> = f.cells().collect();
+        assert_eq!((cells[3], cells[14]), ("ipv6-icmp", "1"));
     }
 
     #[test]

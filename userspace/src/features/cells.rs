@@ -106,7 +106,12 @@ pub fn ip(text: &str) -> Option<IpAddr> {
 /// The address as an integer (the original's `int(ip_address(x))`), 0 when
 /// it does not parse.
 pub fn ip_to_int(text: &str) -> u128 {
-    match ip(text) {
+    ip_as_int(ip(text))
+}
+
+/// [`ip_to_int`] of an already parsed address.
+pub fn ip_as_int(addr: Option<IpAddr>) -> u128 {
+    match addr {
         Some(IpAddr::V4(a)) => u32::from(a) as u128,
         Some(IpAddr::V6(a)) => u128::from(a),
         None => 0,
@@ -153,8 +158,7 @@ mod tests {
     fn table(rows: &[&[&str]]) -> Table {
         let mut t = Table::new(vec!["x".into(), "y".into()]);
         for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
-                .unwrap();
+            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
         }
         t
     }

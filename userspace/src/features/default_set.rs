@@ -8,14 +8,14 @@
 //! - no wall-clock features (time of day says little about a packet);
 //! - no addresses read as magnitudes.
 
-use std::collections::HashMap;
-
 use anyhow::Result;
-use ml_sniffing_common::flow::{FlowKey, FlowState};
+use ml_sniffing_common::flow::FlowState;
 use ml_sniffing_common::protocol;
 
 use super::cells::{self, PacketColumns};
+use super::flows::{group_by_key, Groups};
 use super::matrix::{to_f32, FeatureMatrix};
+use super::seed::NAT;
 use crate::io::Table;
 
 /// The IP protocol feature for a protocol name no table knows.
@@ -59,92 +59,113 @@ pub fn protocol_number(cell: &str) -> u8 {
     protocol::number(cell).unwrap_or(UNKNOWN_PROTOCOL)
 }
 
-/// Seconds (as written in the CSV) to the nanoseconds flow state uses.
-fn seconds_to_ns(seconds: f64) -> u64 {
-    if seconds <= 0.0 {
-        0
-    } else {
-        (seconds * 1e9).round() as u64
-    }
-}
-
-/// Computes the default features of every row.
-pub fn features(table: &Table, cols: &PacketColumns) -> Result<FeatureMatrix> {
+/// Computes the default features of every row. `seed_flows` numbers each
+/// row's (source, destination, protocol) as written, and `ts_ns` holds each
+/// row's time (`seed::NAT` where the timestamp does not parse).
+pub fn features(
+    table: &Table,
+    cols: &PacketColumns,
+    seed_flows: &[u32],
+    ts_ns: &[i64],
+) -> Result<FeatureMatrix> {
     let names = feature_names(table);
     let n = table.len();
     let mut m = FeatureMatrix::zeros(names.clone(), n);
-    let index = |name: &str| names.iter().position(|f| f == name);
-    let (f_length, f_proto) = (index("length").unwrap(), index("ip_protocol").unwrap());
-    let (f_src_priv, f_dst_priv) = (
-        index("source_is_private").unwrap(),
-        index("destination_is_private").unwrap(),
-    );
+    let index = |name: &str| {
+        names
+            .iter()
+            .position(|f| f == name)
+            .expect("always present")
+    };
+    let (f_length, f_proto) = (index("length"), index("ip_protocol"));
+    let (f_src_priv, f_dst_priv) = (index("source_is_private"), index("destination_is_private"));
     let (f_packets, f_mean, f_gap) = (
-        index("flow_packets").unwrap(),
-        index("flow_mean_length").unwrap(),
-        index("flow_gap").unwrap(),
+        index("flow_packets"),
+        index("flow_mean_length"),
+        index("flow_gap"),
     );
     // (feature index, column index) of the optional capture columns present.
     let optional: Vec<(usize, usize)> = OPTIONAL_COLUMNS
         .iter()
-        .filter_map(|c| Some((index(c)?, table.column(c)?)))
+        .filter_map(|c| Some((names.iter().position(|f| f == c)?, table.column(c)?)))
         .collect();
-    let port_cols = (
-        table.column("source_port"),
-        table.column("destination_port"),
-    );
-    let kernel_flow_cols: Option<Vec<usize>> =
-        FLOW_COLUMNS.iter().map(|c| table.column(c)).collect();
 
-    let mut flows: HashMap<FlowKey, FlowState> = HashMap::new();
+    let mut lengths = Vec::with_capacity(n);
     for row in 0..n {
         let length = cells::number(table, row, cols.length)?.unwrap_or(0.0);
         let proto = protocol_number(table.cell(row, cols.protocol));
-        let src = cells::ip(table.cell(row, cols.source_ip));
-        let dst = cells::ip(table.cell(row, cols.destination_ip));
         m.set(row, f_length, to_f32(length));
         m.set(row, f_proto, proto as f32);
+        let src = cells::ip(table.cell(row, cols.source_ip));
+        let dst = cells::ip(table.cell(row, cols.destination_ip));
         m.set(row, f_src_priv, cells::is_private(src) as u8 as f32);
         m.set(row, f_dst_priv, cells::is_private(dst) as u8 as f32);
         for &(f, c) in &optional {
             m.set(row, f, to_f32(cells::number(table, row, c)?.unwrap_or(0.0)));
         }
+        lengths.push(length.clamp(0.0, u32::MAX as f64) as u32);
+    }
 
-        let (packets, bytes, gap_seconds) = match &kernel_flow_cols {
-            Some(c) => (
-                cells::number(table, row, c[0])?.unwrap_or(0.0),
-                cells::number(table, row, c[1])?.unwrap_or(0.0),
-                cells::number(table, row, c[2])?.unwrap_or(0.0),
-            ),
-            None => {
-                let port = |c: Option<usize>| -> Result<u16> {
-                    Ok(match c {
-                        Some(c) => cells::number(table, row, c)?.unwrap_or(0.0) as u16,
-                        None => 0,
-                    })
-                };
-                let key = FlowKey {
-                    src_addr: cells::ip_key(src),
-                    dst_addr: cells::ip_key(dst),
-                    src_port: port(port_cols.0)?,
-                    dst_port: port(port_cols.1)?,
-                    protocol: proto,
-                    _pad: [0; 3],
-                };
-                let state = flows.entry(key).or_default();
-                let now = match cells::number(table, row, cols.timestamp) {
-                    Ok(Some(t)) => seconds_to_ns(t),
-                    // No usable time: count the packet with no gap.
-                    _ => state.last_seen_ns,
-                };
-                let c = state.record(length.clamp(0.0, u32::MAX as f64) as u32, now);
-                (c.packets as f64, c.bytes as f64, c.gap_ns as f64 / 1e9)
-            }
+    if let Some(c) = FLOW_COLUMNS
+        .iter()
+        .map(|c| table.column(c))
+        .collect::<Option<Vec<usize>>>()
+    {
+        for row in 0..n {
+            let packets = cells::number(table, row, c[0])?.unwrap_or(0.0);
+            let bytes = cells::number(table, row, c[1])?.unwrap_or(0.0);
+            let gap = cells::number(table, row, c[2])?.unwrap_or(0.0);
+            m.set(row, f_packets, to_f32(packets));
+            m.set(
+                row,
+                f_mean,
+                to_f32(if packets > 0.0 { bytes / packets } else { 0.0 }),
+            );
+            m.set(row, f_gap, to_f32(gap));
+        }
+        return Ok(m);
+    }
+
+    // Flows by (source, destination, protocol, ports), counted in file
+    // order with the same update the kernel program runs.
+    let (sport, dport) = (
+        table.column("source_port"),
+        table.column("destination_port"),
+    );
+    let port = |c: Option<usize>, row| -> Result<u64> {
+        Ok(match c {
+            Some(c) => cells::number(table, row, c)?.unwrap_or(0.0) as u16 as u64,
+            None => 0,
+        })
+    };
+    let flows = if sport.is_some() || dport.is_some() {
+        let mut keys = Vec::with_capacity(n);
+        for (row, &flow) in seed_flows.iter().enumerate() {
+            keys.push((flow as u64) << 32 | port(sport, row)? << 16 | port(dport, row)?);
+        }
+        group_by_key(n, |row| keys[row])
+    } else {
+        Groups {
+            of_row: seed_flows.to_vec(),
+            len: seed_flows
+                .iter()
+                .map(|&f| f as usize + 1)
+                .max()
+                .unwrap_or(0),
+        }
+    };
+    let mut states = vec![FlowState::default(); flows.len];
+    for row in 0..n {
+        let state = &mut states[flows.of_row[row] as usize];
+        let now = match ts_ns[row] {
+            // No usable time: count the packet with no gap.
+            NAT => state.last_seen_ns,
+            ns => ns.max(0) as u64,
         };
-        m.set(row, f_packets, to_f32(packets));
-        let mean = if packets > 0.0 { bytes / packets } else { 0.0 };
-        m.set(row, f_mean, to_f32(mean));
-        m.set(row, f_gap, to_f32(gap_seconds));
+        let c = state.record(lengths[row], now);
+        m.set(row, f_packets, c.packets as f32);
+        m.set(row, f_mean, to_f32(c.bytes as f64 / c.packets as f64));
+        m.set(row, f_gap, to_f32(c.gap_ns as f64 / 1e9));
     }
     Ok(m)
 }
@@ -156,10 +177,15 @@ mod tests {
     fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
         let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
         for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
-                .unwrap();
+            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
         }
         t
+    }
+
+    fn compute(t: &Table) -> Result<FeatureMatrix> {
+        let cols = PacketColumns::find(t).unwrap();
+        let seed = super::super::seed::SeedContext::new(t, cols)?;
+        features(t, &cols, seed.flow_of_row(), seed.timestamps_ns())
     }
 
     fn column(m: &FeatureMatrix, name: &str) -> Vec<f32> {
@@ -180,8 +206,7 @@ mod tests {
                 &["", "10.0.0.1", "8.8.8.8", "weird", "10"],
             ],
         );
-        let cols = PacketColumns::find(&t).unwrap();
-        let m = features(&t, &cols).unwrap();
+        let m = compute(&t).unwrap();
         assert_eq!(
             m.names(),
             [
@@ -236,7 +261,7 @@ mod tests {
                 ],
             ],
         );
-        let m = features(&t, &PacketColumns::find(&t).unwrap()).unwrap();
+        let m = compute(&t).unwrap();
         assert_eq!(m.n_features(), 11);
         assert_eq!(column(&m, "destination_port"), [80.0, 80.0, 80.0]);
         assert_eq!(column(&m, "tcp_flags"), [2.0, 2.0, 16.0]);
@@ -261,7 +286,7 @@ mod tests {
                 "1.0", "10.0.0.1", "10.0.0.2", "tcp", "60", "7", "700", "0.25",
             ]],
         );
-        let m = features(&t, &PacketColumns::find(&t).unwrap()).unwrap();
+        let m = compute(&t).unwrap();
         assert_eq!(column(&m, "flow_packets"), [7.0]);
         assert_eq!(column(&m, "flow_mean_length"), [100.0]);
         assert_eq!(column(&m, "flow_gap"), [0.25]);
@@ -276,7 +301,7 @@ mod tests {
                 &["2.0", "10.0.0.1", "10.0.0.2", "tcp", "sixty"],
             ],
         );
-        let e = features(&t, &PacketColumns::find(&t).unwrap()).unwrap_err();
+        let e = compute(&t).unwrap_err();
         assert_eq!(
             e.to_string(),
             "line 3, column `length`: `sixty` is not a number"

@@ -3,6 +3,7 @@
 
 pub mod cells;
 pub mod default_set;
+pub mod flows;
 pub mod matrix;
 pub mod seed;
 
@@ -72,6 +73,23 @@ impl Engineered {
                 .map(|&f| self.matrix.names()[f].clone()),
         );
         headers
+    }
+
+    /// Brings what writing `rows` reads into cache (see
+    /// [`Table::prefetch_rows`]); returns a value only to keep the reads.
+    pub fn prefetch_rows(&self, table: &Table, rows: &[u32]) -> usize {
+        let mut touched = table.prefetch_rows(rows);
+        if let Some(ctx) = &self.seed {
+            touched ^= ctx.prefetch_rows(rows);
+        }
+        for &f in &self.extra_outputs {
+            let column = self.matrix.column(f);
+            touched ^= rows
+                .iter()
+                .map(|&r| column[r as usize].to_bits() as usize)
+                .fold(0, |a, b| a ^ b);
+        }
+        touched
     }
 
     /// Appends the output cells of `row` matching [`Self::output_headers`].
@@ -152,7 +170,9 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             let ctx = SeedContext::new(table, cols)?;
             let matrix = match set {
                 FeatureSet::Seed => ctx.features(table)?,
-                FeatureSet::Default => default_set::features(table, &cols)?,
+                FeatureSet::Default => {
+                    default_set::features(table, &cols, ctx.flow_of_row(), ctx.timestamps_ns())?
+                }
             };
             let extra_outputs = (0..matrix.n_features())
                 .filter(|&f| {
@@ -216,8 +236,7 @@ mod tests {
     fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
         let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
         for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
-                .unwrap();
+            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
         }
         t
     }

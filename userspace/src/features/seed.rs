@@ -6,12 +6,10 @@
 //! are over the whole file (each packet sees its flow's future); hour, minute
 //! and day of week are UTC.
 
-use std::collections::HashMap;
-use std::fmt::Write as _;
-
 use anyhow::Result;
 
 use super::cells::{self, PacketColumns};
+use super::flows::{group_by_hash, hash_key};
 use super::matrix::{to_f32, FeatureMatrix};
 use crate::io::Table;
 use crate::pyfmt;
@@ -48,24 +46,25 @@ pub const DERIVED_COLUMNS: [&str; 11] = [
 ];
 
 /// `NaT` in the per-row timestamps.
-const NAT: i64 = i64::MIN;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct FlowTotals {
-    /// Rows of the flow with a length (pandas' `count`).
-    count: u64,
-    sum: f64,
-}
+pub const NAT: i64 = i64::MIN;
 
 /// Everything needed to compute the original's derived values for any row.
-#[derive(Debug)]
 pub struct SeedContext {
     cols: PacketColumns,
-    /// pandas nanoseconds per row, `NAT` when the timestamp does not parse.
+    /// pandas nanoseconds per row, [`NAT`] when the timestamp does not parse.
     ts_ns: Vec<i64>,
     ts_digits: usize,
-    protocol_codes: HashMap<String, u32>,
-    flows: HashMap<String, FlowTotals>,
+    /// The lower-cased protocol names, indexed by protocol number.
+    protocols: Vec<String>,
+    /// Per row: its protocol's number in `protocols`.
+    protocol_of_row: Vec<u32>,
+    /// Per protocol number: its code (rank among the sorted names).
+    protocol_code: Vec<u32>,
+    /// Per row: its flow (source text, destination text, protocol name).
+    flow_of_row: Vec<u32>,
+    /// Per flow: rows with a length (pandas' `count`) and their sum.
+    flow_count: Vec<u32>,
+    flow_sum: Vec<f64>,
 }
 
 /// The original's string for a cell: pandas reads an empty cell as NaN,
@@ -78,122 +77,169 @@ fn pandas_str(text: &str) -> &str {
     }
 }
 
-fn flow_id_into(buf: &mut String, table: &Table, cols: &PacketColumns, row: usize) {
-    buf.clear();
-    buf.push_str(pandas_str(table.cell(row, cols.source_ip)));
-    buf.push_str("->");
-    buf.push_str(pandas_str(table.cell(row, cols.destination_ip)));
-    buf.push(':');
-    buf.push_str(&pandas_str(table.cell(row, cols.protocol)).to_lowercase());
+/// The cell lower-cased, borrowing when it already is.
+fn lower(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 impl SeedContext {
     pub fn new(table: &Table, cols: PacketColumns) -> Result<Self> {
         let n = table.len();
         let mut ts_ns = Vec::with_capacity(n);
-        let mut names: Vec<String> = Vec::new();
-        let mut seen_names: HashMap<String, ()> = HashMap::new();
-        let mut flows: HashMap<String, FlowTotals> = HashMap::new();
-        let mut key = String::new();
         for row in 0..n {
             let ns = cells::number(table, row, cols.timestamp)
                 .ok()
                 .flatten()
                 .and_then(pyfmt::pandas_epoch_ns);
             ts_ns.push(ns.unwrap_or(NAT));
+        }
+        let ts_digits = pyfmt::pandas_fraction_digits(ts_ns.iter().copied().filter(|&t| t != NAT));
 
-            let proto = pandas_str(table.cell(row, cols.protocol)).to_lowercase();
-            if !seen_names.contains_key(&proto) {
-                seen_names.insert(proto.clone(), ());
-                names.push(proto);
-            }
-
-            let length = cells::number(table, row, cols.length)?;
-            flow_id_into(&mut key, table, &cols, row);
-            let totals = match flows.get_mut(key.as_str()) {
-                Some(t) => t,
-                None => flows.entry(key.clone()).or_default(),
+        let mut protocols: Vec<String> = Vec::new();
+        let mut protocol_numbers: rustc_hash::FxHashMap<String, u32> = Default::default();
+        let mut protocol_of_row = Vec::with_capacity(n);
+        for row in 0..n {
+            let name = lower(pandas_str(table.cell(row, cols.protocol)));
+            let number = match protocol_numbers.get(name.as_ref()) {
+                Some(&k) => k,
+                None => {
+                    let k = protocols.len() as u32;
+                    protocols.push(name.to_string());
+                    protocol_numbers.insert(name.into_owned(), k);
+                    k
+                }
             };
-            if let Some(len) = length {
-                totals.count += 1;
-                totals.sum += len;
-            }
+            protocol_of_row.push(number);
         }
         // pandas orders string categories by code point, like `str::cmp`.
-        names.sort();
-        let protocol_codes = names
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| (name, i as u32))
-            .collect();
-        let ts_digits = pyfmt::pandas_fraction_digits(ts_ns.iter().copied().filter(|&t| t != NAT));
+        let mut sorted: Vec<u32> = (0..protocols.len() as u32).collect();
+        sorted.sort_by(|&a, &b| protocols[a as usize].cmp(&protocols[b as usize]));
+        let mut protocol_code = vec![0; protocols.len()];
+        for (code, &k) in sorted.iter().enumerate() {
+            protocol_code[k as usize] = code as u32;
+        }
+
+        // The original's flow_id: source and destination as written, and
+        // the lower-cased protocol.
+        let src = |row| table.cell(row, cols.source_ip);
+        let dst = |row| table.cell(row, cols.destination_ip);
+        let flows = group_by_hash(
+            n,
+            |row| hash_key(&[src(row), dst(row)], protocol_of_row[row] as u64),
+            |a, b| protocol_of_row[a] == protocol_of_row[b] && src(a) == src(b) && dst(a) == dst(b),
+        );
+        let mut flow_count = vec![0u32; flows.len];
+        let mut flow_sum = vec![0f64; flows.len];
+        for (row, &flow) in flows.of_row.iter().enumerate() {
+            if let Some(len) = cells::number(table, row, cols.length)? {
+                flow_count[flow as usize] += 1;
+                flow_sum[flow as usize] += len;
+            }
+        }
         Ok(SeedContext {
             cols,
             ts_ns,
             ts_digits,
-            protocol_codes,
-            flows,
+            protocols,
+            protocol_of_row,
+            protocol_code,
+            flow_of_row: flows.of_row,
+            flow_count,
+            flow_sum,
         })
+    }
+
+    /// Touches the per-row data of `rows` (see [`Table::prefetch_rows`]).
+    pub fn prefetch_rows(&self, rows: &[u32]) -> usize {
+        let mut touched = 0usize;
+        for &row in rows {
+            let row = row as usize;
+            let flow = self.flow_of_row[row] as usize;
+            touched ^= self.ts_ns[row] as usize ^ self.protocol_of_row[row] as usize;
+            touched ^= self.flow_count[flow] as usize ^ self.flow_sum[flow].to_bits() as usize;
+        }
+        touched
     }
 
     pub fn columns(&self) -> &PacketColumns {
         &self.cols
     }
 
+    /// Per row: its flow in the original's sense (source and destination as
+    /// written, lower-cased protocol name).
+    pub fn flow_of_row(&self) -> &[u32] {
+        &self.flow_of_row
+    }
+
+    /// pandas nanoseconds of every row ([`NAT`] where unreadable).
+    pub fn timestamps_ns(&self) -> &[i64] {
+        &self.ts_ns
+    }
+
+    /// Appends the row's timestamp as the original's output shows it
+    /// (nothing for NaT).
+    pub fn push_datetime(&self, row: usize, out: &mut String) {
+        if self.ts_ns[row] != NAT {
+            pyfmt::push_pandas_datetime(out, self.ts_ns[row], self.ts_digits);
+        }
+    }
+
     /// The row's timestamp as the original's output shows it (empty for NaT).
     pub fn datetime(&self, row: usize) -> String {
-        match self.ts_ns[row] {
-            NAT => String::new(),
-            ns => pyfmt::pandas_datetime(ns, self.ts_digits),
-        }
+        let mut s = String::new();
+        self.push_datetime(row, &mut s);
+        s
     }
 
     fn hour_weekday_minute(&self, row: usize) -> (u32, u32, u32) {
         match self.ts_ns[row] {
             NAT => (0, 0, 0),
-            ns => pyfmt::hour_weekday_minute(ns).unwrap_or((0, 0, 0)),
+            ns => pyfmt::hour_weekday_minute(ns),
         }
     }
 
-    fn protocol_code(&self, table: &Table, row: usize) -> u32 {
-        let name = pandas_str(table.cell(row, self.cols.protocol)).to_lowercase();
-        self.protocol_codes[&name]
+    /// The lower-cased protocol name of a row.
+    pub fn protocol(&self, row: usize) -> &str {
+        &self.protocols[self.protocol_of_row[row] as usize]
     }
 
-    fn flow(&self, table: &Table, row: usize, key: &mut String) -> FlowTotals {
-        flow_id_into(key, table, &self.cols, row);
-        self.flows[key.as_str()]
+    fn protocol_code(&self, row: usize) -> u32 {
+        self.protocol_code[self.protocol_of_row[row] as usize]
+    }
+
+    /// (count, sum) of the lengths of the row's flow.
+    fn flow(&self, row: usize) -> (u32, f64) {
+        let f = self.flow_of_row[row] as usize;
+        (self.flow_count[f], self.flow_sum[f])
     }
 
     /// The 11 seed features of every row.
     pub fn features(&self, table: &Table) -> Result<FeatureMatrix> {
         let n = table.len();
         let mut m = FeatureMatrix::zeros(FEATURES.iter().map(|s| s.to_string()).collect(), n);
-        let mut key = String::new();
         for row in 0..n {
             let length = cells::number(table, row, self.cols.length)?;
             let (hour, weekday, minute) = self.hour_weekday_minute(row);
-            let src = table.cell(row, self.cols.source_ip);
-            let dst = table.cell(row, self.cols.destination_ip);
-            let flow = self.flow(table, row, &mut key);
-            // pandas: count of non-missing lengths; the mean is NaN (then 0)
-            // when the flow has none.
-            let avg = if flow.count == 0 {
-                0.0
-            } else {
-                flow.sum / flow.count as f64
-            };
+            let src = cells::ip(table.cell(row, self.cols.source_ip));
+            let dst = cells::ip(table.cell(row, self.cols.destination_ip));
+            let (count, sum) = self.flow(row);
+            // pandas: the mean is NaN (then 0) when the flow has no length.
+            let avg = if count == 0 { 0.0 } else { sum / count as f64 };
             let values = [
                 length.unwrap_or(0.0),
                 hour as f64,
                 weekday as f64,
                 minute as f64,
-                cells::ip_to_int(src) as f64,
-                cells::ip_to_int(dst) as f64,
-                cells::is_private_v4(cells::ip(src)) as u8 as f64,
-                cells::is_private_v4(cells::ip(dst)) as u8 as f64,
-                self.protocol_code(table, row) as f64,
-                flow.count as f64,
+                cells::ip_as_int(src) as f64,
+                cells::ip_as_int(dst) as f64,
+                cells::is_private_v4(src) as u8 as f64,
+                cells::is_private_v4(dst) as u8 as f64,
+                self.protocol_code(row) as f64,
+                count as f64,
                 avg,
             ];
             for (f, v) in values.into_iter().enumerate() {
@@ -215,34 +261,39 @@ impl SeedContext {
         let (hour, weekday, minute) = self.hour_weekday_minute(row);
         let src = table.cell(row, self.cols.source_ip);
         let dst = table.cell(row, self.cols.destination_ip);
-        let mut push = |v: std::fmt::Arguments| {
-            buf.clear();
-            let _ = buf.write_fmt(v);
-            out.push_field(buf.as_bytes());
-        };
-        push(format_args!("{hour}"));
-        push(format_args!("{weekday}"));
-        push(format_args!("{minute}"));
-        push(format_args!("{}", cells::ip_to_int(src)));
-        push(format_args!("{}", cells::ip_to_int(dst)));
-        push(format_args!(
-            "{}",
-            cells::is_private_v4(cells::ip(src)) as u8
-        ));
-        push(format_args!(
-            "{}",
-            cells::is_private_v4(cells::ip(dst)) as u8
-        ));
-        push(format_args!("{}", self.protocol_code(table, row)));
-        let mut key = String::new();
-        let flow = self.flow(table, row, &mut key);
-        out.push_field(key.as_bytes());
-        out.push_field(flow.count.to_string().as_bytes());
-        if flow.count == 0 {
+        let mut int = itoa::Buffer::new();
+        out.push_field(int.format(hour).as_bytes());
+        out.push_field(int.format(weekday).as_bytes());
+        out.push_field(int.format(minute).as_bytes());
+        out.push_field(int.format(cells::ip_to_int(src)).as_bytes());
+        out.push_field(int.format(cells::ip_to_int(dst)).as_bytes());
+        out.push_field(if cells::is_private_v4(cells::ip(src)) {
+            b"1"
+        } else {
+            b"0"
+        });
+        out.push_field(if cells::is_private_v4(cells::ip(dst)) {
+            b"1"
+        } else {
+            b"0"
+        });
+        out.push_field(int.format(self.protocol_code(row)).as_bytes());
+        buf.clear();
+        buf.push_str(pandas_str(src));
+        buf.push_str("->");
+        buf.push_str(pandas_str(dst));
+        buf.push(':');
+        buf.push_str(self.protocol(row));
+        out.push_field(buf.as_bytes());
+        let (count, sum) = self.flow(row);
+        out.push_field(int.format(count).as_bytes());
+        if count == 0 {
             // NaN: pandas writes an empty cell.
             out.push_field(b"");
         } else {
-            out.push_field(pyfmt::float_repr(flow.sum / flow.count as f64).as_bytes());
+            buf.clear();
+            pyfmt::push_float_repr(buf, sum / count as f64);
+            out.push_field(buf.as_bytes());
         }
     }
 }
@@ -285,8 +336,7 @@ mod tests {
             ["bogus", "fe80::1", "not-an-ip", "ICMP", ""],
         ];
         for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().map(|c| c.as_bytes()), i as u64 + 2)
-                .unwrap();
+            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
         }
         t
     }

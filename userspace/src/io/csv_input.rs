@@ -89,12 +89,22 @@ pub fn read_csv_from<R: Read>(
         if record.len() == 1 && record[0].is_empty() {
             continue;
         }
-        if let Some(bad) = record.iter().position(|f| std::str::from_utf8(f).is_err()) {
-            let column = table.headers().get(bad).map(String::as_str).unwrap_or("?");
+        // Every field is UTF-8 exactly when the concatenation is and each
+        // field starts and ends on a character boundary.
+        let text = std::str::from_utf8(record.as_slice()).ok();
+        let field = |i: usize| text?.get(record.range(i)?);
+        if (0..record.len()).any(|i| field(i).is_none()) {
+            let bad = (0..record.len())
+                .find(|&i| std::str::from_utf8(&record[i]).is_err())
+                .unwrap_or(0);
+            let column = table.headers().get(bad).map_or("?", String::as_str);
             bail!("{shown} is not UTF-8 text (line {line}, column `{column}` holds other bytes)");
         }
         table
-            .push_row(record.iter(), line)
+            .push_row(
+                (0..record.len()).map(|i| field(i).unwrap_or_default()),
+                line,
+            )
             .with_context(|| format!("{shown} is not a well-formed CSV file"))?;
         if table.len().is_multiple_of(65_536) {
             on_progress(record.position().map_or(0, |p| p.byte()));
@@ -168,6 +178,18 @@ mod tests {
             e,
             "in.csv is not UTF-8 text (line 3, column `b` holds other bytes)"
         );
+    }
+
+    #[test]
+    fn a_character_split_across_fields_is_not_utf8() {
+        // "é" is C3 A9: valid as one string, not as two fields.
+        let e = read(b"a,b\n1,2\n\xc3,\xa9\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "in.csv is not UTF-8 text (line 3, column `a` holds other bytes)"
+        );
+        let t = read("a,b\n\u{e9},\u{1f600}\n".as_bytes()).unwrap();
+        assert_eq!((t.cell(0, 0), t.cell(0, 1)), ("\u{e9}", "\u{1f600}"));
     }
 
     #[test]

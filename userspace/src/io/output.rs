@@ -2,7 +2,8 @@
 //!
 //! Rows go to a temporary file beside the destination; only a successful
 //! [`AtomicFile::commit`] renames it into place, so an error half-way never
-//! leaves a partial CSV that looks complete.
+//! leaves a partial CSV that looks complete. (No fsync: that would guard
+//! against power loss, at a cost of seconds for large outputs.)
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -48,9 +49,6 @@ impl AtomicFile {
             .writer
             .into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| format!("cannot write {shown}"))?;
-        temp.as_file()
-            .sync_data()
             .with_context(|| format!("cannot write {shown}"))?;
         temp.persist(&self.destination)
             .map_err(|e| e.error)

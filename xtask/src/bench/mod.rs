@@ -14,6 +14,8 @@ pub struct BenchOptions {
     pub packets: usize,
     /// Only run benchmarks whose name contains this.
     pub only: Option<String>,
+    /// Skip runs of the original Python tool.
+    pub no_python: bool,
 }
 
 type Bench = fn(&BenchOptions) -> Result<()>;

@@ -42,6 +42,7 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     util::cargo(&[
         "build",
         "--release",
+        "--locked",
         "--quiet",
         "-p",
         "ml-sniffing",
@@ -50,7 +51,7 @@ pub fn run(options: &BenchOptions) -> Result<()> {
         "--example",
         "parse_capture",
     ])?;
-    let release = util::root().join("target/release");
+    let release = util::target_dir().join("release");
     let bin = release.join("ml-sniffing");
     let parse = release.join("examples/parse_capture");
     let csv = dir.path.join("out.csv");
@@ -58,17 +59,17 @@ pub fn run(options: &BenchOptions) -> Result<()> {
 
     println!("| what | command | best of {RUNS} | packets/s (wall) | packets/s (CPU) | peak RSS |");
     println!("|---|---|---|---|---|---|");
-    let row = |what: &str, shown: &str, cmd: &mut dyn FnMut() -> Command, n: usize| {
-        match best_of(RUNS, cmd) {
-            Ok(m) => println!(
-                "| {what} | `{shown}` | {:.3} s | {} | {} | {:.1} MiB |",
-                m.wall.as_secs_f64(),
-                rate(n, m.wall),
-                rate(n, m.cpu),
-                m.max_rss_kib as f64 / 1024.0
-            ),
-            Err(e) => println!("| {what} | `{shown}` | failed: {e:#} | | | |"),
-        }
+    let row = |what: &str, shown: &str, cmd: &mut dyn FnMut() -> Command, n: usize| match best_of(
+        RUNS, cmd,
+    ) {
+        Ok(m) => println!(
+            "| {what} | `{shown}` | {:.3} s | {} | {} | {:.1} MiB |",
+            m.wall.as_secs_f64(),
+            rate(n, m.wall),
+            rate(n, m.cpu),
+            m.max_rss_kib as f64 / 1024.0
+        ),
+        Err(e) => println!("| {what} | `{shown}` | failed: {e:#} | | | |"),
     };
     row(
         "(a) reader + parser + flow table, records discarded",
@@ -213,10 +214,7 @@ fn flow_frame(rng: &mut ChaCha8Rng) -> Vec<u8> {
             src: sport,
             dst: dport,
         },
-        _ => Transport::Icmp {
-            kind: 8,
-            code: 0,
-        },
+        _ => Transport::Icmp { kind: 8, code: 0 },
     };
     let mut spec = FrameSpec::new(src, dst, transport).payload(rng.gen_range(0..=64));
     if rng.gen_range(0..10) == 0 {
@@ -248,7 +246,8 @@ fn best_of(runs: usize, make: &mut dyn FnMut() -> Command) -> Result<Measure> {
     Ok(best)
 }
 
-/// Wall time, CPU time and peak RSS of one child, from `wait4`.
+/// Wall time, CPU time and peak RSS of one child, from `wait4` (unlike
+/// `measure::measure`, this also gives the CPU time, for rates per core).
 fn measure(mut cmd: Command) -> Result<Measure> {
     let shown = format!("{cmd:?}");
     let start = Instant::now();
@@ -285,7 +284,8 @@ struct TempDir {
 
 impl TempDir {
     fn new() -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("ml-sniffing-bench-pcap-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("ml-sniffing-bench-pcap-{}", std::process::id()));
         std::fs::create_dir_all(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         Ok(TempDir { path })

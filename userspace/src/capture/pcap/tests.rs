@@ -80,7 +80,11 @@ fn packets() -> Vec<(u64, Vec<u8>, u32)> {
         .map(|(i, f)| {
             let wire = f.len() as u32;
             let kept = if i == 1 { f[..20].to_vec() } else { f };
-            (1_700_000_000_123_456_789 + i as u64 * 1_000_001_001, kept, wire)
+            (
+                1_700_000_000_123_456_789 + i as u64 * 1_000_001_001,
+                kept,
+                wire,
+            )
         })
         .collect()
 }
@@ -175,7 +179,9 @@ fn pcapng() -> (Vec<u8>, Vec<Read>) {
     let eth = frames()[0].clone();
     let ip = frames()[1][14..].to_vec();
     let sll2 = {
-        let mut f = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 4, 6, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut f = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 4, 6, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         f.extend_from_slice(&frames()[0][14..]);
         f
     };
@@ -322,7 +328,10 @@ fn unsupported_link_types_are_named() {
 
 /// Offset of record `i` (0-based) in the classic capture from `classic()`.
 fn record_offset(i: usize) -> usize {
-    24 + packets()[..i].iter().map(|(_, d, _)| 16 + d.len()).sum::<usize>()
+    24 + packets()[..i]
+        .iter()
+        .map(|(_, d, _)| 16 + d.len())
+        .sum::<usize>()
 }
 
 #[test]
@@ -339,10 +348,17 @@ fn a_truncated_final_record_keeps_what_came_before() {
         assert_eq!(got.len(), 2, "cut at {cut}");
         let t = truncation.expect("a truncation");
         assert_eq!((t.offset, t.have, t.frames), (last as u64, cut - last, 2));
-        assert_eq!(t.need, if cut - last < 16 { 16 } else { bytes.len() - last });
-        assert!(t
-            .warning("f.pcap")
-            .starts_with(&format!("f.pcap ends inside a record at byte offset {last} (")));
+        assert_eq!(
+            t.need,
+            if cut - last < 16 {
+                16
+            } else {
+                bytes.len() - last
+            }
+        );
+        assert!(t.warning("f.pcap").starts_with(&format!(
+            "f.pcap ends inside a record at byte offset {last} ("
+        )));
     }
     let (got, truncation) = read_all(&bytes[..last]).unwrap();
     assert_eq!((got.len(), truncation), (2, None));
@@ -416,7 +432,9 @@ fn damaged_pcapng_blocks_stop_with_their_offset() {
     .unwrap();
     let e = error(&w.into_inner());
     assert!(
-        e.contains(&format!("corrupt at byte offset {at}: a packet refers to interface 7")),
+        e.contains(&format!(
+            "corrupt at byte offset {at}: a packet refers to interface 7"
+        )),
         "{e}"
     );
     // A truncated final block keeps the packets before it.

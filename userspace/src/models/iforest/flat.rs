@@ -20,19 +20,97 @@ use crate::models::Block;
 /// The deepest tree the complete layout holds (2^16 leaves, 768 KiB a tree).
 pub const MAX_DEPTH: u32 = 16;
 
-/// Rows walked together through one tree.
-const LANES: usize = 8;
+/// Rows walked together through one tree by the portable path.
+const LANES: usize = 16;
+/// Rows walked together by the AVX2 path (two vectors of 8).
+const AVX2_ROWS: usize = 16;
+
+/// Rows copied into the contiguous scratch block the fast paths walk.
+pub const BLOCK_ROWS: usize = 256;
+
+/// An internal node as the fast paths read it: the offset of its
+/// feature's column in the scratch block and the threshold as an
+/// [`order_key`], side by side in 8 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct PackedNode {
+    /// `feature * BLOCK_ROWS`
+    offset: u32,
+    threshold: u32,
+}
+
+/// Maps an f32 to a u32 whose unsigned order is the float order, so that
+/// the fast paths compare with one integer compare (whose carry flag feeds
+/// the index update directly) instead of a float compare. For thresholds
+/// `t` (never NaN) and any feature value `x`:
+/// `order_key(x) > order_key(t)` exactly when `x > t`: both zeros map to
+/// the key of +0.0 (they compare equal as floats), and NaN, which is never
+/// greater than anything, maps to 0, a key no number has.
+#[inline(always)]
+pub fn order_key(x: f32) -> u32 {
+    if x.is_nan() {
+        return 0;
+    }
+    let bits = if x == 0.0 { 0 } else { x.to_bits() };
+    if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// The arrays that define the forest (what model files store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlatArrays {
+    pub depth: u32,
+    pub n_features: u32,
+    /// `n_trees * (2^depth - 1)` feature indices.
+    pub features: Vec<u32>,
+    /// `n_trees * (2^depth - 1)` thresholds: `x > t` goes right.
+    pub thresholds: Vec<f32>,
+    /// `n_trees * 2^depth` path lengths.
+    pub leaves: Vec<f32>,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FlatArrays", into = "FlatArrays")]
 pub struct FlatIsolationForest {
     depth: u32,
     n_features: u32,
-    /// `n_trees * (2^depth - 1)` feature indices.
     features: Vec<u32>,
-    /// `n_trees * (2^depth - 1)` thresholds: `x > t` goes right.
     thresholds: Vec<f32>,
-    /// `n_trees * 2^depth` path lengths.
     leaves: Vec<f32>,
+    /// Derived from `features` and `thresholds` for the fast paths.
+    packed: Vec<PackedNode>,
+}
+
+impl TryFrom<FlatArrays> for FlatIsolationForest {
+    type Error = anyhow::Error;
+    fn try_from(a: FlatArrays) -> Result<Self> {
+        let mut flat = FlatIsolationForest {
+            depth: a.depth,
+            n_features: a.n_features,
+            features: a.features,
+            thresholds: a.thresholds,
+            leaves: a.leaves,
+            packed: Vec::new(),
+        };
+        flat.validate()?;
+        flat.pack();
+        Ok(flat)
+    }
+}
+
+impl From<FlatIsolationForest> for FlatArrays {
+    fn from(f: FlatIsolationForest) -> Self {
+        FlatArrays {
+            depth: f.depth,
+            n_features: f.n_features,
+            features: f.features,
+            thresholds: f.thresholds,
+            leaves: f.leaves,
+        }
+    }
 }
 
 impl FlatIsolationForest {
@@ -48,6 +126,7 @@ impl FlatIsolationForest {
             features: vec![0; trees.len() * internal],
             thresholds: vec![f32::INFINITY; trees.len() * internal],
             leaves: vec![0.0; trees.len() * (internal + 1)],
+            packed: Vec::new(),
         };
         for (t, tree) in trees.iter().enumerate() {
             if tree.height() > depth {
@@ -56,7 +135,25 @@ impl FlatIsolationForest {
             flat.place(tree, t, 0, 0, 0);
         }
         flat.validate()?;
+        flat.pack();
         Ok(flat)
+    }
+
+    fn pack(&mut self) {
+        self.packed = self
+            .features
+            .iter()
+            .zip(&self.thresholds)
+            .map(|(&f, &threshold)| PackedNode {
+                offset: f * BLOCK_ROWS as u32,
+                threshold: order_key(threshold),
+            })
+            .collect();
+    }
+
+    /// The defining arrays (for model files).
+    pub fn arrays(&self) -> FlatArrays {
+        self.clone().into()
     }
 
     fn place(&mut self, tree: &ITree, t: usize, node: usize, slot: usize, level: u32) {
@@ -101,6 +198,12 @@ impl FlatIsolationForest {
         {
             bail!("the flat forest's arrays have inconsistent lengths");
         }
+        if self.n_features as usize > u32::MAX as usize / BLOCK_ROWS {
+            bail!(
+                "the flat forest has too many features ({})",
+                self.n_features
+            );
+        }
         if let Some(f) = self.features.iter().find(|&&f| f >= self.n_features.max(1)) {
             bail!("the flat forest uses feature {f} of {}", self.n_features);
         }
@@ -125,11 +228,6 @@ impl FlatIsolationForest {
 
     /// Adds each row's path length summed over all trees to `out`.
     pub fn add_path_lengths(&self, block: Block, out: &mut [f64]) {
-        assert_eq!(block.len(), out.len());
-        assert!(
-            block.n_features() >= self.n_features(),
-            "block has too few features"
-        );
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
@@ -141,59 +239,243 @@ impl FlatIsolationForest {
 
     /// The portable path: the lane loop compiled for the baseline CPU.
     pub fn add_path_lengths_portable(&self, block: Block, out: &mut [f64]) {
-        self.walk::<LANES>(block, out);
+        self.walk_blocks::<LANES>(block, out);
     }
 
-    /// The same loop compiled with AVX2 enabled, so that the compiler turns
-    /// the lane loop into gathers and vector compares.
+    /// The same loop compiled with AVX2 enabled, so that the compiler can
+    /// use gathers and vector compares for the lanes.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     pub unsafe fn add_path_lengths_avx2(&self, block: Block, out: &mut [f64]) {
-        self.walk::<LANES>(block, out);
+        self.for_each_scratch::<AVX2_ROWS>(block, out, |scratch, rows, sums| {
+            // SAFETY: the caller guarantees AVX2; the scratch layout is the
+            // one `walk_scratch_avx2` expects (checked there).
+            unsafe { self.walk_scratch_avx2(scratch, rows, sums) }
+        });
     }
 
-    /// One row at a time, no lanes: the plainest form of the walk.
+    /// The plainest form: one row at a time through the checked arrays,
+    /// the reference the fast paths are tested against.
     pub fn add_path_lengths_scalar(&self, block: Block, out: &mut [f64]) {
-        self.walk::<1>(block, out);
-    }
-
-    #[inline(always)]
-    fn walk<const L: usize>(&self, block: Block, out: &mut [f64]) {
+        assert_eq!(block.len(), out.len());
         let depth = self.depth as usize;
         let internal = (1usize << depth) - 1;
-        let (data, stride, offset) = block.raw();
-        let n = block.len();
         for t in 0..self.n_trees() {
             let feats = &self.features[t * internal..(t + 1) * internal];
             let thr = &self.thresholds[t * internal..(t + 1) * internal];
             let leaves = &self.leaves[t * (internal + 1)..(t + 1) * (internal + 1)];
-            let mut r = 0;
-            while r + L <= n {
-                let mut idx = [0usize; L];
-                for _ in 0..depth {
-                    for (l, i) in idx.iter_mut().enumerate() {
-                        let node = *i;
-                        let v = data[feats[node] as usize * stride + offset + r + l];
-                        *i = 2 * node + 1 + (v > thr[node]) as usize;
-                    }
-                }
-                for (l, i) in idx.iter().enumerate() {
-                    out[r + l] += leaves[*i - internal] as f64;
-                }
-                r += L;
-            }
-            for (row, acc) in out.iter_mut().enumerate().skip(r) {
+            for (row, acc) in out.iter_mut().enumerate() {
                 let mut node = 0usize;
                 for _ in 0..depth {
-                    let v = data[feats[node] as usize * stride + offset + row];
+                    let v = block.get(feats[node] as usize, row);
                     node = 2 * node + 1 + (v > thr[node]) as usize;
                 }
                 *acc += leaves[node - internal] as f64;
             }
         }
+    }
+
+    /// Copies the block, `BLOCK_ROWS` rows at a time, into a contiguous
+    /// scratch of order keys (column-major, rows padded to a multiple of
+    /// `L`) that the packed node offsets index directly, then walks it.
+    #[inline(always)]
+    fn walk_blocks<const L: usize>(&self, block: Block, out: &mut [f64]) {
+        self.for_each_scratch::<L>(block, out, |scratch, rows, sums| {
+            self.walk_scratch::<L>(scratch, rows, sums)
+        });
+    }
+
+    /// Feeds `walk` the block in scratch-sized pieces: `walk(scratch, rows,
+    /// sums)` must add each row's path length sum to `sums[..rows]`.
+    #[inline(always)]
+    fn for_each_scratch<const L: usize>(
+        &self,
+        block: Block,
+        out: &mut [f64],
+        mut walk: impl FnMut(&[u32], usize, &mut [f64]),
+    ) {
+        assert_eq!(block.len(), out.len());
+        assert!(
+            block.n_features() >= self.n_features(),
+            "block has too few features"
+        );
+        let mut scratch = vec![0u32; self.n_features().max(1) * BLOCK_ROWS];
+        let mut sums = [0f64; BLOCK_ROWS];
+        for start in (0..block.len()).step_by(BLOCK_ROWS) {
+            let n = (block.len() - start).min(BLOCK_ROWS);
+            for f in 0..self.n_features() {
+                let column = &block.column(f)[start..start + n];
+                let keys = &mut scratch[f * BLOCK_ROWS..f * BLOCK_ROWS + n];
+                for (k, &x) in keys.iter_mut().zip(column) {
+                    *k = order_key(x);
+                }
+            }
+            let padded = n.div_ceil(L) * L;
+            sums[..padded].fill(0.0);
+            walk(&scratch, padded, &mut sums[..padded]);
+            for (o, s) in out[start..start + n].iter_mut().zip(&sums[..n]) {
+                *o += s;
+            }
+        }
+    }
+
+    /// Walks `rows` (a multiple of `L`, at most `BLOCK_ROWS`) rows of
+    /// `scratch` through every tree, `L` rows side by side.
+    #[inline(always)]
+    fn walk_scratch<const L: usize>(&self, scratch: &[u32], rows: usize, sums: &mut [f64]) {
+        let depth = self.depth as usize;
+        let internal = (1usize << depth) - 1;
+        assert!(rows.is_multiple_of(L) && rows <= BLOCK_ROWS && sums.len() == rows);
+        assert!(scratch.len() >= self.n_features().max(1) * BLOCK_ROWS);
+        for t in 0..self.n_trees() {
+            let nodes = &self.packed[t * internal..(t + 1) * internal];
+            let leaves = &self.leaves[t * (internal + 1)..(t + 1) * (internal + 1)];
+            for r in (0..rows).step_by(L) {
+                // Rows r..r + L: lane l reads `xs[offset + l]`, a constant
+                // displacement from one base pointer.
+                let xs = &scratch[r..];
+                // 1-based heap numbering: node j's children are 2j and
+                // 2j + 1, so a step is `j = 2j + (x > t)` (an add-with-carry).
+                let mut idx = [1usize; L];
+                for _ in 0..depth {
+                    for (l, j) in idx.iter_mut().enumerate() {
+                        debug_assert!(*j >= 1 && *j <= internal);
+                        debug_assert!(nodes[*j - 1].offset as usize + l < xs.len());
+                        // SAFETY: 1 <= j <= internal: it starts at 1 and
+                        // after k < depth steps is below 2^(k+1) <= internal
+                        // + 1; offset = feature * BLOCK_ROWS with feature <
+                        // n_features (checked by `validate`), r + l < rows
+                        // <= BLOCK_ROWS, and scratch holds n_features *
+                        // BLOCK_ROWS values (asserted above).
+                        unsafe { step(j, nodes, xs, l) };
+                    }
+                }
+                for (l, j) in idx.iter().enumerate() {
+                    // After `depth` steps, internal + 1 <= j <= 2 * internal + 1.
+                    sums[r + l] += leaves[*j - internal - 1] as f64;
+                }
+            }
+        }
+    }
+
+    /// The AVX2 walk, 8 rows at a time. The top `TOP` levels of a tree have
+    /// few nodes (1, 2, 4), and every lane is at one of them: the walk
+    /// compares all of a level's nodes for the 8 rows with plain vector
+    /// loads (no gathers: they are slow on the CPUs we target) and picks
+    /// each lane's result with blends. The deeper levels, where lanes
+    /// spread over many nodes, continue lane by lane as in the portable walk.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn walk_scratch_avx2(&self, scratch: &[u32], rows: usize, sums: &mut [f64]) {
+        use std::arch::x86_64::*;
+
+        const TOP: usize = 3;
+        let depth = self.depth as usize;
+        if depth < TOP {
+            return self.walk_scratch::<AVX2_ROWS>(scratch, rows, sums);
+        }
+        let internal = (1usize << depth) - 1;
+        assert!(rows.is_multiple_of(AVX2_ROWS) && rows <= BLOCK_ROWS && sums.len() == rows);
+        assert!(scratch.len() >= self.n_features().max(1) * BLOCK_ROWS);
+        for t in 0..self.n_trees() {
+            let nodes = &self.packed[t * internal..(t + 1) * internal];
+            let leaves = &self.leaves[t * (internal + 1)..(t + 1) * (internal + 1)];
+            // The top nodes' columns and thresholds, in heap order.
+            let top: [PackedNode; (1 << TOP) - 1] = std::array::from_fn(|i| nodes[i]);
+            for r in (0..rows).step_by(AVX2_ROWS) {
+                let xs = &scratch[r..];
+                // AVX2 compares signed integers: flip the top bit of both
+                // keys to compare them unsigned.
+                let flip = _mm256_set1_epi32(i32::MIN);
+                // The 1-based heap index after the top three levels of the
+                // 8 rows starting at `first`: 8 + 4 b0 + 2 b1 + b2.
+                let top_index = |first: usize| {
+                    // x > t for the 8 rows at node `i` of the top levels.
+                    let greater = |i: usize| {
+                        let node = top[i];
+                        let at = node.offset as usize + first;
+                        assert!(at + 8 <= xs.len());
+                        // SAFETY: 8 values from `at` are inside `xs` (asserted).
+                        let v =
+                            unsafe { _mm256_loadu_si256(xs.as_ptr().add(at) as *const __m256i) };
+                        let t = _mm256_set1_epi32((node.threshold ^ 0x8000_0000) as i32);
+                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_xor_si256(v, flip), t))
+                    };
+                    // Level 0: one node. Level 1: two, chosen by level 0's bit.
+                    let b0 = greater(0);
+                    let b1 = _mm256_blendv_ps(greater(1), greater(2), b0);
+                    // Level 2: four, chosen by (b0, b1).
+                    let left = _mm256_blendv_ps(greater(3), greater(4), b1);
+                    let right = _mm256_blendv_ps(greater(5), greater(6), b1);
+                    let b2 = _mm256_blendv_ps(left, right, b0);
+                    let bit = |b: __m256, weight: i32| {
+                        _mm256_and_si256(_mm256_castps_si256(b), _mm256_set1_epi32(weight))
+                    };
+                    _mm256_add_epi32(
+                        _mm256_add_epi32(_mm256_set1_epi32(8), bit(b0, 4)),
+                        _mm256_add_epi32(bit(b1, 2), bit(b2, 1)),
+                    )
+                };
+                let mut idx = [0u32; AVX2_ROWS];
+                for half in 0..AVX2_ROWS / 8 {
+                    let j = top_index(8 * half);
+                    // SAFETY: idx[8 * half..] holds 8 u32s: an unaligned
+                    // 32-byte store.
+                    unsafe { _mm256_storeu_si256(idx[8 * half..].as_mut_ptr() as *mut __m256i, j) };
+                }
+                let mut idx = idx.map(|j| j as usize);
+                for _ in TOP..depth {
+                    for (l, j) in idx.iter_mut().enumerate() {
+                        debug_assert!(*j >= 1 && *j <= internal);
+                        // SAFETY: as in `walk_scratch`: 1 <= j <= internal
+                        // before each step, offsets inside the scratch.
+                        unsafe { step(j, nodes, xs, l) };
+                    }
+                }
+                for (l, j) in idx.iter().enumerate() {
+                    sums[r + l] += leaves[*j - internal - 1] as f64;
+                }
+            }
+        }
+    }
+}
+
+/// One level of the walk for lane `l`: `j = 2j + (x > t)` at 1-based node
+/// `j`, reading the lane's value at the node's column offset.
+///
+/// # Safety
+/// `1 <= *j <= nodes.len()` and `nodes[*j - 1].offset + l < xs.len()`.
+#[inline(always)]
+unsafe fn step(j: &mut usize, nodes: &[PackedNode], xs: &[u32], l: usize) {
+    // SAFETY: the caller's contract.
+    let node = unsafe { *nodes.get_unchecked(*j - 1) };
+    let v = unsafe { *xs.get_unchecked(node.offset as usize + l) };
+    #[cfg(target_arch = "x86_64")]
+    {
+        // `cmp t, v` sets the carry exactly when t < v (unsigned), and
+        // `adc j, j` makes that 2j + carry: two instructions where the
+        // compiler otherwise emits a compare, a set, a zeroing and a shift.
+        // SAFETY: register-only arithmetic on the inputs.
+        unsafe {
+            std::arch::asm!(
+                "cmp {t:e}, {v:e}",
+                "adc {j}, {j}",
+                t = in(reg) node.threshold,
+                v = in(reg) v,
+                j = inout(reg) *j,
+                options(pure, nomem, nostack),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *j = 2 * *j + (node.threshold < v) as usize;
     }
 }
 
@@ -260,6 +542,8 @@ mod tests {
             let mut got = vec![0.0; rows];
             flat.add_path_lengths_scalar(block, &mut got);
             assert_eq!(got, want, "scalar, {rows}x{features} depth {depth}");
+            let round_trip: FlatIsolationForest = flat.arrays().try_into().unwrap();
+            assert_eq!(round_trip, flat);
             let mut got = vec![0.0; rows];
             flat.add_path_lengths_portable(block, &mut got);
             assert_eq!(got, want, "portable lanes");
@@ -293,6 +577,36 @@ mod tests {
             // SAFETY: AVX2 checked at the top of the test.
             unsafe { flat.add_path_lengths_avx2(block, &mut simd) };
             assert_eq!(simd, scalar);
+        }
+    }
+
+    #[test]
+    fn order_keys_compare_as_the_floats_do() {
+        let special = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            1e-45,
+            -1e-45,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut values: Vec<f32> = special.to_vec();
+        values.extend(
+            (0..300)
+                .map(|_| f32::from_bits(rng.gen()))
+                .filter(|v| !v.is_nan()),
+        );
+        for &t in &values {
+            for &x in values.iter().chain([f32::NAN, -f32::NAN].iter()) {
+                assert_eq!(order_key(x) > order_key(t), x > t, "x = {x:e}, t = {t:e}");
+            }
         }
     }
 

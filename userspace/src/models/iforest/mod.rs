@@ -102,9 +102,10 @@ impl FromStr for Contamination {
         if s.eq_ignore_ascii_case("auto") {
             return Ok(Contamination::Auto);
         }
+        // The range is checked with the other parameters (an `Error:` and
+        // status 1, as the original), not while parsing arguments.
         match s.parse::<f64>() {
-            Ok(c) if c > 0.0 && c <= 0.5 => Ok(Contamination::Fraction(c)),
-            Ok(_) => Err("contamination must be in the range (0, 0.5]".into()),
+            Ok(c) => Ok(Contamination::Fraction(c)),
             Err(_) => Err(format!("`{s}` is not a number in (0, 0.5] or `auto`")),
         }
     }
@@ -206,6 +207,13 @@ impl IsolationForestParams {
 
     /// Fits the forest on `data` and sets the offset from its scores.
     pub fn fit(&self, data: &FeatureMatrix) -> Result<IsolationForest> {
+        Ok(self.fit_scored(data)?.0)
+    }
+
+    /// Fits the forest and also returns `score_samples` of the training
+    /// rows (computed anyway for the offset), so that scoring the training
+    /// data needs no second pass.
+    pub fn fit_scored(&self, data: &FeatureMatrix) -> Result<(IsolationForest, Vec<f64>)> {
         let (trees, max_samples, depth) = self.grow_trees(data)?;
         let forest = FlatIsolationForest::from_trees(&trees, depth, data.n_features())?;
         let mut model = IsolationForest {
@@ -215,11 +223,11 @@ impl IsolationForestParams {
             offset: -0.5,
             forest,
         };
+        let scores = model.score_samples(data);
         if let Contamination::Fraction(c) = self.contamination {
-            let scores = model.score_samples(data);
             model.offset = percentile(&scores, 100.0 * c);
         }
-        Ok(model)
+        Ok((model, scores))
     }
 }
 
@@ -367,6 +375,13 @@ mod tests {
     }
 
     #[test]
+    fn training_scores_come_with_the_fit() {
+        let data = clustered_with_outliers(300, 5);
+        let (model, scores) = IsolationForestParams::default().fit_scored(&data).unwrap();
+        assert_eq!(scores, model.score_samples(&data));
+    }
+
+    #[test]
     fn auto_contamination_uses_offset_minus_half() {
         let data = clustered_with_outliers(200, 4);
         let model = IsolationForestParams {
@@ -394,8 +409,17 @@ mod tests {
         assert_eq!(IsolationForestParams::max_depth(256), 8);
         assert_eq!(IsolationForestParams::max_depth(100), 7);
         assert_eq!(IsolationForestParams::max_depth(1), 1);
-        assert!("0.6".parse::<Contamination>().is_err());
-        assert!("0".parse::<Contamination>().is_err());
+        assert!("lots".parse::<Contamination>().is_err());
+        for bad in ["0.6", "0", "-0.1", "NaN"] {
+            let params = IsolationForestParams {
+                contamination: bad.parse().unwrap(),
+                ..Default::default()
+            };
+            assert_eq!(
+                params.check().unwrap_err().to_string(),
+                "contamination must be in the range (0, 0.5]"
+            );
+        }
         assert_eq!(
             "0.5".parse::<Contamination>().unwrap(),
             Contamination::Fraction(0.5)
