@@ -776,3 +776,77 @@ fn detect_takes_a_real_capture_in_one_step() {
         "{stdout}"
     );
 }
+
+/// The flow counters `sniff --read` writes are the ones `detect`'s default
+/// features compute from the rows when the counters are absent: both run
+/// `FlowState::record` over the same flow keys (the kernel runs it too).
+#[test]
+fn written_flow_counters_equal_the_ones_features_recompute() {
+    use ml_sniffing::features::{engineer, FeatureSet, Selection};
+    use ml_sniffing::io::Table;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut captures = vec![write(
+        dir.path(),
+        "generated.pcap",
+        &classic(
+            &ethernet_packets(),
+            Endianness::Little,
+            TsResolution::MicroSecond,
+        ),
+    )];
+    if let Some(pcap) = data_dir() {
+        for name in [
+            "pkt.TCP.synflood.spoofed.pcap",
+            "amp.dns.RRSIG.fragmented.pcap",
+            "ssh.pcap",
+        ] {
+            if pcap.join(name).exists() {
+                captures.push(pcap.join(name));
+            }
+        }
+    }
+    for path in captures {
+        let table = ml_sniffing::capture::pcap::read_table(&path).unwrap();
+        let keep: Vec<usize> = (0..table.headers().len())
+            .filter(|&c| !table.headers()[c].starts_with("flow_"))
+            .collect();
+        let mut without = Table::new(keep.iter().map(|&c| table.headers()[c].clone()).collect());
+        for row in 0..table.len() {
+            without
+                .push_row(keep.iter().map(|&c| table.cell(row, c)), row as u64 + 2)
+                .unwrap();
+        }
+        let selection = Selection::Set(FeatureSet::Default);
+        let written = engineer(&table, &selection).unwrap().matrix;
+        let recomputed = engineer(&without, &selection).unwrap().matrix;
+        assert_eq!(written.names(), recomputed.names());
+        let column = |m: &ml_sniffing::features::FeatureMatrix, name: &str| {
+            let f = m.names().iter().position(|n| n == name).unwrap();
+            m.column(f).to_vec()
+        };
+        for name in ["flow_packets", "flow_mean_length"] {
+            assert_eq!(
+                column(&written, name),
+                column(&recomputed, name),
+                "{}: {name}",
+                path.display()
+            );
+        }
+        // The recomputation reads epoch seconds as f64 (about 0.24 us apart
+        // near 1.7e9), so its gaps may be off by under a microsecond (plus
+        // the f32 rounding of the feature, 2 ulp).
+        for (row, (w, r)) in column(&written, "flow_gap")
+            .iter()
+            .zip(column(&recomputed, "flow_gap"))
+            .enumerate()
+        {
+            let tolerance = 1e-6 + 2.0 * f32::EPSILON * w.abs();
+            assert!(
+                (w - r).abs() <= tolerance,
+                "{}: row {row}: {w} vs {r}",
+                path.display()
+            );
+        }
+    }
+}

@@ -55,7 +55,7 @@ impl fmt::Display for Format {
                 nanosecond,
             } => write!(
                 f,
-                "pcap ({}-endian, {}second timestamps)",
+                "pcap, {}-endian, {}second timestamps",
                 if *little_endian { "little" } else { "big" },
                 if *nanosecond { "nano" } else { "micro" }
             ),
