@@ -34,6 +34,8 @@ pub enum Command {
     /// Train a Random Forest on a labelled CSV and print how well it does on
     /// held-out rows.
     Classify(commands::classify::ClassifyArgs),
+    /// Apply a model saved by `classify` or `detect` to a new CSV.
+    Predict(commands::predict::PredictArgs),
 }
 
 /// Runs the command line and turns errors into `Error: ...` and status 1.
@@ -45,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Sniff(args) => commands::sniff::run(args, &mut out),
         Command::Detect(args) => commands::detect::run(args, &mut out),
         Command::Classify(args) => commands::classify::run(args, &mut out),
+        Command::Predict(args) => commands::predict::run(args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(Into::into));
     match result {

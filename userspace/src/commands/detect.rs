@@ -3,14 +3,16 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{CellAlignment, Table as Display};
 
-use super::FeatureArgs;
-use crate::features::{self, Engineered};
+use super::{FeatureArgs, HEADER_RULE_ONLY};
+use crate::features::encoding::FeaturePlan;
+use crate::features::{self, Engineered, Selection};
 use crate::io::{self, output::AtomicFile, Table};
-use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
+use crate::models::iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+use crate::models::model_file::SavedModel;
 use crate::timings::Timings;
 use crate::{progress, pyfmt};
 
@@ -41,6 +43,15 @@ pub struct DetectArgs {
     /// Seed: the same seed gives the same scores on every run.
     #[arg(long, default_value_t = 42)]
     pub random_state: u64,
+    /// Write the fitted forest to this file (for `detect --model` or
+    /// `predict`).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub save_model: Option<PathBuf>,
+    /// Score with the forest saved in this file instead of fitting one: its
+    /// features, offset and trees are used (--features, --contamination,
+    /// --n-estimators, --max-samples and --random-state are then unused).
+    #[arg(long, value_name = "FILE", conflicts_with = "feature_columns")]
+    pub model: Option<PathBuf>,
 }
 
 pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
@@ -52,11 +63,53 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     };
     params.check()?;
     let timings = Timings::start();
+    let saved = args
+        .model
+        .as_deref()
+        .map(load_isolation_forest)
+        .transpose()?;
     let table = io::load_table(&args.input)?;
     timings.mark("read");
-    let engineered = features::engineer(&table, &args.features.selection())?;
-    timings.mark("features");
-    let (model, mut scores) = params.fit_scored(&engineered.matrix)?;
+    let (engineered, model, mut scores) = match saved {
+        Some((path, plan, model)) => {
+            let engineered = features::engineer(&table, &plan_selection(&plan))
+                .and_then(|e| {
+                    let want = plan.feature_names();
+                    if e.matrix.names() != want.as_slice() {
+                        bail!(
+                            "the model uses the features {} but this input gives {}",
+                            want.join(", "),
+                            e.matrix.names().join(", ")
+                        );
+                    }
+                    Ok(e)
+                })
+                .with_context(|| {
+                    format!(
+                        "{} does not fit the model in {}",
+                        args.input.display(),
+                        path.display()
+                    )
+                })?;
+            timings.mark("features");
+            let scores = model.score_samples(&engineered.matrix);
+            (engineered, model, scores)
+        }
+        None => {
+            let selection = args.features.selection();
+            let engineered = features::engineer(&table, &selection)?;
+            timings.mark("features");
+            let (model, scores) = params.fit_scored(&engineered.matrix)?;
+            if let Some(path) = &args.save_model {
+                SavedModel::IsolationForest {
+                    plan: FeaturePlan::for_detect(&selection, engineered.matrix.names()),
+                    model: model.clone(),
+                }
+                .save(path)?;
+            }
+            (engineered, model, scores)
+        }
+    };
     for s in scores.iter_mut() {
         *s -= model.offset;
     }
@@ -86,9 +139,32 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
         out,
         "{flagged} of {} {what} flagged as anomalous (contamination {}).",
         table.len(),
-        args.contamination
+        model.params.contamination
     )?;
+    if let Some(path) = &args.save_model {
+        writeln!(out, "Model saved to {}", path.display())?;
+    }
     Ok(())
+}
+
+/// Reads `path`, which must hold an Isolation Forest.
+fn load_isolation_forest(path: &Path) -> Result<(&Path, FeaturePlan, IsolationForest)> {
+    match SavedModel::load(path)? {
+        SavedModel::IsolationForest { plan, model } => Ok((path, plan, model)),
+        SavedModel::RandomForest { .. } => bail!(
+            "{} holds a Random Forest classifier; detect needs an Isolation Forest \
+             (apply a classifier with `ml-sniffing predict`)",
+            path.display()
+        ),
+    }
+}
+
+/// The feature selection that recomputes a saved plan's features.
+fn plan_selection(plan: &FeaturePlan) -> Selection {
+    match plan {
+        FeaturePlan::Packet { set, .. } => Selection::Set(*set),
+        FeaturePlan::Columns { .. } => Selection::Columns(plan.feature_names()),
+    }
 }
 
 /// Rows formatted per thread per round of [`write_scores`].
@@ -167,9 +243,6 @@ fn format_rows(
         .into_inner()
         .map_err(|e| anyhow::anyhow!("formatting rows: {}", e.error()))
 }
-
-/// comfy-table preset: no borders, no row lines, one rule under the header.
-const HEADER_RULE_ONLY: &str = "     -             ";
 
 /// The top rows as an aligned table a person can read.
 fn top_table(table: &Table, engineered: &Engineered, scores: &[f64], rows: &[u32]) -> Display {

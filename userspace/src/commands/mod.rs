@@ -3,11 +3,15 @@
 
 pub mod classify;
 pub mod detect;
+pub mod predict;
 pub mod sniff;
 
 use clap::Args;
 
 use crate::features::{FeatureSet, Selection};
+
+/// comfy-table preset: no borders, no row lines, one rule under the header.
+pub(crate) const HEADER_RULE_ONLY: &str = "     -             ";
 
 /// How rows become model inputs (shared by `detect` and `classify`).
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 
 pub mod cells;
 pub mod default_set;
+pub mod encoding;
 pub mod flows;
 pub mod matrix;
 pub mod seed;

@@ -2,5 +2,9 @@
 
 pub mod block;
 pub mod iforest;
+pub mod metrics;
+pub mod model_file;
+pub mod rforest;
+pub mod split;
 
 pub use block::Block;

@@ -3,6 +3,7 @@
 
 mod detect;
 mod pcap;
+mod rforest;
 
 use anyhow::Result;
 
@@ -21,7 +22,11 @@ pub struct BenchOptions {
 type Bench = fn(&BenchOptions) -> Result<()>;
 
 /// Every benchmark, by name.
-const BENCHES: &[(&str, Bench)] = &[("detect", detect::run), ("pcap", pcap::run)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("detect", detect::run),
+    ("rforest", rforest::run),
+    ("pcap", pcap::run),
+];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
     for (name, bench) in BENCHES {

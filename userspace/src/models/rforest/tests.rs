@@ -1,0 +1,218 @@
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+/// Three noisy classes over `features` columns, some with repeated values
+/// and one constant column, so that ties, constants and impure leaves occur.
+pub(crate) fn noisy_problem(rows: usize, features: usize, seed: u64) -> (FeatureMatrix, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let labels: Vec<u32> = (0..rows).map(|_| rng.gen_range(0..3)).collect();
+    let columns = (0..features)
+        .map(|f| {
+            labels
+                .iter()
+                .map(|&y| match f % 4 {
+                    0 => y as f32 + rng.gen_range(-1.0f32..1.0),
+                    1 => rng.gen_range(0..5) as f32,
+                    2 => 7.0,
+                    _ => (y as f32) * 0.5 + rng.gen_range(0.0f32..2.0),
+                })
+                .collect()
+        })
+        .collect();
+    let names = (0..features).map(|f| format!("f{f}")).collect();
+    (FeatureMatrix::from_columns(names, columns), labels)
+}
+
+fn classes(n: usize) -> Vec<String> {
+    (0..n).map(|k| k.to_string()).collect()
+}
+
+#[test]
+fn flat_forest_equals_the_pointer_trees_on_every_row() {
+    for (rows, features, depth) in [(400, 5, None), (150, 11, Some(4)), (60, 1, None)] {
+        let (train, labels) = noisy_problem(rows, features, 1);
+        let (test, _) = noisy_problem(333, features, 2);
+        let params = RandomForestParams {
+            n_estimators: 17,
+            max_depth: depth,
+            ..Default::default()
+        };
+        let trees = params.grow_trees(&train, &labels, 3, &|| {}).unwrap();
+        let model = params.fit(&train, &labels, classes(3), &|| {}).unwrap();
+        for data in [&train, &test] {
+            let want = reference_proba(&trees, data);
+            assert_eq!(model.predict_proba(data), want, "{rows}x{features}");
+            let c = 3;
+            let block = Block::of_matrix(data, 0, data.n_rows());
+            for (name, f) in [
+                (
+                    "scalar",
+                    FlatForest::add_probabilities_scalar as fn(&FlatForest, Block, &mut [f64]),
+                ),
+                ("portable", FlatForest::add_probabilities_portable),
+                ("dispatched", FlatForest::add_probabilities),
+            ] {
+                let mut sums = vec![0.0; data.n_rows() * c];
+                f(&model.forest, block, &mut sums);
+                let got: Vec<f64> = sums.iter().map(|s| s / 17.0).collect();
+                assert_eq!(got, want, "{name}");
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_path_equals_scalar_path_on_sub_blocks() {
+    if !std::is_x86_feature_detected!("avx2") {
+        eprintln!("skipped: this CPU has no AVX2");
+        return;
+    }
+    let (train, labels) = noisy_problem(500, 6, 3);
+    let (test, _) = noisy_problem(300, 6, 4);
+    let model = RandomForestParams {
+        n_estimators: 9,
+        ..Default::default()
+    }
+    .fit(&train, &labels, classes(3), &|| {})
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for _ in 0..20 {
+        let start = rng.gen_range(0..test.n_rows());
+        let end = rng.gen_range(start..=test.n_rows());
+        let block = Block::of_matrix(&test, start, end);
+        let mut scalar = vec![0.0; block.len() * 3];
+        model.forest.add_probabilities_scalar(block, &mut scalar);
+        let mut simd = vec![0.0; block.len() * 3];
+        // SAFETY: AVX2 checked at the top of the test.
+        unsafe { model.forest.add_probabilities_avx2(block, &mut simd) };
+        assert_eq!(simd, scalar, "rows {start}..{end}");
+    }
+}
+
+#[test]
+fn same_seed_same_forest_whatever_the_thread_count() {
+    let (data, labels) = noisy_problem(300, 4, 6);
+    let fit = |jobs, seed| {
+        RandomForestParams {
+            n_estimators: 12,
+            n_jobs: jobs,
+            random_state: seed,
+            ..Default::default()
+        }
+        .fit(&data, &labels, classes(3), &|| {})
+        .unwrap()
+    };
+    let one = fit(1, 42);
+    assert_eq!(fit(3, 42).forest, one.forest);
+    assert_eq!(fit(0, 42).forest, one.forest);
+    assert_ne!(fit(1, 7).forest, one.forest);
+}
+
+#[test]
+fn probabilities_are_means_of_leaf_frequencies_and_sum_to_one() {
+    let (data, labels) = noisy_problem(300, 4, 8);
+    let model = RandomForestParams {
+        n_estimators: 10,
+        ..Default::default()
+    }
+    .fit(&data, &labels, classes(3), &|| {})
+    .unwrap();
+    let proba = model.predict_proba(&data);
+    for row in proba.chunks(3) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{row:?}");
+    }
+    // Fully grown trees fit their training data well.
+    let predicted = model.predict(&data);
+    let right = predicted
+        .iter()
+        .zip(&labels)
+        .filter(|(p, y)| p == y)
+        .count();
+    assert!(right as f64 > 0.8 * 300.0, "{right} of 300");
+}
+
+#[test]
+fn a_learnable_problem_is_learned_and_entropy_works_too() {
+    // Class = which of 4 quadrants; features 2..5 are noise.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let make = |rng: &mut ChaCha8Rng, n: usize| {
+        let mut cols = vec![Vec::new(); 6];
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let a: f32 = rng.gen_range(-1.0..1.0);
+            let b: f32 = rng.gen_range(-1.0..1.0);
+            y.push((a > 0.0) as u32 * 2 + (b > 0.0) as u32);
+            cols[0].push(a);
+            cols[1].push(b);
+            for c in cols.iter_mut().skip(2) {
+                c.push(rng.gen_range(-1.0..1.0));
+            }
+        }
+        let names = (0..6).map(|f| format!("f{f}")).collect();
+        (FeatureMatrix::from_columns(names, cols), y)
+    };
+    let (train, y_train) = make(&mut rng, 1000);
+    let (test, y_test) = make(&mut rng, 500);
+    for criterion in [Criterion::Gini, Criterion::Entropy] {
+        let model = RandomForestParams {
+            n_estimators: 30,
+            criterion,
+            ..Default::default()
+        }
+        .fit(&train, &y_train, classes(4), &|| {})
+        .unwrap();
+        let right = model
+            .predict(&test)
+            .iter()
+            .zip(&y_test)
+            .filter(|(p, y)| p == y)
+            .count();
+        assert!(right > 470, "{criterion:?}: {right} of 500");
+    }
+}
+
+#[test]
+fn max_features_resolves_as_scikit_learn() {
+    assert_eq!(MaxFeatures::Sqrt.resolve(11).unwrap(), 3);
+    assert_eq!(MaxFeatures::Sqrt.resolve(1).unwrap(), 1);
+    assert_eq!(MaxFeatures::Log2.resolve(11).unwrap(), 3);
+    assert_eq!(MaxFeatures::All.resolve(11).unwrap(), 11);
+    assert_eq!(MaxFeatures::Fraction(0.5).resolve(11).unwrap(), 5);
+    assert_eq!(MaxFeatures::Fraction(0.01).resolve(11).unwrap(), 1);
+    assert!(MaxFeatures::Count(12).resolve(11).is_err());
+    assert_eq!("sqrt".parse::<MaxFeatures>().unwrap(), MaxFeatures::Sqrt);
+    assert_eq!("4".parse::<MaxFeatures>().unwrap(), MaxFeatures::Count(4));
+    assert_eq!(
+        "0.3".parse::<MaxFeatures>().unwrap(),
+        MaxFeatures::Fraction(0.3)
+    );
+    assert!("2.5".parse::<MaxFeatures>().is_err());
+}
+
+#[test]
+fn linfa_traits_fit_and_predict() {
+    use linfa::prelude::{Fit, ParamGuard, Predict};
+    let (data, labels) = noisy_problem(200, 4, 10);
+    let records = ndarray::Array2::from_shape_fn((200, 4), |(r, f)| data.get(r, f));
+    let targets = ndarray::Array1::from_iter(labels.iter().map(|&l| l as usize));
+    let dataset = linfa::Dataset::new(records.clone(), targets);
+    let params = RandomForestParams {
+        n_estimators: 5,
+        ..Default::default()
+    };
+    // Inherent methods share the names: call the linfa traits explicitly.
+    let model = Fit::fit(&params, &dataset).unwrap();
+    let direct = params.fit(&data, &labels, classes(3), &|| {}).unwrap();
+    assert_eq!(model.forest, direct.forest);
+    let predicted: ndarray::Array1<usize> = Predict::predict(&model, &records);
+    let want: Vec<usize> = direct.predict(&data).iter().map(|&p| p as usize).collect();
+    assert_eq!(predicted.to_vec(), want);
+    let bad = RandomForestParams {
+        n_estimators: 0,
+        ..Default::default()
+    };
+    assert!(bad.check_ref().is_err());
+}
