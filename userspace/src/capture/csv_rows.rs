@@ -69,44 +69,113 @@ pub fn fragment_code(record: &PacketRecord) -> u8 {
     }
 }
 
-/// Formats records into one reusable line buffer.
-#[derive(Debug, Default)]
+/// The longest row: 15 cells of at most 20 digits (or 45 characters for
+/// an IPv6 address, 27 for a timestamp) and their separators, rounded up.
+const LINE_MAX: usize = 384;
+
+/// Formats records into one reusable line buffer, digit by digit: the
+/// general-purpose formatters cost more than the parser here.
+#[derive(Debug)]
 pub struct RowFormatter {
-    /// The cells joined by commas, closed by a newline.
-    line: String,
+    /// `line[..len]` is the cells joined by commas, closed by a newline
+    /// (ASCII only).
+    line: [u8; LINE_MAX],
+    len: usize,
     /// The end of each cell in `line`.
     ends: [usize; COLUMNS.len()],
+}
+
+impl Default for RowFormatter {
+    fn default() -> Self {
+        RowFormatter::new()
+    }
 }
 
 impl RowFormatter {
     pub fn new() -> Self {
         RowFormatter {
-            line: String::with_capacity(160),
+            line: [0; LINE_MAX],
+            len: 0,
             ends: [0; COLUMNS.len()],
         }
     }
 
-    /// Ends the current cell.
+    /// Ends cell `cell`.
     #[inline(always)]
     fn close(&mut self, cell: usize) {
-        self.ends[cell] = self.line.len();
-        self.line
-            .push(if cell + 1 == COLUMNS.len() { '\n' } else { ',' });
+        self.ends[cell] = self.len;
+        self.line[self.len] = if cell + 1 == COLUMNS.len() { b'\n' } else { b',' };
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.line[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    /// `v` in decimal.
+    #[inline(always)]
+    fn push_u64(&mut self, mut v: u64) {
+        let mut digits = 1;
+        let mut rest = v / 10;
+        while rest > 0 {
+            digits += 1;
+            rest /= 10;
+        }
+        let end = self.len + digits;
+        for slot in self.line[self.len..end].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len = end;
+    }
+
+    /// `seconds.micros` with exactly six decimals, truncating nanoseconds.
+    #[inline(always)]
+    fn push_seconds(&mut self, ns: u64) {
+        self.push_u64(ns / 1_000_000_000);
+        self.line[self.len] = b'.';
+        let mut micros = ns % 1_000_000_000 / 1_000;
+        let end = self.len + 7;
+        for slot in self.line[self.len + 1..end].iter_mut().rev() {
+            *slot = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        self.len = end;
+    }
+
+    fn push_ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push(b".");
+                    }
+                    self.push_u64(octet as u64);
+                }
+            }
+            // At most 45 characters: the buffer has room.
+            IpAddr::V6(v6) => {
+                let _ = write!(self, "{v6}");
+            }
+        }
     }
 
     /// Formats `r` (whose `timestamp_ns` is epoch nanoseconds).
     pub fn format(&mut self, r: &PacketRecord) {
-        self.line.clear();
-        let mut int = itoa::Buffer::new();
-        push_seconds(&mut self.line, r.timestamp_ns);
+        self.len = 0;
+        self.push_seconds(r.timestamp_ns);
         self.close(0);
-        push_ip(&mut self.line, r.source());
+        self.push_ip(r.source());
         self.close(1);
-        push_ip(&mut self.line, r.destination());
+        self.push_ip(r.destination());
         self.close(2);
         match protocol::name(r.protocol) {
-            Some(name) => self.line.push_str(name),
-            None => self.line.push_str(int.format(r.protocol)),
+            Some(name) => self.push(name.as_bytes()),
+            None => self.push_u64(r.protocol as u64),
         }
         self.close(3);
         let numbers = [
@@ -120,58 +189,39 @@ impl RowFormatter {
             r.flow_bytes,
         ];
         for (i, value) in numbers.into_iter().enumerate() {
-            self.line.push_str(int.format(value));
+            self.push_u64(value);
             self.close(4 + i);
         }
-        push_seconds(&mut self.line, r.flow_gap_ns);
+        self.push_seconds(r.flow_gap_ns);
         self.close(12);
-        self.line.push_str(int.format(r.ip_version));
+        self.push_u64(r.ip_version as u64);
         self.close(13);
-        self.line.push_str(int.format(fragment_code(r)));
+        self.push_u64(fragment_code(r) as u64);
         self.close(14);
     }
 
     /// The last formatted row as a CSV line, newline included.
     pub fn line(&self) -> &[u8] {
-        self.line.as_bytes()
+        &self.line[..self.len]
     }
 
     /// The last formatted row's cells.
     pub fn cells(&self) -> impl Iterator<Item = &str> {
-        let line = &self.line;
         self.ends.iter().enumerate().map(move |(i, &end)| {
             let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
-            &line[start..end]
+            // Only ASCII is ever written.
+            std::str::from_utf8(&self.line[start..end]).unwrap_or("")
         })
     }
 }
 
-/// `seconds.micros` with exactly six decimals, truncating nanoseconds.
-fn push_seconds(line: &mut String, ns: u64) {
-    let mut int = itoa::Buffer::new();
-    line.push_str(int.format(ns / 1_000_000_000));
-    line.push('.');
-    let micros = (ns % 1_000_000_000 / 1_000) as u32;
-    let digits = int.format(micros);
-    line.extend(std::iter::repeat_n('0', 6 - digits.len()));
-    line.push_str(digits);
-}
-
-fn push_ip(line: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut int = itoa::Buffer::new();
-            for (i, octet) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    line.push('.');
-                }
-                line.push_str(int.format(*octet));
-            }
+impl std::fmt::Write for RowFormatter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.len + s.len() > LINE_MAX - COLUMNS.len() {
+            return Err(std::fmt::Error);
         }
-        // Writing into a String cannot fail.
-        IpAddr::V6(v6) => {
-            let _ = write!(line, "{v6}");
-        }
+        self.push(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -235,8 +285,84 @@ pub fn push_record(
 #[cfg(test)]
 mod tests {
     use ml_sniffing_common::record::{addr_bytes, FLAG_VLAN};
+    use proptest::prelude::*;
 
     use super::*;
+
+    /// The row written with `format!`, field by field.
+    fn reference(r: &PacketRecord) -> String {
+        let seconds = |ns: u64| format!("{}.{:06}", ns / 1_000_000_000, ns % 1_000_000_000 / 1_000);
+        format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            seconds(r.timestamp_ns),
+            r.source(),
+            r.destination(),
+            protocol::name(r.protocol)
+                .map(str::to_string)
+                .unwrap_or_else(|| r.protocol.to_string()),
+            r.frame_len,
+            r.src_port,
+            r.dst_port,
+            r.ttl,
+            r.tcp_flags,
+            r.vlan_id,
+            r.flow_packets,
+            r.flow_bytes,
+            seconds(r.flow_gap_ns),
+            r.ip_version,
+            fragment_code(r)
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn rows_match_a_plain_reference(
+            words in proptest::array::uniform4(any::<u64>()),
+            src in any::<[u8; 16]>(),
+            dst in any::<[u8; 16]>(),
+            small in proptest::array::uniform4(any::<u16>()),
+            bytes in proptest::array::uniform4(any::<u8>()),
+            v4 in any::<bool>(),
+            extreme in any::<bool>(),
+        ) {
+            let mut r = PacketRecord {
+                timestamp_ns: words[0],
+                flow_packets: words[1],
+                flow_bytes: words[2],
+                flow_gap_ns: words[3],
+                src_addr: src,
+                dst_addr: dst,
+                frame_len: (small[0] as u32) << 16 | small[1] as u32,
+                src_port: small[1],
+                dst_port: small[2],
+                vlan_id: small[3],
+                protocol: bytes[0],
+                ip_version: if v4 { 4 } else { 6 },
+                ttl: bytes[1],
+                tcp_flags: bytes[2],
+                flags: bytes[3],
+                _pad: 0,
+            };
+            if v4 {
+                r.src_addr[..12].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+                r.dst_addr[..12].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+            }
+            if extreme {
+                // The longest row: maximal numbers and full-length IPv6.
+                r.timestamp_ns = u64::MAX;
+                r.flow_packets = u64::MAX;
+                r.flow_bytes = u64::MAX;
+                r.flow_gap_ns = u64::MAX;
+                r.frame_len = u32::MAX;
+                r.ip_version = 6;
+                r.src_addr = [0x12; 16];
+                r.dst_addr = [0xfe; 16];
+            }
+            let mut f = RowFormatter::new();
+            f.format(&r);
+            prop_assert_eq!(std::str::from_utf8(f.line()).unwrap(), reference(&r));
+        }
+    }
 
     fn record() -> PacketRecord {
         PacketRecord {

@@ -18,9 +18,49 @@ use ml_sniffing_common::record::PacketRecord;
 /// stays under 40 MiB, whatever the capture holds.
 pub const DEFAULT_CAPACITY: usize = 1 << 18;
 
+/// A [`FlowKey`] as five words: hashing them is a handful of multiplies,
+/// where the derived `Hash` of the key feeds the hasher field by field
+/// (with length prefixes for the arrays).
+#[derive(Clone, Copy)]
+struct Key([u64; 5]);
+
+/// Word by word: the derived comparison of the array calls `memcmp`.
+impl PartialEq for Key {
+    #[inline(always)]
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) == 0
+    }
+}
+
+impl Eq for Key {}
+
+impl Key {
+    #[inline(always)]
+    fn new(k: &FlowKey) -> Self {
+        let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+        Key([
+            word(&k.src_addr[..8]),
+            word(&k.src_addr[8..]),
+            word(&k.dst_addr[..8]),
+            word(&k.dst_addr[8..]),
+            (k.src_port as u64) | (k.dst_port as u64) << 16 | (k.protocol as u64) << 32,
+        ])
+    }
+}
+
+impl std::hash::Hash for Key {
+    #[inline(always)]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        for w in self.0 {
+            state.write_u64(w);
+        }
+    }
+}
+
 /// Causal per-flow counters over a bounded number of flows.
 pub struct FlowTable {
-    flows: LruCache<FlowKey, FlowState>,
+    flows: LruCache<Key, FlowState>,
     evicted: u64,
 }
 
@@ -44,7 +84,7 @@ impl FlowTable {
     /// and stores the flow counters in it.
     #[inline]
     pub fn count(&mut self, record: &mut PacketRecord) -> FlowCounters {
-        let key = record.flow_key();
+        let key = Key::new(&record.flow_key());
         let counters = match self.flows.get_mut(&key) {
             Some(state) => state.record(record.frame_len, record.timestamp_ns),
             None => {
@@ -112,6 +152,42 @@ mod tests {
             );
         }
         assert_eq!((table.len(), table.evicted()), (7, 0));
+    }
+
+    /// Every field of the flow key takes part in the table's key.
+    #[test]
+    fn keys_differing_in_any_field_are_different_flows() {
+        let base = PacketRecord {
+            src_addr: [1; 16],
+            dst_addr: [2; 16],
+            src_port: 3,
+            dst_port: 4,
+            protocol: 5,
+            ..PacketRecord::default()
+        };
+        let mut variants = vec![base];
+        for i in 0..16 {
+            let mut r = base;
+            r.src_addr[i] ^= 0x80;
+            variants.push(r);
+            let mut r = base;
+            r.dst_addr[i] ^= 0x01;
+            variants.push(r);
+        }
+        for f in [
+            |r: &mut PacketRecord| r.src_port = 4,
+            |r: &mut PacketRecord| r.dst_port = 3,
+            |r: &mut PacketRecord| r.protocol = 6,
+        ] {
+            let mut r = base;
+            f(&mut r);
+            variants.push(r);
+        }
+        let mut table = FlowTable::with_capacity(1000);
+        for mut r in variants.clone() {
+            assert_eq!(table.count(&mut r).packets, 1);
+        }
+        assert_eq!(table.len(), variants.len());
     }
 
     #[test]
