@@ -185,22 +185,41 @@ fn classic_with_link(
     w.into_writer()
 }
 
-fn idb(options: Vec<InterfaceDescriptionOption<'static>>) -> Block<'static> {
+fn idb(linktype: DataLink, options: Vec<InterfaceDescriptionOption<'static>>) -> Block<'static> {
     Block::InterfaceDescription(InterfaceDescriptionBlock {
-        linktype: DataLink::ETHERNET,
+        linktype,
         snaplen: 0,
         options,
     })
 }
 
+/// Packets of `ethernet_packets` that the pcapng capture sends over its
+/// Linux cooked (SLL) interface: all are alone in their flow, so their rows
+/// differ from the Ethernet ones only by the 2 bytes the SLL header adds to
+/// `length` and `flow_bytes`.
+const ON_SLL: [usize; 8] = [1, 3, 4, 6, 7, 9, 10, 15];
+
+/// An Ethernet frame as Linux cooked capture v1 sees it: the 12 bytes of
+/// MAC addresses become packet type, ARPHRD_ETHER, address length, and the
+/// 8-byte (padded) source address; the EtherType and all after it stay.
+fn to_sll(frame: &[u8]) -> Vec<u8> {
+    let mut sll = vec![0, 0, 0, 1, 0, 6];
+    sll.extend_from_slice(&frame[6..12]);
+    sll.extend_from_slice(&[0, 0]);
+    sll.extend_from_slice(&frame[12..]);
+    sll
+}
+
 /// The packets over two sections (little- then big-endian), each with two
-/// Ethernet interfaces: one with the default microsecond ticks, one with
-/// nanosecond ticks and a timestamp offset of 1,000,000,000 s.
-fn pcapng(packets: &[Packet]) -> Vec<u8> {
+/// interfaces of different link types: Ethernet with the default
+/// microsecond ticks, and Linux SLL with nanosecond ticks and a timestamp
+/// offset of 1,000,000,000 s. Packets whose index is in `on_sll` go over
+/// the SLL interface.
+fn pcapng(packets: &[Packet], on_sll: &[usize]) -> Vec<u8> {
     const OFFSET_S: u64 = 1_000_000_000;
     let mut w = PcapNgWriter::with_endianness(Vec::new(), Endianness::Little).unwrap();
     let half = packets.len() / 2;
-    for (section, chunk) in [&packets[..half], &packets[half..]].into_iter().enumerate() {
+    for (section, range) in [0..half, half..packets.len()].into_iter().enumerate() {
         if section == 1 {
             w.write_block(&Block::SectionHeader(SectionHeaderBlock {
                 endianness: Endianness::Big,
@@ -208,25 +227,30 @@ fn pcapng(packets: &[Packet]) -> Vec<u8> {
             }))
             .unwrap();
         }
-        w.write_block(&idb(vec![])).unwrap();
-        w.write_block(&idb(vec![
-            InterfaceDescriptionOption::IfTsResol(9),
-            InterfaceDescriptionOption::IfTsOffset(OFFSET_S),
-        ]))
+        w.write_block(&idb(DataLink::ETHERNET, vec![])).unwrap();
+        w.write_block(&idb(
+            DataLink::LINUX_SLL,
+            vec![
+                InterfaceDescriptionOption::IfTsResol(9),
+                InterfaceDescriptionOption::IfTsOffset(OFFSET_S),
+            ],
+        ))
         .unwrap();
-        for (i, p) in chunk.iter().enumerate() {
+        for i in range {
+            let p = &packets[i];
             let ns = BASE_NS + p.after_us * 1_000;
             // pcap-file writes the Duration's nanoseconds as the raw ticks.
-            let (interface_id, ticks) = if i % 2 == 0 {
-                (0, ns / 1_000)
+            let (interface_id, ticks, data, wire_len) = if on_sll.contains(&i) {
+                let sll = to_sll(&p.data);
+                (1, ns - OFFSET_S * 1_000_000_000, sll, p.wire_len + 2)
             } else {
-                (1, ns - OFFSET_S * 1_000_000_000)
+                (0, ns / 1_000, p.data.clone(), p.wire_len)
             };
             w.write_block(&Block::EnhancedPacket(EnhancedPacketBlock {
                 interface_id,
                 timestamp: Duration::from_nanos(ticks),
-                original_len: p.wire_len,
-                data: Cow::Borrowed(&p.data),
+                original_len: wire_len,
+                data: Cow::Owned(data),
                 options: vec![],
             }))
             .unwrap();
@@ -281,12 +305,47 @@ fn every_kind_of_frame_reads_back_to_its_row_in_every_container() {
             "be-nano.pcap",
             classic(&packets, Endianness::Big, TsResolution::NanoSecond),
         ),
-        ("two-sections.pcapng", pcapng(&packets)),
+        ("two-sections.pcapng", pcapng(&packets, &ON_SLL)),
     ];
+    // The rows of the packets sent over SLL, 2 bytes longer.
+    let row_of_packet: Vec<Option<usize>> = {
+        let mut row = 0;
+        packets
+            .iter()
+            .enumerate()
+            .map(|(i, _)| match i {
+                11..=13 => None, // ARP, truncated IP, bad TCP header
+                _ => {
+                    row += 1;
+                    Some(row - 1)
+                }
+            })
+            .collect()
+    };
+    let sll_rows: Vec<usize> = ON_SLL.iter().filter_map(|&i| row_of_packet[i]).collect();
+    let on_sll: Vec<String> = EXPECTED_ROWS
+        .iter()
+        .enumerate()
+        .map(|(row, line)| {
+            if !sll_rows.contains(&row) {
+                return line.to_string();
+            }
+            let mut cells: Vec<String> = line.split(',').map(str::to_string).collect();
+            for c in [4, 11] {
+                cells[c] = (cells[c].parse::<u32>().unwrap() + 2).to_string();
+            }
+            cells.join(",")
+        })
+        .collect();
     for (name, bytes) in captures {
         let path = write(dir.path(), name, &bytes);
         let (stdout, csv) = sniff(&path, &[]);
-        assert_eq!(csv, expected_csv(EXPECTED_ROWS), "{name}");
+        let expected = if name.ends_with(".pcapng") {
+            on_sll.iter().map(String::as_str).collect::<Vec<_>>()
+        } else {
+            EXPECTED_ROWS.to_vec()
+        };
+        assert_eq!(csv, expected_csv(&expected), "{name}");
         assert!(
             stdout.starts_with(&format!(
                 "Captured packets saved to {}\n",
@@ -584,7 +643,7 @@ fn detect_reads_a_capture_like_the_csv_sniff_writes() {
     let capture = write(
         dir.path(),
         "capture.csv.is.not.its.format",
-        &pcapng(&packets),
+        &pcapng(&packets, &[0, 2, 5, 20, 21, 100, 150, 215]),
     );
     let (_, csv) = sniff(&capture, &[]);
     let csv_path = write(dir.path(), "rows.csv", csv.as_bytes());

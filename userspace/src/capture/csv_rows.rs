@@ -104,7 +104,11 @@ impl RowFormatter {
     #[inline(always)]
     fn close(&mut self, cell: usize) {
         self.ends[cell] = self.len;
-        self.line[self.len] = if cell + 1 == COLUMNS.len() { b'\n' } else { b',' };
+        self.line[self.len] = if cell + 1 == COLUMNS.len() {
+            b'\n'
+        } else {
+            b','
+        };
         self.len += 1;
     }
 

@@ -4,7 +4,8 @@
 //! and offset `if_tsoffset`) before the packets that refer to them.
 //!
 //! pcap-file frames the blocks (`RawBlock`, which also checks the trailing
-//! length) and parses section headers and interface descriptions. Packet
+//! length) and parses section headers and interface descriptions (adding
+//! back a missing end-of-options marker, see [`options_closed`]). Packet
 //! blocks are read here from the block body, because pcap-file reads their
 //! timestamps as nanoseconds whatever the interface's resolution, keeps the
 //! padding in simple packet blocks, swaps the timestamp halves of
@@ -15,13 +16,16 @@ use std::io::Read;
 
 use byteorder_slice::{BigEndian, ByteOrder, LittleEndian};
 use ml_sniffing_common::parser::Link;
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::blocks::{
     ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
     SIMPLE_PACKET_BLOCK,
 };
-use pcap_file::pcapng::{Block, RawBlock};
-use pcap_file::Endianness;
+use pcap_file::pcapng::{PcapNgBlock, RawBlock};
+use pcap_file::{Endianness, PcapError};
 
 use super::input::Input;
 use super::{link, Next, Problem};
@@ -45,6 +49,25 @@ struct Interface {
 }
 
 impl Interface {
+    fn of(idb: &InterfaceDescriptionBlock) -> Self {
+        let link_type = u32::from(idb.linktype);
+        let mut interface = Interface {
+            link_type,
+            link: link::framing(link_type),
+            snaplen: idb.snaplen,
+            tsresol: 6,
+            tsoffset: 0,
+        };
+        for option in &idb.options {
+            match option {
+                InterfaceDescriptionOption::IfTsResol(r) => interface.tsresol = *r,
+                InterfaceDescriptionOption::IfTsOffset(o) => interface.tsoffset = *o as i64,
+                _ => {}
+            }
+        }
+        interface
+    }
+
     /// Timestamp ticks to epoch nanoseconds (saturating; never panics).
     fn nanoseconds(&self, ticks: u64) -> u64 {
         let exponent = (self.tsresol & 0x7f) as u32;
@@ -156,40 +179,21 @@ impl PcapNg {
             RawBlock::from_slice::<B>(bytes).map_err(|e| corrupt(input, e.to_string()))?;
         match raw.type_ {
             SECTION_HEADER_BLOCK => {
-                match raw.try_into_block::<B>() {
-                    Ok(Block::SectionHeader(shb)) => {
-                        self.little = shb.endianness == Endianness::Little;
-                    }
-                    Ok(_) => return Err(corrupt(input, "bad section header".into())),
-                    Err(e) => return Err(corrupt(input, format!("bad section header ({e})"))),
-                }
+                let endianness = options_closed(&raw.body, |body| {
+                    SectionHeaderBlock::from_slice::<BigEndian>(body).map(|(_, shb)| shb.endianness)
+                })
+                .map_err(|e| corrupt(input, format!("bad section header ({e})")))?;
+                self.little = endianness == Endianness::Little;
                 self.interfaces.clear();
                 self.sections += 1;
                 Ok(None)
             }
             INTERFACE_DESCRIPTION_BLOCK => {
-                let idb = match raw.try_into_block::<B>() {
-                    Ok(Block::InterfaceDescription(idb)) => idb,
-                    Ok(_) => return Err(corrupt(input, "bad interface description".into())),
-                    Err(e) => {
-                        return Err(corrupt(input, format!("bad interface description ({e})")))
-                    }
-                };
-                let link_type = u32::from(idb.linktype);
-                let mut interface = Interface {
-                    link_type,
-                    link: link::framing(link_type),
-                    snaplen: idb.snaplen,
-                    tsresol: 6,
-                    tsoffset: 0,
-                };
-                for option in &idb.options {
-                    match option {
-                        InterfaceDescriptionOption::IfTsResol(r) => interface.tsresol = *r,
-                        InterfaceDescriptionOption::IfTsOffset(o) => interface.tsoffset = *o as i64,
-                        _ => {}
-                    }
-                }
+                let interface = options_closed(&raw.body, |body| {
+                    InterfaceDescriptionBlock::from_slice::<B>(body)
+                        .map(|(_, idb)| Interface::of(&idb))
+                })
+                .map_err(|e| corrupt(input, format!("bad interface description ({e})")))?;
                 self.interfaces.push(interface);
                 Ok(None)
             }
@@ -277,6 +281,26 @@ impl PcapNg {
         }
     }
 }
+
+/// Parses a block body with pcap-file, again with an end-of-options marker
+/// appended when pcap-file refuses an option list that lacks one (the
+/// pcapng specification tells readers not to rely on the marker).
+fn options_closed<T>(
+    body: &[u8],
+    parse: impl Fn(&[u8]) -> Result<T, PcapError>,
+) -> Result<T, PcapError> {
+    match parse(body) {
+        Err(PcapError::InvalidField(INVALID_OPTION)) => {
+            let mut closed = body.to_vec();
+            closed.extend_from_slice(&[0; 4]);
+            parse(&closed)
+        }
+        other => other,
+    }
+}
+
+/// pcap-file's error for an option list that runs to the end of the body.
+const INVALID_OPTION: &str = "Invalid option";
 
 /// A 64-bit timestamp stored as two 32-bit halves, high first, each in the
 /// section's byte order.

@@ -557,3 +557,38 @@ proptest! {
         }
     }
 }
+
+/// The pcapng specification tells readers not to rely on the end-of-options
+/// marker; pcap-file does, so the reader adds it back.
+#[test]
+fn interface_options_without_an_end_marker() {
+    let frame = frames()[0].clone();
+    let mut w = PcapNgWriter::with_endianness(Vec::new(), Endianness::Little).unwrap();
+    w.write_block(&idb(
+        DataLink::ETHERNET,
+        vec![InterfaceDescriptionOption::IfTsResol(9)],
+    ))
+    .unwrap();
+    w.write_block(&epb(0, 1_234_567_891, &frame, frame.len() as u32))
+        .unwrap();
+    let bytes = w.into_inner();
+    let at = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+    // Drop the 4-byte end-of-options marker before the trailing length.
+    let mut cut = bytes[..at].to_vec();
+    cut.extend_from_slice(&bytes[at..at + len - 8]);
+    cut.extend_from_slice(&bytes[at + len - 4..]);
+    cut[at + 4..at + 8].copy_from_slice(&((len - 4) as u32).to_le_bytes());
+    cut[at + len - 8..at + len - 4].copy_from_slice(&((len - 4) as u32).to_le_bytes());
+    assert!(
+        pcap_file::pcapng::PcapNgReader::new(&cut[..])
+            .unwrap()
+            .next_block()
+            .unwrap()
+            .is_err(),
+        "pcap-file now reads it: the guard can go"
+    );
+    let (got, _) = read_all(&cut).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].timestamp_ns, 1_234_567_891);
+}
