@@ -526,6 +526,28 @@ fn bad_inputs_give_one_sentence_and_no_csv() {
         )
     );
 
+    let path = write(dir.path(), "same.pcap", &good);
+    let assert = ml_sniffing()
+        .arg("sniff")
+        .arg(&path)
+        .arg("-r")
+        .arg(&path)
+        .assert()
+        .failure()
+        .code(1);
+    assert_eq!(
+        String::from_utf8(assert.get_output().stderr.clone()).unwrap(),
+        format!(
+            "Error: {} is the capture being read: choose another output file\n",
+            shown("same.pcap")
+        )
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        good,
+        "the capture was changed"
+    );
+
     let arp_only = classic(
         &packets[11..12],
         Endianness::Little,

@@ -214,3 +214,55 @@ pub fn no_packets(name: &str, summary: &Summary) -> String {
         parts.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ml_sniffing_common::build::{FrameSpec, Transport};
+    use pcap_file::pcap::{PcapPacket, PcapWriter};
+
+    use super::*;
+
+    /// Packets of flows a, b, c, a (one second apart) through a table of 2
+    /// flows: `c` evicts `a`, whose last packet then starts over.
+    #[test]
+    fn evictions_are_counted_and_restart_the_flow() {
+        let frame = |dst: u16| {
+            FrameSpec::new(
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap(),
+                Transport::Udp { src: 1, dst },
+            )
+            .build()
+        };
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        for (i, dst) in [10u16, 20, 30, 10].into_iter().enumerate() {
+            let f = frame(dst);
+            w.write_packet(&PcapPacket::new(
+                Duration::from_secs(1 + i as u64),
+                f.len() as u32,
+                &f,
+            ))
+            .unwrap();
+        }
+        let bytes = w.into_writer();
+        let mut reader = CaptureReader::new(&bytes[..], "x").unwrap();
+        let mut flows = FlowTable::with_capacity(2);
+        let mut packets = Vec::new();
+        let summary = read_records(
+            &mut reader,
+            &mut flows,
+            Options::default(),
+            |r| {
+                packets.push((r.dst_port, r.flow_packets, r.flow_gap_ns));
+                Ok(())
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(summary.flows_evicted, 2);
+        assert_eq!(packets, [(10, 1, 0), (20, 1, 0), (30, 1, 0), (10, 1, 0)]);
+        assert!(evictions_warning(&flows, 2).starts_with("the capture holds more than 2 "));
+    }
+}

@@ -16,6 +16,12 @@ use crate::progress;
 
 pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> {
     let mut reader = CaptureReader::open(capture)?;
+    if same_file(capture, &args.output) {
+        bail!(
+            "{} is the capture being read: choose another output file",
+            args.output.display()
+        );
+    }
     let mut sink = Output::create(&args.output)?;
     let shown_output = args.output.display().to_string();
     let size = std::fs::metadata(capture).map(|m| m.len()).unwrap_or(0);
@@ -40,11 +46,6 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
         )?
     };
     bar.finish_and_clear();
-    if summary.records == 0 {
-        // The temporary output is removed: no empty CSV appears.
-        bail!("{}", records::no_packets(reader.name(), &summary));
-    }
-    sink.commit()?;
     if let Some(t) = &summary.truncation {
         eprintln!("Warning: {}", t.warning(reader.name()));
     }
@@ -54,9 +55,21 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
             records::evictions_warning(&flows, summary.flows_evicted)
         );
     }
+    if summary.records == 0 {
+        // The temporary output is removed: no empty CSV appears.
+        bail!("{}", records::no_packets(reader.name(), &summary));
+    }
+    sink.commit()?;
     writeln!(out, "Captured packets saved to {}", args.output.display())?;
     write_summary(out, &reader, &summary, args)?;
     Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn write_summary<R: std::io::Read>(
