@@ -696,6 +696,7 @@ fn detect_reads_a_capture_like_the_csv_sniff_writes() {
 
 // ---- The real captures in ../shared/data/pcap ----
 
+#[track_caller]
 fn data_dir() -> Option<PathBuf> {
     let pcap = shared_data()?.join("pcap");
     if pcap.is_dir() {
