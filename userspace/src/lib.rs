@@ -3,6 +3,7 @@
 //! The binary is a thin wrapper around [`cli::main`]; everything else is a
 //! library so integration tests and benchmarks use the same code paths.
 
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod features;

@@ -2,6 +2,7 @@
 //! BENCHMARKS.md records them with the commands that produced them.
 
 mod detect;
+mod pcap;
 mod rforest;
 
 use anyhow::Result;
@@ -10,6 +11,8 @@ use anyhow::Result;
 pub struct BenchOptions {
     /// Rows of the generated CSV for the end-to-end `detect` benchmark.
     pub rows: usize,
+    /// Packets of the generated capture for the `pcap` benchmark.
+    pub packets: usize,
     /// Only run benchmarks whose name contains this.
     pub only: Option<String>,
     /// Skip runs of the original Python tool.
@@ -19,7 +22,11 @@ pub struct BenchOptions {
 type Bench = fn(&BenchOptions) -> Result<()>;
 
 /// Every benchmark, by name.
-const BENCHES: &[(&str, Bench)] = &[("detect", detect::run), ("rforest", rforest::run)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("detect", detect::run),
+    ("rforest", rforest::run),
+    ("pcap", pcap::run),
+];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
     for (name, bench) in BENCHES {
