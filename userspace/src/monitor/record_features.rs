@@ -9,34 +9,34 @@ use crate::features::{cells, default_set};
 
 /// Where one feature comes from in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+enum Field {
     Length,
     IpProtocol,
-    SourcePort,
-    DestinationPort,
+    SrcPort,
+    DstPort,
     Ttl,
     TcpFlags,
-    SourcePrivate,
-    DestinationPrivate,
+    SrcPrivate,
+    DstPrivate,
     FlowPackets,
     FlowMeanLength,
     FlowGap,
 }
 
-impl Source {
-    fn of(name: &str) -> Option<Source> {
+impl Field {
+    fn of(name: &str) -> Option<Field> {
         Some(match name {
-            "length" => Source::Length,
-            "ip_protocol" => Source::IpProtocol,
-            "source_port" => Source::SourcePort,
-            "destination_port" => Source::DestinationPort,
-            "ttl" => Source::Ttl,
-            "tcp_flags" => Source::TcpFlags,
-            "source_is_private" => Source::SourcePrivate,
-            "destination_is_private" => Source::DestinationPrivate,
-            "flow_packets" => Source::FlowPackets,
-            "flow_mean_length" => Source::FlowMeanLength,
-            "flow_gap" => Source::FlowGap,
+            "length" => Field::Length,
+            "ip_protocol" => Field::IpProtocol,
+            "source_port" => Field::SrcPort,
+            "destination_port" => Field::DstPort,
+            "ttl" => Field::Ttl,
+            "tcp_flags" => Field::TcpFlags,
+            "source_is_private" => Field::SrcPrivate,
+            "destination_is_private" => Field::DstPrivate,
+            "flow_packets" => Field::FlowPackets,
+            "flow_mean_length" => Field::FlowMeanLength,
+            "flow_gap" => Field::FlowGap,
             _ => return None,
         })
     }
@@ -51,18 +51,18 @@ pub fn csv_seconds(ns: u64) -> f64 {
 /// The features a model expects, in its order, computed from records.
 #[derive(Debug, Clone)]
 pub struct RecordFeatures {
-    sources: Vec<Source>,
+    fields: Vec<Field>,
 }
 
 impl RecordFeatures {
     /// Maps a model's feature names to record fields; every name must be a
     /// default feature (the seed set and arbitrary columns need whole files).
     pub fn for_model(names: &[String]) -> Result<Self> {
-        let mut sources = Vec::with_capacity(names.len());
+        let mut fields = Vec::with_capacity(names.len());
         let mut unknown = Vec::new();
         for name in names {
-            match Source::of(name) {
-                Some(s) => sources.push(s),
+            match Field::of(name) {
+                Some(s) => fields.push(s),
                 None => unknown.push(name.as_str()),
             }
         }
@@ -71,31 +71,35 @@ impl RecordFeatures {
                 "the model uses {} that live packets do not have ({}); live scoring needs a model \
                  fitted with the default feature set (`detect --features default --save-model`), \
                  whose features are: {}",
-                if unknown.len() == 1 { "a feature" } else { "features" },
+                if unknown.len() == 1 {
+                    "a feature"
+                } else {
+                    "features"
+                },
                 unknown.join(", "),
                 default_set::ALL_FEATURES.join(", ")
             );
         }
-        Ok(RecordFeatures { sources })
+        Ok(RecordFeatures { fields })
     }
 
     /// Every default feature, for fitting on live records.
     pub fn all() -> Self {
         RecordFeatures {
-            sources: default_set::ALL_FEATURES
+            fields: default_set::ALL_FEATURES
                 .iter()
-                .map(|n| Source::of(n).expect("every default feature has a source"))
+                .map(|n| Field::of(n).expect("every default feature has a source"))
                 .collect(),
         }
     }
 
     pub fn names(&self) -> Vec<String> {
         let all = default_set::ALL_FEATURES;
-        self.sources
+        self.fields
             .iter()
             .map(|s| {
                 all.iter()
-                    .find(|n| Source::of(n) == Some(*s))
+                    .find(|n| Field::of(n) == Some(*s))
                     .expect("every source has a name")
                     .to_string()
             })
@@ -103,34 +107,34 @@ impl RecordFeatures {
     }
 
     pub fn len(&self) -> usize {
-        self.sources.len()
+        self.fields.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
+        self.fields.is_empty()
     }
 
     /// Feature `f` of a record (its timestamp in epoch ns).
     #[inline]
     pub fn value(&self, f: usize, r: &PacketRecord) -> f32 {
-        match self.sources[f] {
-            Source::Length => r.frame_len as f32,
-            Source::IpProtocol => r.protocol as f32,
-            Source::SourcePort => r.src_port as f32,
-            Source::DestinationPort => r.dst_port as f32,
-            Source::Ttl => r.ttl as f32,
-            Source::TcpFlags => r.tcp_flags as f32,
-            Source::SourcePrivate => cells::is_private(Some(r.source())) as u8 as f32,
-            Source::DestinationPrivate => cells::is_private(Some(r.destination())) as u8 as f32,
-            Source::FlowPackets => r.flow_packets as f32,
-            Source::FlowMeanLength => {
+        match self.fields[f] {
+            Field::Length => r.frame_len as f32,
+            Field::IpProtocol => r.protocol as f32,
+            Field::SrcPort => r.src_port as f32,
+            Field::DstPort => r.dst_port as f32,
+            Field::Ttl => r.ttl as f32,
+            Field::TcpFlags => r.tcp_flags as f32,
+            Field::SrcPrivate => cells::is_private(Some(r.source())) as u8 as f32,
+            Field::DstPrivate => cells::is_private(Some(r.destination())) as u8 as f32,
+            Field::FlowPackets => r.flow_packets as f32,
+            Field::FlowMeanLength => {
                 if r.flow_packets == 0 {
                     0.0
                 } else {
                     (r.flow_bytes as f64 / r.flow_packets as f64) as f32
                 }
             }
-            Source::FlowGap => csv_seconds(r.flow_gap_ns) as f32,
+            Field::FlowGap => csv_seconds(r.flow_gap_ns) as f32,
         }
     }
 }
