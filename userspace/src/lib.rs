@@ -9,6 +9,7 @@ pub mod commands;
 pub mod features;
 pub mod io;
 pub mod models;
+pub mod monitor;
 pub mod progress;
 pub mod pyfmt;
 pub mod timings;

@@ -49,6 +49,9 @@ enum Task {
         /// Rows in the generated CSV for the end-to-end `detect` benchmark.
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
+        /// Packets in the generated capture for the `pcap` benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: usize,
         /// Only run the benchmarks whose name contains this.
         #[arg(long)]
         only: Option<String>,
@@ -74,10 +77,12 @@ fn main() -> std::process::ExitCode {
         Task::Ci => ci(),
         Task::Bench {
             rows,
+            packets,
             only,
             no_python,
         } => bench::run(&bench::BenchOptions {
             rows,
+            packets,
             only,
             no_python,
         }),

@@ -1,202 +1,58 @@
-//! `sniff`: live capture into CSV through the XDP program.
-//!
-//! Rows are written as records arrive and flushed every 100 ms, so a crash
-//! loses nothing already flushed (the original kept everything in memory
-//! until the end).
+//! `sniff`: packet capture into CSV, live from an interface through the XDP
+//! program (`live`) or offline from a pcap/pcapng file (`--read`, in
+//! `offline`).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+mod live;
+mod offline;
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
-use ml_sniffing_common::record::PacketRecord;
+use std::io::Write;
+use std::path::PathBuf;
 
-use crate::capture::csv_rows::CsvRows;
-use crate::capture::live::{self, CaptureOptions, RecordSink, StopReason};
-use crate::capture::programs;
-use crate::capture::stats::Report;
-use crate::capture::xdp::{interface_index, XdpMode};
+use anyhow::{bail, Result};
+use clap::{value_parser, ArgGroup, Args};
+
+use crate::capture::xdp::XdpMode;
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["interface", "read"])))]
 pub struct SniffArgs {
-    /// Destination CSV file for the captured packets (`-` for stdout).
+    /// Destination CSV file for the captured packets (`-`: stdout, for a
+    /// live capture).
     pub output: PathBuf,
-    /// Network interface to capture on.
+    /// Network interface to capture on (as root: the XDP program parses
+    /// packets in the kernel).
     #[arg(short, long)]
-    pub interface: String,
-    /// Number of packets to capture (omit to capture until CTRL+C or SIGTERM).
-    #[arg(short = 'c', long)]
+    pub interface: Option<String>,
+    /// Read packets from this pcap or pcapng file instead of an interface
+    /// (the format is told by the file's magic bytes, not its name).
+    #[arg(short, long, value_name = "CAPTURE")]
+    pub read: Option<PathBuf>,
+    /// Number of packets to capture (omit to capture until CTRL+C or
+    /// SIGTERM, or to the end of the file with --read).
+    #[arg(short = 'c', long, value_parser = value_parser!(u64).range(1..))]
     pub packet_count: Option<u64>,
-    /// Keep IPv4 packets only, as the original tool did (IPv6 is captured
-    /// by default).
+    /// Keep only IPv4 packets, as the original tool did (IPv6 packets are
+    /// skipped and counted).
     #[arg(long)]
     pub ipv4_only: bool,
-    /// How the XDP program is attached: `auto` (driver mode when supported),
-    /// `skb` (generic, any interface) or `drv` (driver/native).
-    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    /// Live capture: how the XDP program is attached: `auto` (driver mode
+    /// when the driver has it, else generic), `skb` (generic, any interface)
+    /// or `drv` (driver/native only).
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto, conflicts_with = "read")]
     pub xdp_mode: XdpMode,
-    /// Record one packet in N, chosen at random, in the kernel (flow
-    /// counters still count every packet). 1 records every packet.
-    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Live capture: record one packet in N, drawn at random in the kernel
+    /// (flow counters still count every packet). 1 records every packet.
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "read",
+          value_parser = value_parser!(u32).range(1..))]
     pub sample: u32,
 }
 
-/// Writes records as CSV rows until the packet count is reached.
-struct Rows<W: Write> {
-    rows: CsvRows<W>,
-    limit: Option<u64>,
-    shown: String,
-}
-
-impl<W: Write> RecordSink for Rows<W> {
-    fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
-        for record in batch {
-            if self.limit.is_some_and(|limit| self.rows.rows() >= limit) {
-                break;
-            }
-            self.rows
-                .write(record)
-                .with_context(|| format!("cannot write {}", self.shown))?;
-        }
-        if self.limit.is_some_and(|limit| self.rows.rows() >= limit) {
-            return Ok(ControlFlow::Break(()));
-        }
-        Ok(ControlFlow::Continue(()))
-    }
-
-    fn tick(&mut self) -> Result<()> {
-        self.rows
-            .flush()
-            .with_context(|| format!("cannot write {}", self.shown))
-    }
-}
-
 pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
-    if args.packet_count == Some(0) {
-        bail!("--packet-count must be at least 1");
+    if let Some(capture) = &args.read {
+        return offline::run(&args, capture, out);
     }
-    let options = CaptureOptions {
-        interface: args.interface.clone(),
-        mode: args.xdp_mode,
-        ipv4_only: args.ipv4_only,
-        sample_every: args.sample,
-    };
-    let to_stdout = args.output.as_os_str() == "-";
-    if !to_stdout {
-        // Fail before creating the output file.
-        programs::capture()?;
-        interface_index(&options.interface)?;
+    match &args.interface {
+        Some(interface) => live::run(&args, interface, out),
+        None => bail!("sniff needs --interface or --read"),
     }
-    if to_stdout {
-        // Rows go to stdout: everything else to stderr.
-        let mut sink = Rows {
-            rows: CsvRows::new(&mut *out),
-            limit: args.packet_count,
-            shown: "stdout".into(),
-        };
-        let summary = capture(&options, &mut sink)?;
-        let rows = sink.rows.rows();
-        drop(sink);
-        report(&mut std::io::stderr(), rows, &summary, &options)?;
-        if rows == 0 {
-            bail!(no_packets(&options));
-        }
-        return Ok(());
-    }
-
-    let path = &args.output;
-    // Only a file this run creates is removed when nothing was captured
-    // (never /dev/null or a file that was there before).
-    let created = !path.exists();
-    let file = create(path)?;
-    let mut sink = Rows {
-        rows: CsvRows::new(BufWriter::with_capacity(1 << 20, file)),
-        limit: args.packet_count,
-        shown: path.display().to_string(),
-    };
-    let result = capture(&options, &mut sink);
-    let rows = sink.rows.rows();
-    let flushed = sink.rows.flush();
-    drop(sink);
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(e) => {
-            if rows == 0 && created {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e);
-        }
-    };
-    flushed.with_context(|| format!("cannot write {}", path.display()))?;
-    if rows == 0 {
-        // As the original: no file when nothing was captured.
-        if created {
-            let _ = std::fs::remove_file(path);
-        }
-        report(&mut std::io::stderr(), rows, &summary, &options)?;
-        bail!(no_packets(&options));
-    }
-    report(out, rows, &summary, &options)?;
-    writeln!(out, "Captured packets saved to {}", path.display())?;
-    Ok(())
-}
-
-fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<live::Summary> {
-    // The failures that need no kernel come before "Capturing on".
-    programs::capture()?;
-    interface_index(&options.interface)?;
-    eprintln!(
-        "Capturing on {} (XDP mode {}); press CTRL+C to stop.",
-        options.interface,
-        options.mode.name()
-    );
-    live::capture(options, sink)
-}
-
-fn create(path: &Path) -> Result<File> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    File::create(path).with_context(|| format!("cannot create {}", path.display()))
-}
-
-fn no_packets(options: &CaptureOptions) -> String {
-    format!(
-        "No packets were captured on {}{}.",
-        options.interface,
-        if options.ipv4_only {
-            " (IPv4 only)"
-        } else {
-            ""
-        }
-    )
-}
-
-fn report(
-    out: &mut dyn Write,
-    rows: u64,
-    summary: &live::Summary,
-    options: &CaptureOptions,
-) -> Result<()> {
-    let why = match summary.reason {
-        StopReason::SinkDone => "packet count reached",
-        StopReason::Interrupted => "interrupted",
-        StopReason::Terminated => "terminated",
-    };
-    writeln!(
-        out,
-        "Rows written: {rows} ({why}, detached from {})",
-        options.interface
-    )?;
-    let unwritten = summary.counters.emitted.saturating_sub(rows);
-    if unwritten > 0 && summary.reason == StopReason::SinkDone {
-        writeln!(
-            out,
-            "Records emitted but not written (packet count reached): {unwritten}"
-        )?;
-    }
-    write!(out, "{}", Report(&summary.counters))?;
-    Ok(())
 }

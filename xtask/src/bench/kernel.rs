@@ -129,7 +129,7 @@ fn record_path_rates(capture: &[u8]) -> Result<()> {
 
 /// How fast records become CSV rows (what `sniff` does with each record).
 fn csv_rows_rate() -> Result<()> {
-    use ml_sniffing::capture::csv_rows::CsvRows;
+    use ml_sniffing::capture::csv_rows::CsvRowWriter;
     const ROWS: u64 = 2_000_000;
     let mut record = PacketRecord {
         timestamp_ns: 1_712_589_010_595_727_000,
@@ -144,7 +144,7 @@ fn csv_rows_rate() -> Result<()> {
         tcp_flags: 0x10,
         ..Default::default()
     };
-    let mut rows = CsvRows::new(std::io::BufWriter::new(std::io::sink()));
+    let mut rows = CsvRowWriter::new(std::io::BufWriter::new(std::io::sink()))?;
     let start = thread_cpu();
     for i in 0..ROWS {
         record.flow_packets = i;

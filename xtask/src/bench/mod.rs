@@ -3,6 +3,7 @@
 
 mod detect;
 mod kernel;
+mod pcap;
 mod rforest;
 
 use anyhow::Result;
@@ -11,6 +12,8 @@ use anyhow::Result;
 pub struct BenchOptions {
     /// Rows of the generated CSV for the end-to-end `detect` benchmark.
     pub rows: usize,
+    /// Packets of the generated capture for the `pcap` benchmark.
+    pub packets: usize,
     /// Only run benchmarks whose name contains this.
     pub only: Option<String>,
     /// Skip runs of the original Python tool.
@@ -23,6 +26,7 @@ type Bench = fn(&BenchOptions) -> Result<()>;
 const BENCHES: &[(&str, Bench)] = &[
     ("detect", detect::run),
     ("rforest", rforest::run),
+    ("pcap", pcap::run),
     ("kernel: in-kernel cost", kernel::cost),
     ("kernel: record path", kernel::record_path),
     ("kernel: veth", kernel::veth_rates),

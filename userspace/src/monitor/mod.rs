@@ -1,0 +1,3 @@
+//! Live monitoring: packet records scored as they arrive.
+
+pub mod record_features;
