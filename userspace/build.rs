@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 
 /// The eBPF package and the programs (bins) it builds.
 const PACKAGE: &str = "ml-sniffing-ebpf";
-const OBJECTS: &[&str] = &["ml-sniffing-ebpf", "ml-sniffing-xdp-tx"];
+const OBJECTS: &[&str] = &["ml-sniffing-ebpf", "ml-sniffing-xdp-tx", "ml-sniffing-xsk"];
 
 fn main() -> Result<()> {
     let manifest_dir =

@@ -112,6 +112,78 @@ impl Config {
     pub const SKIP_OUTPUT: u32 = 4;
 }
 
+/// The AF_XDP program's object (`ml-sniffing-xsk`): maps and programs.
+///
+/// In AF_XDP mode a second, separate XDP program is attached instead of
+/// the record program: it only stamps each frame with the kernel time and
+/// redirects it to the AF_XDP socket of its receive queue; userspace parses
+/// it with the shared parser. The record program's object is not changed.
+pub mod xsk {
+    /// The XDP program (redirects to [`SOCKETS`]).
+    pub const PROGRAM: &str = "ml_sniffing_xsk";
+    /// The TC ingress program on the re-injection TAP device: sends every
+    /// frame written to the TAP into the captured interface's receive path.
+    pub const REINJECT_PROGRAM: &str = "ml_sniffing_reinject";
+    /// `XskMap`: receive queue index -> AF_XDP socket.
+    pub const SOCKETS: &str = "XSK_SOCKETS";
+    /// Per-CPU [`XskCounters`](super::XskCounters) (`PerCpuArray`, one entry).
+    pub const COUNTERS: &str = "XSK_COUNTERS";
+    /// The interface index the re-injection program redirects to
+    /// (`Array<u32>`, one entry; 0 = none, frames are dropped and counted).
+    pub const REINJECT_TARGET: &str = "XSK_REINJECT_TARGET";
+    /// Receive queues the socket map can hold.
+    pub const SOCKETS_MAX: u32 = 256;
+    /// Bytes of metadata the program puts in front of each redirected frame
+    /// (`bpf_xdp_adjust_meta`): the kernel time in ns (`bpf_ktime_get_ns`,
+    /// as in records), native endian. AF_XDP copies it into the UMEM chunk
+    /// right before the frame.
+    pub const META_LEN: usize = 8;
+}
+
+/// What the AF_XDP program counted, per CPU.
+/// `seen = redirected + no_socket`; frames redirected then lost by a
+/// socket are in the socket's own statistics (`XDP_STATISTICS`).
+///
+/// Layout: eight `u64`, 64 bytes, no padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskCounters {
+    /// Frames the program ran on.
+    pub seen: u64,
+    /// Frames redirected to an AF_XDP socket.
+    pub redirected: u64,
+    /// Frames on a receive queue without a socket (not selected with
+    /// `--queues`): passed to the host stack, not captured.
+    pub no_socket: u64,
+    /// Redirected frames that could not carry their timestamp (no room for
+    /// metadata): userspace stamps them on arrival.
+    pub no_timestamp: u64,
+    /// Frames the re-injection program sent into the interface's receive
+    /// path.
+    pub reinjected: u64,
+    /// Frames the re-injection program could not send (no target set, or
+    /// the redirect failed).
+    pub reinject_failed: u64,
+    pub _reserved: [u64; 2],
+}
+const _: () = assert!(core::mem::size_of::<XskCounters>() == 64);
+
+impl XskCounters {
+    /// Sums per-CPU values.
+    pub fn sum<'a>(per_cpu: impl IntoIterator<Item = &'a XskCounters>) -> XskCounters {
+        let mut t = XskCounters::default();
+        for c in per_cpu {
+            t.seen += c.seen;
+            t.redirected += c.redirected;
+            t.no_socket += c.no_socket;
+            t.no_timestamp += c.no_timestamp;
+            t.reinjected += c.reinjected;
+            t.reinject_failed += c.reinject_failed;
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +215,32 @@ mod tests {
             }
         );
         assert_eq!(total.outcomes(), 4 + 6 + 8 + 10 + 12 + 14);
+    }
+
+    #[test]
+    fn xsk_counters_sum_field_by_field() {
+        let a = XskCounters {
+            seen: 1,
+            redirected: 2,
+            no_socket: 3,
+            no_timestamp: 4,
+            reinjected: 5,
+            reinject_failed: 6,
+            _reserved: [7, 8],
+        };
+        let total = XskCounters::sum([&a, &a, &XskCounters::default()]);
+        assert_eq!(
+            total,
+            XskCounters {
+                seen: 2,
+                redirected: 4,
+                no_socket: 6,
+                no_timestamp: 8,
+                reinjected: 10,
+                reinject_failed: 12,
+                _reserved: [0, 0],
+            }
+        );
     }
 
     #[test]

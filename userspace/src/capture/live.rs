@@ -4,6 +4,13 @@
 //! detach, hand over what was still in the ring buffer, and report the
 //! kernel's counters. The program is detached on every one of those paths
 //! (the [`Attached`] guard), before this function returns.
+//!
+//! Two engines share this contract, chosen by [`CaptureOptions::capture`]:
+//! the record path ([`CaptureMode::Xdp`]: the XDP program parses, records
+//! cross a ring buffer) and AF_XDP ([`CaptureMode::AfXdp`], in
+//! `capture::afxdp`: whole frames cross, userspace parses them with the same
+//! parser and flow update, and the sink also gets each frame through
+//! [`RecordSink::frame`]).
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -13,20 +20,48 @@ use ml_sniffing_common::maps::{self, Config, Counters};
 use ml_sniffing_common::record::PacketRecord;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::afxdp::{self, AfXdpOptions, AfXdpSummary};
 use super::clock::KernelClock;
 use super::programs;
 use super::ringbuf::RecordRing;
 use super::xdp::{interface_index, Attached, Loaded, XdpMode};
+
+/// The capture engine (`--capture`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CaptureMode {
+    /// The record path: the XDP program parses each packet and hands a
+    /// record to userspace through a ring buffer; traffic is not touched.
+    #[default]
+    Xdp,
+    /// Whole frames to userspace through AF_XDP sockets, parsed there with
+    /// the same parser (needed for `--write-pcap`).
+    #[value(name = "af-xdp")]
+    AfXdp,
+}
+
+impl CaptureMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureMode::Xdp => "xdp",
+            CaptureMode::AfXdp => "af-xdp",
+        }
+    }
+}
 
 /// What to capture and how.
 #[derive(Clone, Debug)]
 pub struct CaptureOptions {
     pub interface: String,
     pub mode: XdpMode,
-    /// Leave IPv6 out in the kernel (the original tool's behaviour).
+    /// Leave IPv6 out (the original tool's behaviour).
     pub ipv4_only: bool,
     /// Emit one packet in N (0 or 1: all).
     pub sample_every: u32,
+    /// The engine: [`capture`] runs the record path or AF_XDP accordingly.
+    pub capture: CaptureMode,
+    /// AF_XDP settings (queues, bind mode, `--consume`); ignored by the
+    /// record path.
+    pub af_xdp: AfXdpOptions,
 }
 
 impl CaptureOptions {
@@ -36,6 +71,8 @@ impl CaptureOptions {
             mode: XdpMode::Auto,
             ipv4_only: false,
             sample_every: 0,
+            capture: CaptureMode::Xdp,
+            af_xdp: AfXdpOptions::default(),
         }
     }
 
@@ -47,11 +84,36 @@ impl CaptureOptions {
     }
 }
 
+/// A whole frame, as AF_XDP mode hands it to [`RecordSink::frame`].
+#[derive(Clone, Copy, Debug)]
+pub struct CapturedFrame<'a> {
+    /// The frame as received, Ethernet header included (never cut short).
+    pub data: &'a [u8],
+    /// Epoch ns, the same clock and value as the frame's record.
+    pub timestamp_ns: u64,
+    /// The receive queue it arrived on.
+    pub queue: u32,
+    /// The index of this frame's record in the batch the next
+    /// [`RecordSink::records`] call hands over; `None` when the frame made
+    /// no record (not IP, unparsable, filtered out or sampled out).
+    pub record: Option<usize>,
+}
+
 /// Receives the records of a capture.
 pub trait RecordSink {
     /// A batch of records in arrival order, timestamps in epoch ns. Return
     /// `Break` to end the capture (e.g. a packet count was reached).
     fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>>;
+
+    /// AF_XDP mode only: every frame received, in arrival order, before the
+    /// [`records`](Self::records) call of the batch holding its record. The
+    /// bytes are only borrowed for the call (the UMEM chunk is reused):
+    /// copy what must outlive it. The record path never calls it (it does
+    /// not see whole frames). Default: ignore frames.
+    fn frame(&mut self, frame: &CapturedFrame<'_>) -> Result<()> {
+        let _ = frame;
+        Ok(())
+    }
 
     /// Called about every [`TICK`] while capturing (flush output, refresh a
     /// display).
@@ -88,12 +150,20 @@ pub struct Summary {
     /// Records still in the ring buffer when the sink was done (not handed
     /// over).
     pub left_unread: u64,
-    /// The kernel's counters, read after detaching.
+    /// The kernel's counters, read after detaching. In AF_XDP mode the same
+    /// outcomes counted by userspace over the frames it received
+    /// (`ring_full` and `flow_insert_failed` stay 0; see `af_xdp`).
     pub counters: Counters,
+    /// AF_XDP mode: sockets, drops, re-injection.
+    pub af_xdp: Option<AfXdpSummary>,
 }
 
-/// Runs a capture session (see the module documentation).
+/// Runs a capture session (see the module documentation) with the engine
+/// `options.capture` names.
 pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Summary> {
+    if options.capture == CaptureMode::AfXdp {
+        return afxdp::capture(options, sink);
+    }
     let object = programs::capture()?;
     // Check the interface first: a clearer error than any load failure.
     interface_index(&options.interface)?;
@@ -184,6 +254,7 @@ async fn session(
         delivered,
         left_unread,
         counters,
+        af_xdp: None,
     })
 }
 

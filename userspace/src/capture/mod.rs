@@ -16,6 +16,7 @@
 //! - [`pcap`]: capture files; [`flows`]: the userspace flow table.
 //! - [`csv_rows`]: records as CSV rows (seed columns first).
 
+pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod flows;

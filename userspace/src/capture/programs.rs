@@ -10,10 +10,11 @@ pub const NOT_BUILT: &str =
 
 static CAPTURE: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ml-sniffing-ebpf"));
 static XDP_TX: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ml-sniffing-xdp-tx"));
+static XSK: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ml-sniffing-xsk"));
 
 /// Whether the objects were built into this binary.
 pub fn built() -> bool {
-    !CAPTURE.is_empty()
+    !CAPTURE.is_empty() && !XSK.is_empty()
 }
 
 /// The capture program's object (program `ml_sniffing`, see
@@ -32,4 +33,13 @@ pub fn xdp_tx() -> Result<&'static [u8]> {
         bail!(NOT_BUILT);
     }
     Ok(XDP_TX)
+}
+
+/// The AF_XDP mode's object (programs `ml_sniffing_xsk` and
+/// `ml_sniffing_reinject`, see `ml_sniffing_common::maps::xsk`).
+pub fn xsk() -> Result<&'static [u8]> {
+    if XSK.is_empty() {
+        bail!(NOT_BUILT);
+    }
+    Ok(XSK)
 }

@@ -33,7 +33,7 @@ pub enum XdpMode {
 }
 
 impl XdpMode {
-    fn aya(self) -> AyaXdpMode {
+    pub(crate) fn aya(self) -> AyaXdpMode {
         match self {
             XdpMode::Auto => AyaXdpMode::Default,
             XdpMode::Skb => AyaXdpMode::Skb,

@@ -52,10 +52,10 @@ impl<W: Write> RecordSink for Rows<W> {
 
 pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
     let options = CaptureOptions {
-        interface: interface.to_owned(),
         mode: args.xdp_mode,
         ipv4_only: args.ipv4_only,
         sample_every: args.sample,
+        ..CaptureOptions::new(interface)
     };
     // The failures that need no kernel come before any output.
     programs::capture()?;

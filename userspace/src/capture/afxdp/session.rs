@@ -1,0 +1,364 @@
+//! An AF_XDP capture session, with the contract of `live::capture`: the
+//! same sink, stop reasons and summary. Everything attached or created
+//! (XDP program, sockets, TAP device, TC program) is released on every exit
+//! path: the guards' destructors on errors, explicitly otherwise (the XDP
+//! program first, so that no frame is redirected to a closing socket).
+//!
+//! One thread serves every queue: it drains each receive ring in turn and,
+//! when all are empty, waits for any socket to become readable (the kernel
+//! wakes it as frames arrive), a signal, or the next tick.
+
+use std::future::poll_fn;
+use std::os::fd::{AsRawFd, RawFd};
+use std::task::Poll;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use ml_sniffing_common::maps::{self, Counters};
+use ml_sniffing_common::parser::{self, Link, Outcome};
+use ml_sniffing_common::record::PacketRecord;
+use rand::{RngCore, SeedableRng};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::kernel::XskPrograms;
+use super::queue::QueueSocket;
+use super::stats::{AfXdpSummary, QueueSummary, SocketStats};
+use super::tap::Tap;
+use super::{rx_queue_count, BindMode};
+use crate::capture::clock::{monotonic_ns, KernelClock};
+use crate::capture::flows::FlowTable;
+use crate::capture::live::{
+    CaptureOptions, CapturedFrame, RecordSink, StopReason, Summary, TICK,
+};
+use crate::capture::programs;
+use crate::capture::xdp::{interface_index, XdpMode};
+
+/// Frames taken from one ring before the next ring's turn.
+const BUDGET: u32 = 512;
+/// The TAP device's name (the kernel picks the number).
+const TAP_TEMPLATE: &str = "mlsxr%d";
+
+/// Runs an AF_XDP capture session (see `live::capture`).
+pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Summary> {
+    let object = programs::xsk()?;
+    interface_index(&options.interface)?;
+    let mode = attach_mode(options)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(session(object, options, mode, sink))
+}
+
+/// The XDP attach mode for the options, or the sentence saying why they
+/// cannot work together.
+pub fn attach_mode(options: &CaptureOptions) -> Result<XdpMode> {
+    let af = &options.af_xdp;
+    if af.bind == BindMode::ZeroCopy && options.mode == XdpMode::Skb {
+        bail!("AF_XDP zero-copy needs the XDP program in driver mode: use --xdp-mode drv (or auto)");
+    }
+    if !af.consume {
+        if options.mode == XdpMode::Skb {
+            bail!(
+                "frames can be re-injected into the host stack only with the XDP program in driver mode \
+                 (in generic mode the kernel would run it again on every re-injected frame): \
+                 use --xdp-mode drv, or --consume to keep the frames from the host stack"
+            );
+        }
+        // Driver mode, named: `auto` could fall back to generic mode.
+        return Ok(XdpMode::Drv);
+    }
+    if af.bind == BindMode::ZeroCopy {
+        return Ok(XdpMode::Drv);
+    }
+    Ok(options.mode)
+}
+
+/// A socket's fd for tokio's readiness (the socket outlives it).
+struct Readable(RawFd);
+
+impl AsRawFd for Readable {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// What happens to each frame: re-injection, parsing, the flow update,
+/// filtering and sampling (in the record program's order), and the hand
+/// over to the sink.
+struct Frames {
+    flows: FlowTable,
+    counters: Counters,
+    ipv4_only: bool,
+    sample_every: u32,
+    rng: rand_chacha::ChaCha8Rng,
+    clock: KernelClock,
+    batch: Vec<PacketRecord>,
+    tap: Option<Tap>,
+    reinjected: u64,
+    reinject_failed: u64,
+    /// Whether frames go to the sink (not once it is done).
+    deliver: bool,
+    /// The first error the sink returned from `frame`.
+    error: Option<anyhow::Error>,
+}
+
+impl Frames {
+    #[inline]
+    fn frame(&mut self, data: &[u8], kernel_ns: u64, queue: u32, sink: &mut dyn RecordSink) {
+        if let Some(tap) = &mut self.tap {
+            match tap.write(data) {
+                Ok(()) => self.reinjected += 1,
+                Err(_) => self.reinject_failed += 1,
+            }
+        }
+        // A frame without the program's timestamp (no metadata room) is
+        // stamped now.
+        let now = if kernel_ns != 0 {
+            kernel_ns
+        } else {
+            monotonic_ns()
+        };
+        self.counters.seen += 1;
+        let mut record = PacketRecord::default();
+        let index = match parser::parse(data, Link::Ethernet, data.len(), &mut record) {
+            Outcome::Ip => self.record(record, now, data.len()),
+            Outcome::NotIp { .. } => {
+                self.counters.not_ip += 1;
+                None
+            }
+            Outcome::Malformed(_) => {
+                self.counters.unparsed += 1;
+                None
+            }
+        };
+        if self.deliver && self.error.is_none() {
+            let frame = CapturedFrame {
+                data,
+                timestamp_ns: self.clock.to_epoch_ns(now),
+                queue,
+                record: index,
+            };
+            if let Err(e) = sink.frame(&frame) {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// The record program's steps after parsing.
+    #[inline]
+    fn record(&mut self, mut record: PacketRecord, now: u64, len: usize) -> Option<usize> {
+        if self.ipv4_only && record.ip_version != 4 {
+            self.counters.filtered += 1;
+            return None;
+        }
+        record.timestamp_ns = now;
+        record.frame_len = len as u32;
+        self.flows.count(&mut record);
+        if self.sample_every > 1 && self.rng.next_u32() % self.sample_every != 0 {
+            self.counters.sampled_out += 1;
+            return None;
+        }
+        record.timestamp_ns = self.clock.to_epoch_ns(now);
+        self.counters.emitted += 1;
+        self.batch.push(record);
+        Some(self.batch.len() - 1)
+    }
+}
+
+async fn session(
+    object: &[u8],
+    options: &CaptureOptions,
+    mode: XdpMode,
+    sink: &mut dyn RecordSink,
+) -> Result<Summary> {
+    // Signals are caught before attaching (as on the record path).
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+
+    let interface = options.interface.as_str();
+    let af = &options.af_xdp;
+    let ifindex = interface_index(interface)?;
+    let queues = af.queues.resolve(interface, rx_queue_count(interface)?)?;
+
+    let mut programs = XskPrograms::load(object)?;
+    let mut sockets = Vec::with_capacity(queues.len());
+    for &queue in &queues {
+        let socket = QueueSocket::bind(interface, ifindex, queue, af.sizes, af.bind)?;
+        programs.set_socket(queue, socket.fd())?;
+        sockets.push(socket);
+    }
+    let tap = if af.consume {
+        None
+    } else {
+        let tap = Tap::create(TAP_TEMPLATE)?;
+        programs.attach_reinjection(tap.name(), ifindex)?;
+        Some(tap)
+    };
+    // Last: frames flow only once every socket and the re-injection are ready.
+    programs.attach(interface, mode)?;
+
+    let mut readiness = Vec::with_capacity(sockets.len());
+    for socket in &sockets {
+        // SAFETY: the socket's fd stays open and the same until `readiness`
+        // is dropped, which happens below before `sockets` (and on early
+        // returns too: locals drop in reverse order of declaration).
+        let fd = unsafe { AsyncFd::register_with_interest(Readable(socket.fd()), Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+            .context("cannot wait on the AF_XDP sockets")?;
+        readiness.push(fd);
+    }
+
+    let mut frames = Frames {
+        flows: FlowTable::with_capacity(maps::FLOWS_MAX as usize),
+        counters: Counters::default(),
+        ipv4_only: options.ipv4_only,
+        sample_every: options.sample_every,
+        rng: rand_chacha::ChaCha8Rng::seed_from_u64(0x6d6c_736e),
+        clock: KernelClock::new(),
+        batch: Vec::with_capacity(BUDGET as usize),
+        tap,
+        reinjected: 0,
+        reinject_failed: 0,
+        deliver: true,
+        error: None,
+    };
+    let mut clock_read = Instant::now();
+    let mut next_tick = Instant::now() + TICK;
+    let mut delivered = 0u64;
+    let mut rounds = 0u64;
+
+    let reason = 'capture: loop {
+        let mut got = 0;
+        for socket in &mut sockets {
+            got += drain(socket, &mut frames, sink)?;
+            if !frames.batch.is_empty() {
+                delivered += frames.batch.len() as u64;
+                let flow = sink.records(&frames.batch)?;
+                frames.batch.clear();
+                if flow.is_break() {
+                    frames.deliver = false;
+                    break 'capture StopReason::SinkDone;
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + TICK;
+            if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
+                frames.clock.refresh();
+                clock_read = Instant::now();
+            }
+            sink.tick()?;
+        }
+        if got == 0 {
+            tokio::select! {
+                _ = any_readable(&readiness) => {}
+                _ = interrupt.recv() => break StopReason::Interrupted,
+                _ = terminate.recv() => break StopReason::Terminated,
+                _ = tokio::time::sleep_until(next_tick.into()) => {}
+            }
+        } else {
+            // Busy: look at the signals without waiting, and let the runtime
+            // read its signal pipe now and then.
+            tokio::select! {
+                biased;
+                _ = interrupt.recv() => break StopReason::Interrupted,
+                _ = terminate.recv() => break StopReason::Terminated,
+                _ = std::future::ready(()) => {}
+            }
+            rounds += 1;
+            if rounds.is_multiple_of(64) {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    drop(readiness);
+
+    // No frame is redirected any more; those still in the rings are
+    // re-injected, and handed over unless the sink is done.
+    programs.detach_xdp()?;
+    let mut left_unread = 0u64;
+    loop {
+        let mut got = 0;
+        for socket in &mut sockets {
+            got += drain(socket, &mut frames, sink)?;
+            if frames.batch.is_empty() {
+                continue;
+            }
+            if frames.deliver {
+                delivered += frames.batch.len() as u64;
+                if sink.records(&frames.batch)?.is_break() {
+                    frames.deliver = false;
+                }
+            } else {
+                left_unread += frames.batch.len() as u64;
+            }
+            frames.batch.clear();
+        }
+        if got == 0 {
+            break;
+        }
+    }
+    programs.detach()?;
+    sink.tick()?;
+
+    let mut queues = Vec::with_capacity(sockets.len());
+    for socket in &sockets {
+        queues.push(QueueSummary {
+            queue: socket.queue(),
+            zero_copy: socket.zero_copy(),
+            socket: SocketStats::from(socket.statistics()?),
+            events: socket.events(),
+        });
+    }
+    let af_xdp = AfXdpSummary {
+        queues,
+        kernel: programs.counters()?,
+        consume: af.consume,
+        reinjected: frames.reinjected,
+        reinject_failed: frames.reinject_failed,
+        flows_evicted: frames.flows.evicted(),
+    };
+    Ok(Summary {
+        reason,
+        delivered,
+        left_unread,
+        counters: frames.counters,
+        af_xdp: Some(af_xdp),
+    })
+}
+
+/// Up to `BUDGET` frames of one socket through `frames`; the sink's
+/// `frame` error, if any, ends the session.
+#[inline]
+fn drain(socket: &mut QueueSocket, frames: &mut Frames, sink: &mut dyn RecordSink) -> Result<u32> {
+    let queue = socket.queue();
+    let n = socket.receive(BUDGET, |data, ts| frames.frame(data, ts, queue, sink));
+    match frames.error.take() {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
+}
+
+/// Resolves once any socket has frames waiting (clearing the readiness of
+/// every socket found ready: the caller drains them all).
+async fn any_readable(fds: &[AsyncFd<Readable>]) {
+    poll_fn(|cx| {
+        let mut ready = false;
+        for fd in fds {
+            if let Poll::Ready(Ok(mut guard)) = fd.poll_read_ready(cx) {
+                guard.clear_ready();
+                ready = true;
+            }
+        }
+        if ready {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
