@@ -238,7 +238,8 @@ async fn session(
             let (read, flow) = drain(&mut ring, sink, &clock, &mut batch)?;
             delivered += read;
             if flow.is_break() {
-                left_unread += ring.drain_in_place(usize::MAX, |_| ControlFlow::Continue(())) as u64;
+                left_unread +=
+                    ring.drain_in_place(usize::MAX, |_| ControlFlow::Continue(())) as u64;
                 break;
             }
             if read == 0 {
