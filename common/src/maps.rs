@@ -16,15 +16,18 @@ pub const PROGRAM: &str = "ml_sniffing";
 /// million packets per second, which absorbs userspace scheduling hiccups.
 /// A power of two multiple of the page size, as the kernel requires.
 pub const EVENTS_BYTES: u32 = 64 << 20;
-/// How often readers drain the ring buffer. The program never asks for a
-/// wakeup (`BPF_RB_NO_WAKEUP`): a wakeup is an inter-processor interrupt,
-/// which cost about 5 us in a VM here, and a reader that keeps up would get
-/// one per record. Polling every 10 ms instead costs the reader 100 wakeups
-/// a second and holds at most 10 ms of records (10,000 at 1 Mpps, under
-/// 1 MiB) in the ring.
+/// How often readers drain the ring buffer when no wakeup came. A wakeup is
+/// an inter-processor interrupt, which cost about 5 us in a VM here: the
+/// program asks for one only every [`WAKEUP_EVERY`] records, so a busy link
+/// wakes the reader in batches, and a quiet one is drained on this timer
+/// (at most 10 ms of records wait).
 pub const DRAIN_EVERY_MS: u64 = 10;
-/// Flows remembered at once; the least recently seen are evicted first.
-pub const FLOWS_MAX: u32 = 65_536;
+/// The program wakes a reader waiting on the ring buffer once every this
+/// many records written on a CPU (the others are written without wakeup).
+pub const WAKEUP_EVERY: u64 = 1024;
+/// Flows remembered at once, in the kernel's LRU map and in userspace flow
+/// tables (pcap reading, AF_XDP); the least recently seen are evicted first.
+pub const FLOWS_MAX: u32 = 1 << 18;
 
 /// What the program counted, per CPU. Every frame lands in exactly one of
 /// the outcome counters, so nothing the program fails to hand to userspace

@@ -11,7 +11,7 @@
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
-        bindings::{xdp_action, BPF_RB_NO_WAKEUP},
+        bindings::{xdp_action, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
         macros::{map, xdp},
         maps::{Array, LruHashMap, PerCpuArray, RingBuf},
@@ -136,8 +136,14 @@ mod program {
         }
 
         if config.flags & Config::SKIP_OUTPUT == 0 {
-            // No wakeup: readers poll (see maps::DRAIN_EVERY_MS).
-            match EVENTS.output::<PacketRecord>(&record, BPF_RB_NO_WAKEUP as u64) {
+            // Wake a waiting reader once every WAKEUP_EVERY records, not per
+            // record (see maps::DRAIN_EVERY_MS).
+            let wakeup = if (counters.emitted + 1) % maps::WAKEUP_EVERY == 0 {
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            };
+            match EVENTS.output::<PacketRecord>(&record, wakeup as u64) {
                 Ok(()) => counters.emitted += 1,
                 Err(_) => counters.ring_full += 1,
             }

@@ -16,7 +16,7 @@ use ml_sniffing_common::record::PacketRecord;
 /// Flows kept before the least recently seen is evicted: 262,144 (2^18).
 /// At about 130 bytes per flow (key, state, LRU links, hash slot) the table
 /// stays under 40 MiB, whatever the capture holds.
-pub const DEFAULT_CAPACITY: usize = 1 << 18;
+pub const DEFAULT_CAPACITY: usize = ml_sniffing_common::maps::FLOWS_MAX as usize;
 
 /// A [`FlowKey`] as five words: hashing them is a handful of multiplies,
 /// where the derived `Hash` of the key feeds the hasher field by field

@@ -24,5 +24,6 @@ pub mod live;
 pub mod pcap;
 pub mod programs;
 pub mod ringbuf;
+pub mod route;
 pub mod stats;
 pub mod xdp;

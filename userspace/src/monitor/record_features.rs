@@ -154,6 +154,90 @@ mod tests {
         assert_eq!(RecordFeatures::all().names(), default_set::ALL_FEATURES);
     }
 
+    /// The live path (features from records) against the file path (the
+    /// records written as `sniff` rows, then the default feature set read
+    /// from those rows): the same values, feature by feature.
+    #[test]
+    fn records_give_the_features_their_csv_rows_give() {
+        use crate::capture::csv_rows::{new_table, push_record, RowFormatter};
+        use crate::capture::flows::FlowTable;
+        use crate::features::{engineer, FeatureSet, Selection};
+        use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
+        use ml_sniffing_common::parser::{parse, Link, Outcome};
+        use rand::{Rng, SeedableRng};
+
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let hosts = [
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.0.2.7",
+            "fd00::1",
+            "2001:db8::9",
+        ];
+        let mut flows = FlowTable::default();
+        let mut records = Vec::new();
+        let mut now = 1_712_589_010_000_000_000u64;
+        for _ in 0..2000 {
+            let v6 = rng.gen_bool(0.3);
+            let pick = |rng: &mut rand_chacha::ChaCha8Rng| {
+                let i = rng.gen_range(0..3);
+                hosts[if v6 { 3 + i % 2 } else { i }].parse().unwrap()
+            };
+            let (src, dst) = (pick(&mut rng), pick(&mut rng));
+            let transport = match rng.gen_range(0..3) {
+                0 => Transport::Tcp {
+                    src: rng.gen_range(1000..1004),
+                    dst: 80,
+                    flags: [tcp_flags::SYN, tcp_flags::ACK, tcp_flags::FIN][rng.gen_range(0..3)],
+                },
+                1 => Transport::Udp {
+                    src: 53,
+                    dst: rng.gen_range(5000..5003),
+                },
+                _ => Transport::Icmp { kind: 8, code: 0 },
+            };
+            let frame = FrameSpec::new(src, dst, transport)
+                .ttl(rng.gen_range(1..255))
+                .payload(rng.gen_range(0..400))
+                .build();
+            let mut r = PacketRecord::default();
+            assert_eq!(
+                parse(&frame[..], Link::Ethernet, frame.len(), &mut r),
+                Outcome::Ip
+            );
+            // Gaps with nanoseconds that the CSV's microseconds drop.
+            now += rng.gen_range(0..5_000_000_000u64) + rng.gen_range(0..1000);
+            r.timestamp_ns = now;
+            r.frame_len = frame.len() as u32;
+            flows.count(&mut r);
+            records.push(r);
+        }
+        let mut table = new_table();
+        let mut formatter = RowFormatter::new();
+        for r in &records {
+            push_record(&mut table, &mut formatter, r).unwrap();
+        }
+        let from_csv = engineer(&table, &Selection::Set(FeatureSet::Default))
+            .unwrap()
+            .matrix;
+        let live = RecordFeatures::for_model(from_csv.names()).unwrap();
+        assert_eq!(
+            live.len(),
+            default_set::ALL_FEATURES.len(),
+            "every feature is compared"
+        );
+        for (row, r) in records.iter().enumerate() {
+            for f in 0..live.len() {
+                assert_eq!(
+                    live.value(f, r).to_bits(),
+                    from_csv.get(row, f).to_bits(),
+                    "row {row}, feature {}",
+                    from_csv.names()[f]
+                );
+            }
+        }
+    }
+
     #[test]
     fn gaps_are_whole_microseconds() {
         assert_eq!(csv_seconds(1_999), 0.000001);

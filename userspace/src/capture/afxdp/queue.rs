@@ -189,6 +189,11 @@ impl QueueSocket {
         self.events
     }
 
+    /// Frames waiting in the receive ring (a relaxed read: a hint).
+    pub fn waiting(&self) -> u32 {
+        self.rx.available()
+    }
+
     /// The kernel's statistics of this socket (`XDP_STATISTICS`).
     pub fn statistics(&self) -> Result<XdpStatisticsV2> {
         self.user.statistics_v2().map_err(|e| {

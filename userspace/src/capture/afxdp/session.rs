@@ -9,12 +9,13 @@
 //! wakes it as frames arrive), a signal, or the next tick.
 
 use std::future::poll_fn;
+use std::ops::ControlFlow;
 use std::os::fd::{AsRawFd, RawFd};
 use std::task::Poll;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ml_sniffing_common::maps::{self, Counters};
+use ml_sniffing_common::maps::{self, Config, Counters};
 use ml_sniffing_common::parser::{self, Link, Outcome};
 use ml_sniffing_common::record::PacketRecord;
 use rand::{RngCore, SeedableRng};
@@ -30,7 +31,7 @@ use super::{rx_queue_count, BindMode};
 use crate::capture::clock::{monotonic_ns, KernelClock};
 use crate::capture::flows::FlowTable;
 use crate::capture::live::{
-    CaptureOptions, CapturedFrame, RecordSink, StopReason, Summary, TICK,
+    CaptureOptions, CapturedFrame, Control, RecordSink, StopReason, Summary, TICK,
 };
 use crate::capture::programs;
 use crate::capture::xdp::{interface_index, XdpMode};
@@ -95,13 +96,23 @@ struct Frames {
     sample_every: u32,
     rng: rand_chacha::ChaCha8Rng,
     clock: KernelClock,
+    /// Records for the next `records` call (sinks that take batches).
     batch: Vec<PacketRecord>,
+    /// The sink takes records one by one (`record_in_place`).
+    in_place: bool,
     tap: Option<Tap>,
     reinjected: u64,
     reinject_failed: u64,
-    /// Whether frames go to the sink (not once it is done).
+    /// Records handed to the sink (in place, or in batches handed over).
+    delivered: u64,
+    /// Records made once the sink was done (not handed over).
+    left_unread: u64,
+    /// Whether records and frames go to the sink (not once it is done or
+    /// failed).
     deliver: bool,
-    /// The first error the sink returned from `frame`.
+    /// The sink said it is done.
+    done: bool,
+    /// The first error the sink returned while frames were handed over.
     error: Option<anyhow::Error>,
 }
 
@@ -123,7 +134,7 @@ impl Frames {
         };
         self.counters.seen += 1;
         let mut record = PacketRecord::default();
-        let index = match parser::parse(data, Link::Ethernet, data.len(), &mut record) {
+        let made = match parser::parse(data, Link::Ethernet, data.len(), &mut record) {
             Outcome::Ip => self.record(record, now, data.len()),
             Outcome::NotIp { .. } => {
                 self.counters.not_ip += 1;
@@ -134,22 +145,46 @@ impl Frames {
                 None
             }
         };
-        if self.deliver && self.error.is_none() {
-            let frame = CapturedFrame {
-                data,
-                timestamp_ns: self.clock.to_epoch_ns(now),
-                queue,
-                record: index,
-            };
-            if let Err(e) = sink.frame(&frame) {
-                self.error = Some(e);
+        if !self.deliver {
+            self.left_unread += made.is_some() as u64;
+            return;
+        }
+        let epoch_ns = self.clock.to_epoch_ns(now);
+        let stamped = made.map(|mut r| {
+            r.timestamp_ns = epoch_ns;
+            r
+        });
+        let frame = CapturedFrame {
+            data,
+            timestamp_ns: epoch_ns,
+            queue,
+            record: stamped.as_ref(),
+        };
+        if let Err(e) = sink.frame(&frame) {
+            self.fail(e);
+            return;
+        }
+        match (made, stamped) {
+            (Some(record), _) if self.in_place => {
+                self.delivered += 1;
+                match sink.record_in_place(&record, epoch_ns) {
+                    Ok(ControlFlow::Continue(())) => {}
+                    Ok(ControlFlow::Break(())) => {
+                        self.done = true;
+                        self.deliver = false;
+                    }
+                    Err(e) => self.fail(e),
+                }
             }
+            (_, Some(stamped)) => self.batch.push(stamped),
+            _ => {}
         }
     }
 
-    /// The record program's steps after parsing.
+    /// The record program's steps after parsing; the record keeps the
+    /// kernel time.
     #[inline]
-    fn record(&mut self, mut record: PacketRecord, now: u64, len: usize) -> Option<usize> {
+    fn record(&mut self, mut record: PacketRecord, now: u64, len: usize) -> Option<PacketRecord> {
         if self.ipv4_only && record.ip_version != 4 {
             self.counters.filtered += 1;
             return None;
@@ -161,10 +196,45 @@ impl Frames {
             self.counters.sampled_out += 1;
             return None;
         }
-        record.timestamp_ns = self.clock.to_epoch_ns(now);
         self.counters.emitted += 1;
-        self.batch.push(record);
-        Some(self.batch.len() - 1)
+        Some(record)
+    }
+
+    fn fail(&mut self, e: anyhow::Error) {
+        self.deliver = false;
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    /// Hands the batch to a batch-taking sink (or counts it as left unread
+    /// once the sink is done).
+    fn hand_over(&mut self, sink: &mut dyn RecordSink) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        if self.deliver {
+            self.delivered += self.batch.len() as u64;
+            let flow = sink.records(&self.batch);
+            self.batch.clear();
+            if flow?.is_break() {
+                self.done = true;
+                self.deliver = false;
+            }
+        } else {
+            self.left_unread += self.batch.len() as u64;
+            self.batch.clear();
+        }
+        Ok(())
+    }
+
+    /// The counters as `Control` and the summary show them: frames the
+    /// sockets dropped count as seen and as `ring_full`.
+    fn counters(&self, lost: u64) -> Counters {
+        let mut c = self.counters;
+        c.seen += lost;
+        c.ring_full = lost;
+        c
     }
 }
 
@@ -205,9 +275,11 @@ async fn session(
         // SAFETY: the socket's fd stays open and the same until `readiness`
         // is dropped, which happens below before `sockets` (and on early
         // returns too: locals drop in reverse order of declaration).
-        let fd = unsafe { AsyncFd::register_with_interest(Readable(socket.fd()), Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)
-            .context("cannot wait on the AF_XDP sockets")?;
+        let fd = unsafe {
+            AsyncFd::register_with_interest(Readable(socket.fd()), Interest::READABLE)
+        }
+        .map_err(|e| e.into_parts().1)
+        .context("cannot wait on the AF_XDP sockets")?;
         readiness.push(fd);
     }
 
@@ -219,39 +291,55 @@ async fn session(
         rng: rand_chacha::ChaCha8Rng::seed_from_u64(0x6d6c_736e),
         clock: KernelClock::new(),
         batch: Vec::with_capacity(BUDGET as usize),
+        in_place: sink.in_place(),
         tap,
         reinjected: 0,
         reinject_failed: 0,
+        delivered: 0,
+        left_unread: 0,
         deliver: true,
+        done: false,
         error: None,
     };
+    let mut config = Config {
+        sample_every: options.sample_every,
+        flags: if options.ipv4_only { Config::IPV4_ONLY } else { 0 },
+    };
+    let capacity: u64 = sockets.iter().map(|s| s.sizes().ring as u64).sum();
     let mut clock_read = Instant::now();
     let mut next_tick = Instant::now() + TICK;
-    let mut delivered = 0u64;
+    let mut lost = 0u64;
+    let mut backlog = 0u64;
     let mut rounds = 0u64;
 
-    let reason = 'capture: loop {
+    let reason = loop {
+        let waiting: u64 = sockets.iter().map(|s| s.waiting() as u64).sum();
+        backlog = backlog.max(waiting);
         let mut got = 0;
         for socket in &mut sockets {
             got += drain(socket, &mut frames, sink)?;
-            if !frames.batch.is_empty() {
-                delivered += frames.batch.len() as u64;
-                let flow = sink.records(&frames.batch)?;
-                frames.batch.clear();
-                if flow.is_break() {
-                    frames.deliver = false;
-                    break 'capture StopReason::SinkDone;
-                }
-            }
+            frames.hand_over(sink)?;
+        }
+        if frames.done {
+            break StopReason::SinkDone;
         }
         let now = Instant::now();
-        if now >= next_tick {
+        let due = now >= next_tick;
+        if due {
             next_tick = now + TICK;
             if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
                 frames.clock.refresh();
                 clock_read = Instant::now();
             }
-            sink.tick()?;
+            lost = socket_losses(&sockets)?;
+        }
+        if got > 0 || due {
+            // As on the record path: after every drain and on each tick.
+            let mut control = Control::for_frames(frames.counters(lost), config, backlog, capacity);
+            sink.tick(&mut control)?;
+            config = control.config();
+            backlog = control.backlog();
+            frames.sample_every = config.sample_every;
         }
         if got == 0 {
             tokio::select! {
@@ -280,30 +368,20 @@ async fn session(
     // No frame is redirected any more; those still in the rings are
     // re-injected, and handed over unless the sink is done.
     programs.detach_xdp()?;
-    let mut left_unread = 0u64;
     loop {
         let mut got = 0;
         for socket in &mut sockets {
             got += drain(socket, &mut frames, sink)?;
-            if frames.batch.is_empty() {
-                continue;
-            }
-            if frames.deliver {
-                delivered += frames.batch.len() as u64;
-                if sink.records(&frames.batch)?.is_break() {
-                    frames.deliver = false;
-                }
-            } else {
-                left_unread += frames.batch.len() as u64;
-            }
-            frames.batch.clear();
+            frames.hand_over(sink)?;
         }
         if got == 0 {
             break;
         }
     }
     programs.detach()?;
-    sink.tick()?;
+    let counters = frames.counters(socket_losses(&sockets)?);
+    let mut control = Control::for_frames(counters, config, backlog, capacity);
+    sink.tick(&mut control)?;
 
     let mut queues = Vec::with_capacity(sockets.len());
     for socket in &sockets {
@@ -324,11 +402,20 @@ async fn session(
     };
     Ok(Summary {
         reason,
-        delivered,
-        left_unread,
-        counters: frames.counters,
+        delivered: frames.delivered,
+        left_unread: frames.left_unread,
+        counters,
         af_xdp: Some(af_xdp),
     })
+}
+
+/// Frames the sockets dropped so far.
+fn socket_losses(sockets: &[QueueSocket]) -> Result<u64> {
+    let mut lost = 0;
+    for socket in sockets {
+        lost += SocketStats::from(socket.statistics()?).lost();
+    }
+    Ok(lost)
 }
 
 /// Up to `BUDGET` frames of one socket through `frames`; the sink's

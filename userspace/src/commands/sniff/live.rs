@@ -42,7 +42,7 @@ impl<W: Write> RecordSink for Rows<W> {
         Ok(ControlFlow::Continue(()))
     }
 
-    fn tick(&mut self) -> Result<()> {
+    fn tick(&mut self, _control: &mut live::Control) -> Result<()> {
         self.rows
             .get_mut()
             .flush()
