@@ -2,6 +2,7 @@
 //! `--help` text) and its `run` function.
 
 pub mod classify;
+pub mod engine_args;
 pub mod detect;
 pub mod predict;
 pub mod run;

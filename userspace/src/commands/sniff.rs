@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{value_parser, ArgGroup, Args};
 
+use super::engine_args::EngineArgs;
 use crate::capture::xdp::XdpMode;
 
 #[derive(Debug, Args)]
@@ -45,10 +46,19 @@ pub struct SniffArgs {
     #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "read",
           value_parser = value_parser!(u32).range(1..))]
     pub sample: u32,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Live AF_XDP capture: also write every frame captured to this pcapng
+    /// file (with the interface's drop statistics at the end).
+    #[arg(long, value_name = "FILE", conflicts_with = "read")]
+    pub write_pcap: Option<PathBuf>,
 }
 
 pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(capture) = &args.read {
+        if args.engine.any_given() {
+            bail!("--capture and the AF_XDP options apply to live captures, not to --read");
+        }
         return offline::run(&args, capture, out);
     }
     match &args.interface {

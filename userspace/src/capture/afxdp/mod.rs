@@ -22,6 +22,7 @@
 //! summary, plus [`AfXdpSummary`]); `live::capture` calls it when
 //! `CaptureOptions::capture` is [`CaptureMode::AfXdp`](super::live::CaptureMode).
 
+pub mod checksum;
 pub mod kernel;
 pub mod queue;
 mod session;
@@ -37,7 +38,7 @@ use clap::ValueEnum;
 use xdpilone::SocketConfig;
 
 pub use self::queue::RingSizes;
-pub use self::session::capture;
+pub use self::session::{attach_mode, capture};
 pub use self::stats::{AfXdpSummary, QueueSummary};
 
 /// Which receive queues get a socket (`--queues`).

@@ -23,6 +23,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::signal::unix::{signal, SignalKind};
 
+use super::checksum;
 use super::kernel::XskPrograms;
 use super::queue::QueueSocket;
 use super::stats::{AfXdpSummary, QueueSummary, SocketStats};
@@ -120,7 +121,7 @@ impl Frames {
     #[inline]
     fn frame(&mut self, data: &[u8], kernel_ns: u64, queue: u32, sink: &mut dyn RecordSink) {
         if let Some(tap) = &mut self.tap {
-            match tap.write(data) {
+            match tap.write(data, checksum::partial(data)) {
                 Ok(()) => self.reinjected += 1,
                 Err(_) => self.reinject_failed += 1,
             }

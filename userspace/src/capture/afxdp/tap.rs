@@ -13,15 +13,23 @@
 
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{IoSlice, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context, Result};
 
+use super::checksum::Partial;
+
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+/// `struct virtio_net_hdr` (10 bytes, the TAP default size), little-endian
+/// on every host this runs on: flags, gso_type, hdr_len, gso_size,
+/// csum_start, csum_offset.
+const VNET_HDR_LEN: usize = 10;
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 
 /// A TAP device that exists as long as this value.
 pub struct Tap {
@@ -43,7 +51,9 @@ impl Tap {
         // SAFETY: ifreq is plain data; all zeroes is a valid value.
         let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
         copy_name(&mut ifr, template)?;
-        ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+        // A virtio-net header in front of each frame says which frames
+        // carry a partial (offloaded) checksum; see `super::checksum`.
+        ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
         // SAFETY: TUNSETIFF reads and writes an ifreq.
         if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETIFF, &mut ifr) } != 0 {
             return Err(std::io::Error::last_os_error())
@@ -94,11 +104,20 @@ impl Tap {
     }
 
     /// Writes one whole frame (Ethernet header included): the kernel
-    /// receives it on the TAP device.
+    /// receives it on the TAP device. A frame whose checksum was left to
+    /// offload (`partial`) is marked so, as it was before it was captured.
     #[inline]
-    pub fn write(&mut self, frame: &[u8]) -> std::io::Result<()> {
-        let n = self.file.write(frame)?;
-        if n != frame.len() {
+    pub fn write(&mut self, frame: &[u8], partial: Option<Partial>) -> std::io::Result<()> {
+        let mut header = [0u8; VNET_HDR_LEN];
+        if let Some(p) = partial {
+            header[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+            header[6..8].copy_from_slice(&p.start.to_le_bytes());
+            header[8..10].copy_from_slice(&p.offset.to_le_bytes());
+        }
+        let n = self
+            .file
+            .write_vectored(&[IoSlice::new(&header), IoSlice::new(frame)])?;
+        if n != VNET_HDR_LEN + frame.len() {
             return Err(std::io::Error::other("the TAP device took part of a frame"));
         }
         Ok(())

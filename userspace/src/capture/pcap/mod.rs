@@ -20,6 +20,7 @@ mod input;
 pub mod link;
 mod ng;
 pub mod records;
+pub mod writer;
 
 use std::fmt;
 use std::fs::File;

@@ -1,66 +1,141 @@
-//! `sniff OUTPUT --interface IF`: live capture through the XDP program.
+//! `sniff OUTPUT --interface IF`: live capture, through the XDP program's
+//! records or, with `--capture af-xdp`, whole frames through AF_XDP (which
+//! `--write-pcap` also writes to a pcapng file).
 //!
-//! Rows are written as records arrive and flushed every 100 ms, so a crash
-//! loses nothing already flushed (the original kept everything in memory
-//! until the end).
+//! Rows (and frames) are written as they arrive and flushed every 100 ms,
+//! so a crash loses nothing already flushed (the original kept everything in
+//! memory until the end).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use ml_sniffing_common::record::PacketRecord;
 
 use super::SniffArgs;
+use crate::capture::afxdp;
 use crate::capture::csv_rows::CsvRowWriter;
-use crate::capture::live::{self, CaptureOptions, RecordSink, StopReason};
+use crate::capture::live::{self, CaptureMode, CaptureOptions, CapturedFrame, RecordSink, StopReason};
+use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::programs;
 use crate::capture::stats::Report;
 use crate::capture::xdp::{check_privileges, interface_index};
 
-/// Writes records as CSV rows until the packet count is reached.
+/// Writes records as CSV rows (and, in AF_XDP mode, frames to a pcapng
+/// file) until the packet count is reached.
 struct Rows<W: Write> {
     rows: CsvRowWriter<W>,
     limit: Option<u64>,
     shown: String,
+    pcap: Option<PcapOut>,
+    /// Records whose frames came since the last batch (frames come before
+    /// the batch holding their records).
+    pending: u64,
+}
+
+/// The `--write-pcap` file.
+struct PcapOut {
+    writer: PcapNgWriter<BufWriter<File>>,
+    path: PathBuf,
+    created: bool,
+}
+
+impl<W: Write> Rows<W> {
+    fn limit_reached(&self, rows: u64) -> bool {
+        self.limit.is_some_and(|limit| rows >= limit)
+    }
 }
 
 impl<W: Write> RecordSink for Rows<W> {
     fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
+        self.pending = 0;
         for record in batch {
-            if self.limit.is_some_and(|limit| self.rows.rows() >= limit) {
+            if self.limit_reached(self.rows.rows()) {
                 break;
             }
             self.rows
                 .write(record)
                 .with_context(|| format!("cannot write {}", self.shown))?;
         }
-        if self.limit.is_some_and(|limit| self.rows.rows() >= limit) {
+        if self.limit_reached(self.rows.rows()) {
             return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// Every frame goes to the pcap file until the packet count is reached
+    /// (frames after the last row are left out, as their rows are).
+    fn frame(&mut self, frame: &CapturedFrame<'_>) -> Result<()> {
+        if self.limit_reached(self.rows.rows() + self.pending) {
+            return Ok(());
+        }
+        self.pending += frame.record.is_some() as u64;
+        if let Some(pcap) = &mut self.pcap {
+            pcap.writer
+                .write(frame.timestamp_ns, frame.data)
+                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
+        }
+        Ok(())
     }
 
     fn tick(&mut self, _control: &mut live::Control) -> Result<()> {
         self.rows
             .get_mut()
             .flush()
-            .with_context(|| format!("cannot write {}", self.shown))
+            .with_context(|| format!("cannot write {}", self.shown))?;
+        if let Some(pcap) = &mut self.pcap {
+            pcap.writer
+                .get_mut()
+                .flush()
+                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
+        }
+        Ok(())
     }
 }
 
 pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
-    let options = CaptureOptions {
+    let mut options = CaptureOptions {
         mode: args.xdp_mode,
         ipv4_only: args.ipv4_only,
         sample_every: args.sample,
         ..CaptureOptions::new(interface)
     };
+    args.engine.apply(&mut options)?;
+    if args.write_pcap.is_some() && options.capture != CaptureMode::AfXdp {
+        bail!("--write-pcap needs --capture af-xdp: the record path never sees whole frames");
+    }
     // The failures that need no kernel come before any output.
-    programs::capture()?;
+    match options.capture {
+        CaptureMode::Xdp => programs::capture()?,
+        CaptureMode::AfXdp => {
+            afxdp::attach_mode(&options)?;
+            programs::xsk()?
+        }
+    };
     interface_index(&options.interface)?;
     check_privileges()?;
+    let pcap = match &args.write_pcap {
+        Some(path) => {
+            if same_path(path, &args.output) {
+                bail!(
+                    "--write-pcap {} is also the CSV output: choose another file",
+                    path.display()
+                );
+            }
+            let created = !path.exists();
+            let file = create(path)?;
+            let writer = PcapNgWriter::new(BufWriter::with_capacity(1 << 20, file), interface)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(PcapOut {
+                writer,
+                path: path.clone(),
+                created,
+            })
+        }
+        None => None,
+    };
     let to_stdout = args.output.as_os_str() == "-";
     if to_stdout {
         // Rows go to stdout: everything else to stderr.
@@ -68,14 +143,28 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
             rows: CsvRowWriter::new(&mut *out).context("cannot write stdout")?,
             limit: args.packet_count,
             shown: "stdout".into(),
+            pcap,
+            pending: 0,
         };
-        let summary = capture(&options, &mut sink)?;
+        let started = epoch_ns();
+        let result = capture(&options, &mut sink);
         let rows = sink.rows.rows();
+        let pcap = sink.pcap.take();
         drop(sink);
-        report(&mut std::io::stderr(), rows, &summary, &options)?;
+        let summary = match result {
+            Ok(summary) => summary,
+            Err(e) => {
+                discard(pcap);
+                return Err(e);
+            }
+        };
         if rows == 0 {
+            discard(pcap);
+            report(&mut std::io::stderr(), rows, &summary, &options)?;
             bail!(no_packets(&options));
         }
+        report(&mut std::io::stderr(), rows, &summary, &options)?;
+        finish_pcap(pcap, &summary, started, &mut std::io::stderr())?;
         return Ok(());
     }
 
@@ -89,10 +178,14 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
             .with_context(|| format!("cannot write {}", path.display()))?,
         limit: args.packet_count,
         shown: path.display().to_string(),
+        pcap,
+        pending: 0,
     };
+    let started = epoch_ns();
     let result = capture(&options, &mut sink);
     let rows = sink.rows.rows();
     let flushed = sink.rows.get_mut().flush();
+    let pcap = sink.pcap.take();
     drop(sink);
     let summary = match result {
         Ok(summary) => summary,
@@ -100,6 +193,7 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
             if rows == 0 && created {
                 let _ = std::fs::remove_file(path);
             }
+            discard(pcap);
             return Err(e);
         }
     };
@@ -109,20 +203,90 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
         if created {
             let _ = std::fs::remove_file(path);
         }
+        discard(pcap);
         report(&mut std::io::stderr(), rows, &summary, &options)?;
         bail!(no_packets(&options));
     }
     report(out, rows, &summary, &options)?;
     writeln!(out, "Captured packets saved to {}", path.display())?;
+    finish_pcap(pcap, &summary, started, out)?;
     Ok(())
 }
 
+/// Ends the pcapng file with the capture's statistics.
+fn finish_pcap(
+    pcap: Option<PcapOut>,
+    summary: &live::Summary,
+    started: u64,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let Some(pcap) = pcap else { return Ok(()) };
+    let frames = pcap.writer.frames();
+    let (received, dropped) = summary
+        .af_xdp
+        .as_ref()
+        .map_or((0, 0), |a| (a.kernel.seen, a.lost()));
+    let stats = CaptureStats {
+        start_ns: started,
+        end_ns: epoch_ns(),
+        received,
+        dropped,
+    };
+    let shown = pcap.path.display().to_string();
+    pcap.writer
+        .finish(&stats)
+        .and_then(|mut w| w.flush().map_err(Into::into))
+        .with_context(|| format!("cannot write {shown}"))?;
+    writeln!(out, "Frames saved to {shown} (pcapng): {frames}")?;
+    Ok(())
+}
+
+/// Removes a pcap file this run created (the capture failed).
+fn discard(pcap: Option<PcapOut>) {
+    if let Some(p) = pcap {
+        let (path, created) = (p.path, p.created);
+        drop(p.writer);
+        if created {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn epoch_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<live::Summary> {
-    eprintln!(
-        "Capturing on {} (XDP mode {}); press CTRL+C to stop.",
-        options.interface,
-        options.mode.name()
-    );
+    match options.capture {
+        CaptureMode::Xdp => eprintln!(
+            "Capturing on {} (XDP mode {}); press CTRL+C to stop.",
+            options.interface,
+            options.mode.name()
+        ),
+        CaptureMode::AfXdp => eprintln!(
+            "Capturing on {} through AF_XDP (queues {}, {} bind, {}); press CTRL+C to stop.",
+            options.interface,
+            options.af_xdp.queues,
+            options.af_xdp.bind.name(),
+            if options.af_xdp.consume {
+                "frames kept from the host stack"
+            } else {
+                "frames re-injected into the host stack"
+            }
+        ),
+    }
     live::capture(options, sink)
 }
 
@@ -168,6 +332,16 @@ fn report(
             "Records emitted but not written (packet count reached): {unwritten}"
         )?;
     }
-    write!(out, "{}", Report(&summary.counters))?;
+    match &summary.af_xdp {
+        Some(af_xdp) => write!(
+            out,
+            "{}",
+            afxdp::stats::Report {
+                counters: &summary.counters,
+                af_xdp
+            }
+        )?,
+        None => write!(out, "{}", Report(&summary.counters))?,
+    }
     Ok(())
 }
