@@ -6,7 +6,7 @@
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::capture::afxdp::{BindMode, Queues, RingSizes};
+use crate::capture::afxdp::{BindMode, Queues};
 use crate::capture::live::{CaptureMode, CaptureOptions};
 
 #[derive(Debug, Clone, Args)]
@@ -32,7 +32,8 @@ pub struct EngineArgs {
     #[arg(long)]
     pub consume: bool,
     /// AF_XDP: entries of each socket's receive and fill rings (a power of
-    /// two; twice as many 4 KiB frames are reserved per queue).
+    /// two; as many 2 KiB frames, 4 KiB above MTU 1770, are reserved per
+    /// queue, plus 1,024). Default: 32,768 shared by the queues.
     #[arg(long, value_name = "ENTRIES")]
     pub af_xdp_ring: Option<u32>,
 }
@@ -66,7 +67,7 @@ impl EngineArgs {
             if !ring.is_power_of_two() || !(64..=65_536).contains(&ring) {
                 bail!("--af-xdp-ring must be a power of two from 64 to 65536, not {ring}");
             }
-            af.sizes = RingSizes::with_ring(ring);
+            af.ring = Some(ring);
         }
         Ok(())
     }
@@ -121,7 +122,7 @@ mod tests {
         assert_eq!(o.af_xdp.queues, Queues::List(vec![0, 1]));
         assert_eq!(o.af_xdp.bind, BindMode::Copy);
         assert!(o.af_xdp.consume);
-        assert_eq!(o.af_xdp.sizes.ring, 1024);
+        assert_eq!(o.af_xdp.ring, Some(1024));
         let defaults = apply(&["--capture", "af-xdp"]).unwrap().af_xdp;
         assert_eq!(defaults, Default::default());
 

@@ -16,7 +16,7 @@
 
 #[path = "../../../tests/support/netns.rs"]
 #[allow(dead_code)]
-mod netns;
+pub(super) mod netns;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,7 +37,7 @@ use super::BenchOptions;
 use crate::{ebpf, util};
 
 /// The capture and generator objects, built fresh.
-fn objects() -> Result<(Vec<u8>, Vec<u8>)> {
+pub(super) fn objects() -> Result<(Vec<u8>, Vec<u8>)> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("the kernel benchmarks load XDP programs and create namespaces: run them as root");
@@ -161,7 +161,7 @@ fn csv_rows_rate() -> Result<()> {
     Ok(())
 }
 
-fn frames() -> Vec<(&'static str, Vec<u8>)> {
+pub(super) fn frames() -> Vec<(&'static str, Vec<u8>)> {
     let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
     vec![
         (
@@ -273,12 +273,12 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
 
 /// The generator: `xdp_tx` run in live-frames mode from inside `ns`, out
 /// of `iface` (its index there).
-struct Generator {
-    ebpf: aya::Ebpf,
-    ifindex: u32,
+pub(super) struct Generator {
+    pub(super) ebpf: aya::Ebpf,
+    pub(super) ifindex: u32,
     /// An idle interface in the generator's namespace the generator is
     /// attached to while it runs (see `record_path_rates` on the dispatcher).
-    idle: String,
+    pub(super) idle: String,
 }
 
 impl Generator {
@@ -286,7 +286,7 @@ impl Generator {
     /// per second when given. Returns the wall time. Must run on a thread
     /// inside the generator's namespace (the kernel looks the interface up
     /// there).
-    fn send(
+    pub(super) fn send(
         &mut self,
         frame: &[u8],
         count: u64,
@@ -388,15 +388,15 @@ impl Consumer {
 }
 
 /// Field order is drop order: the pairs go before the namespaces.
-struct Lab {
-    link: VethPair,
+pub(super) struct Lab {
+    pub(super) link: VethPair,
     /// Both ends in the generator's namespace, idle.
-    idle: VethPair,
-    capture: NetNs,
-    generator: NetNs,
+    pub(super) idle: VethPair,
+    pub(super) capture: NetNs,
+    pub(super) generator: NetNs,
 }
 
-fn lab() -> Result<Lab> {
+pub(super) fn lab() -> Result<Lab> {
     let capture = NetNs::new("bcap")?;
     let generator = NetNs::new("bgen")?;
     let link = VethPair::new(&capture, &generator)?;
@@ -412,7 +412,7 @@ fn lab() -> Result<Lab> {
 /// Frames lost on the way to the program: the capture interface's
 /// rx_dropped (veth also shows each of them as the peer's tx_dropped, so
 /// only one side is counted).
-fn drops(lab: &Lab) -> Result<u64> {
+pub(super) fn drops(lab: &Lab) -> Result<u64> {
     lab.capture.if_stat(&lab.link.a.name, "rx_dropped")
 }
 

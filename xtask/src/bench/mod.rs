@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: each benchmark prints its figures as Markdown rows;
 //! BENCHMARKS.md records them with the commands that produced them.
 
+mod afxdp;
 mod detect;
 mod kernel;
 mod pcap;
@@ -30,6 +31,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("kernel: in-kernel cost", kernel::cost),
     ("kernel: record path", kernel::record_path),
     ("kernel: veth", kernel::veth_rates),
+    ("afxdp", afxdp::run),
 ];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
@@ -38,7 +40,7 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     if cfg!(debug_assertions)
         && BENCHES
             .iter()
-            .any(|(n, _)| n.starts_with("kernel") && selected(options, n))
+            .any(|(n, _)| (n.starts_with("kernel") || *n == "afxdp") && selected(options, n))
     {
         let mut args = vec![
             "run",

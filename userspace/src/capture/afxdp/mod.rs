@@ -163,8 +163,9 @@ pub struct AfXdpOptions {
     pub bind: BindMode,
     /// Keep frames from the host stack (no re-injection).
     pub consume: bool,
-    /// Ring and UMEM sizes of each queue's socket.
-    pub sizes: RingSizes,
+    /// Entries of each queue's receive and fill rings (`--af-xdp-ring`);
+    /// by default [`queue::TOTAL_RING`] shared by the queues.
+    pub ring: Option<u32>,
 }
 
 /// The receive queues `interface` has now (the ethtool channel counts; 1
@@ -225,6 +226,33 @@ pub fn rx_queue_count(interface: &str) -> Result<u32> {
     Ok((channels.rx_count + channels.combined_count).max(1))
 }
 
+/// The MTU of `interface`.
+pub fn interface_mtu(interface: &str) -> Result<u32> {
+    // SAFETY: a plain datagram socket for the ioctl.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot open a socket");
+    }
+    // SAFETY: `raw` is a new fd we own.
+    let socket = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = interface.as_bytes();
+    if name.len() >= ifr.ifr_name.len() || name.contains(&0) {
+        bail!("{interface:?} is not a valid interface name");
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads and writes an ifreq.
+    if unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&socket), libc::SIOCGIFMTU, &mut ifr) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot read the MTU of {interface}"));
+    }
+    // SAFETY: SIOCGIFMTU filled the union's MTU member.
+    Ok(unsafe { ifr.ifr_ifru.ifru_mtu }.max(0) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,12 +288,26 @@ mod tests {
     }
 
     #[test]
-    fn ring_sizes_are_powers_of_two_with_twice_the_chunks() {
-        let s = RingSizes::with_ring(3000);
-        assert_eq!((s.ring, s.chunks, s.chunk_size), (4096, 8192, 4096));
-        assert_eq!(RingSizes::with_ring(1).ring, 64);
-        assert_eq!(s.max_frame(), 3840);
-        assert_eq!(RingSizes::default(), RingSizes::with_ring(4096));
+    fn ring_sizes_share_the_total_and_fit_the_mtu() {
+        let s = RingSizes::plan(1, 1500, None);
+        assert_eq!((s.ring, s.chunks, s.chunk_size), (32_768, 33_792, 2048));
+        assert_eq!(s.max_frame(), 1792);
+        // 32768 / 3 = 10922, rounded down to a power of two.
+        assert_eq!(RingSizes::plan(3, 1500, None).ring, 8192);
+        assert_eq!(RingSizes::plan(64, 1500, None).ring, 2048);
+        assert_eq!(RingSizes::plan(4, 1500, Some(3000)).ring, 2048);
+        assert_eq!(RingSizes::plan(1, 1500, Some(1)).ring, 64);
+        // 1770 + 22 + 256 = 2048 still fits; one more byte does not.
+        assert_eq!(RingSizes::plan(1, 1770, None).chunk_size, 2048);
+        let jumbo = RingSizes::plan(1, 1771, None);
+        assert_eq!((jumbo.chunk_size, jumbo.max_frame()), (4096, 3840));
+        assert_eq!(RingSizes::plan(0, 9000, None).ring, 32_768);
+    }
+
+    #[test]
+    fn loopback_mtu_is_read() {
+        assert!(interface_mtu("lo").unwrap() >= 1500);
+        assert!(interface_mtu("no-such-if0").is_err());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use super::kernel::XskPrograms;
 use super::queue::QueueSocket;
 use super::stats::{AfXdpSummary, QueueSummary, SocketStats};
 use super::tap::Tap;
-use super::{rx_queue_count, BindMode};
+use super::{interface_mtu, rx_queue_count, BindMode, RingSizes};
 use crate::capture::clock::{monotonic_ns, KernelClock};
 use crate::capture::flows::FlowTable;
 use crate::capture::live::{
@@ -253,11 +253,12 @@ async fn session(
     let af = &options.af_xdp;
     let ifindex = interface_index(interface)?;
     let queues = af.queues.resolve(interface, rx_queue_count(interface)?)?;
+    let sizes = RingSizes::plan(queues.len() as u32, interface_mtu(interface)?, af.ring);
 
     let mut programs = XskPrograms::load(object)?;
     let mut sockets = Vec::with_capacity(queues.len());
     for &queue in &queues {
-        let socket = QueueSocket::bind(interface, ifindex, queue, af.sizes, af.bind)?;
+        let socket = QueueSocket::bind(interface, ifindex, queue, sizes, af.bind)?;
         programs.set_socket(queue, socket.fd())?;
         sockets.push(socket);
     }
