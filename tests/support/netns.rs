@@ -109,6 +109,48 @@ impl NetNs {
         .map_err(|_| anyhow::anyhow!("the thread inside the namespace panicked"))?
     }
 
+    /// Starts `f` on a thread that has entered the namespace and returns
+    /// at once (join the handle for its result).
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<T>> {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || -> Result<T> {
+            let ns = File::open(&path).with_context(|| format!("cannot open {path}"))?;
+            // SAFETY: a valid namespace fd; only this thread changes
+            // namespace (CLONE_NEWNET is per thread).
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                bail!("cannot enter {path}: {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+    }
+
+    /// The names of the interfaces in the namespace.
+    pub fn links(&self) -> Result<Vec<String>> {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-j", "link", "show"])
+            .output()
+            .context("cannot run ip link show")?;
+        if !out.status.success() {
+            bail!(
+                "ip link show failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let links: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("ip -j link show printed invalid JSON")?;
+        Ok(links
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// The XDP attachment of `iface` as `ip -j link` reports it (the `xdp`
     /// object), `None` when nothing is attached.
     pub fn xdp_attachment(&self, iface: &str) -> Result<Option<serde_json::Value>> {

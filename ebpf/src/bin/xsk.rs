@@ -17,7 +17,7 @@
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{
-        bindings::{xdp_action, BPF_F_INGRESS, TC_ACT_SHOT},
+        bindings::{xdp_action, BPF_F_INGRESS},
         helpers::{bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_meta},
         macros::{classifier, map, xdp},
         maps::{Array, PerCpuArray, XskMap},
@@ -33,6 +33,10 @@ mod program {
 
     #[map(name = "XSK_REINJECT_TARGET")]
     static REINJECT_TARGET: Array<u32> = Array::with_max_entries(1, 0);
+
+    /// `TC_ACT_SHOT` (drop), as the classifier's return type (the bindings'
+    /// integer type differs between targets).
+    const TC_ACT_SHOT: i32 = 2;
 
     #[inline(always)]
     fn counters() -> Option<&'static mut XskCounters> {
@@ -93,13 +97,13 @@ mod program {
             if let Some(c) = counters {
                 c.reinject_failed += 1;
             }
-            return TC_ACT_SHOT as i32;
+            return TC_ACT_SHOT;
         }
         // SAFETY: a helper without preconditions; it returns TC_ACT_REDIRECT
         // on success.
         let action = unsafe { bpf_redirect(target, BPF_F_INGRESS as u64) } as i32;
         if let Some(c) = counters {
-            if action == TC_ACT_SHOT as i32 {
+            if action == TC_ACT_SHOT {
                 c.reinject_failed += 1;
             } else {
                 c.reinjected += 1;

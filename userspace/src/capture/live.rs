@@ -175,7 +175,12 @@ impl<'a> Control<'a> {
 
     /// AF_XDP mode: `counters` so far (`ring_full` = frames the sockets
     /// dropped), and the receive rings' total `capacity` in frames.
-    pub(crate) fn for_frames(counters: Counters, config: Config, backlog: u64, capacity: u64) -> Self {
+    pub(crate) fn for_frames(
+        counters: Counters,
+        config: Config,
+        backlog: u64,
+        capacity: u64,
+    ) -> Self {
         Control {
             engine: Engine::Frames(counters),
             config,

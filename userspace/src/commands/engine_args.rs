@@ -135,7 +135,10 @@ mod tests {
             let e = apply(flag).unwrap_err().to_string();
             assert_eq!(
                 e,
-                format!("{} applies to AF_XDP capture only: add --capture af-xdp", flag[0])
+                format!(
+                    "{} applies to AF_XDP capture only: add --capture af-xdp",
+                    flag[0]
+                )
             );
         }
         assert!(apply(&["--capture", "af-xdp", "--af-xdp-ring", "1000"])

@@ -2,8 +2,8 @@
 //! `--help` text) and its `run` function.
 
 pub mod classify;
-pub mod engine_args;
 pub mod detect;
+pub mod engine_args;
 pub mod predict;
 pub mod run;
 pub mod sniff;

@@ -197,7 +197,10 @@ fn wait_with_cpu(pid: u32) -> Result<(bool, Duration)> {
     // SAFETY: valid pointers to a status word and a rusage struct.
     let rc = unsafe { libc::wait4(pid as i32, &mut status, 0, &mut usage) };
     if rc < 0 {
-        bail!("cannot wait for ml-sniffing: {}", std::io::Error::last_os_error());
+        bail!(
+            "cannot wait for ml-sniffing: {}",
+            std::io::Error::last_os_error()
+        );
     }
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;

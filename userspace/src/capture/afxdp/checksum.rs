@@ -146,11 +146,33 @@ mod tests {
             flags: tcp_flags::ACK,
         };
         vec![
-            (FrameSpec::new(v4("10.0.0.2"), v4("10.0.0.1"), udp.clone()).payload(6), UDP, 6),
-            (FrameSpec::new(v4("192.0.2.9"), v4("198.51.100.1"), tcp.clone()).payload(101), TCP, 16),
-            (FrameSpec::new(v4("10.0.0.2"), v4("10.0.0.1"), udp.clone()).vlan(5).vlan(6), UDP, 6),
-            (FrameSpec::new(v4("fd00::2"), v4("fd00::1"), udp).payload(33), UDP, 6),
-            (FrameSpec::new(v4("2001:db8::1"), v4("2001:db8::2"), tcp).vlan(9), TCP, 16),
+            (
+                FrameSpec::new(v4("10.0.0.2"), v4("10.0.0.1"), udp.clone()).payload(6),
+                UDP,
+                6,
+            ),
+            (
+                FrameSpec::new(v4("192.0.2.9"), v4("198.51.100.1"), tcp.clone()).payload(101),
+                TCP,
+                16,
+            ),
+            (
+                FrameSpec::new(v4("10.0.0.2"), v4("10.0.0.1"), udp.clone())
+                    .vlan(5)
+                    .vlan(6),
+                UDP,
+                6,
+            ),
+            (
+                FrameSpec::new(v4("fd00::2"), v4("fd00::1"), udp).payload(33),
+                UDP,
+                6,
+            ),
+            (
+                FrameSpec::new(v4("2001:db8::1"), v4("2001:db8::2"), tcp).vlan(9),
+                TCP,
+                16,
+            ),
         ]
     }
 
@@ -189,9 +211,18 @@ mod tests {
     #[test]
     fn other_frames_are_not_partial() {
         let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
-        let icmp = FrameSpec::new(v4("10.0.0.1"), v4("10.0.0.2"), Transport::Icmp { kind: 8, code: 0 });
+        let icmp = FrameSpec::new(
+            v4("10.0.0.1"),
+            v4("10.0.0.2"),
+            Transport::Icmp { kind: 8, code: 0 },
+        );
         assert_eq!(partial(&icmp.build()), None);
-        let mut fragment = FrameSpec::new(v4("10.0.0.1"), v4("10.0.0.2"), Transport::Udp { src: 1, dst: 2 }).build();
+        let mut fragment = FrameSpec::new(
+            v4("10.0.0.1"),
+            v4("10.0.0.2"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
         fragment[20] = 0x20; // more fragments
         assert_eq!(partial(&fragment), None);
         assert_eq!(partial(&[0u8; 10]), None);

@@ -67,12 +67,12 @@ impl XskPrograms {
     /// `tap`, redirecting to the interface `target`.
     pub fn attach_reinjection(&mut self, tap: &str, target: u32) -> Result<()> {
         {
-            let map = self
-                .ebpf
-                .map_mut(xsk::REINJECT_TARGET)
-                .with_context(|| format!("the AF_XDP program has no {} map", xsk::REINJECT_TARGET))?;
-            let mut array: Array<_, u32> = Array::try_from(map)
-                .with_context(|| format!("the {} map has an unexpected type", xsk::REINJECT_TARGET))?;
+            let map = self.ebpf.map_mut(xsk::REINJECT_TARGET).with_context(|| {
+                format!("the AF_XDP program has no {} map", xsk::REINJECT_TARGET)
+            })?;
+            let mut array: Array<_, u32> = Array::try_from(map).with_context(|| {
+                format!("the {} map has an unexpected type", xsk::REINJECT_TARGET)
+            })?;
             array
                 .set(0, target, 0)
                 .with_context(|| format!("cannot write the {} map", xsk::REINJECT_TARGET))?;
@@ -80,7 +80,12 @@ impl XskPrograms {
         let program: &mut SchedClassifier = self
             .ebpf
             .program_mut(xsk::REINJECT_PROGRAM)
-            .with_context(|| format!("the eBPF object has no program named {}", xsk::REINJECT_PROGRAM))?
+            .with_context(|| {
+                format!(
+                    "the eBPF object has no program named {}",
+                    xsk::REINJECT_PROGRAM
+                )
+            })?
             .try_into()
             .with_context(|| format!("{} is not a TC program", xsk::REINJECT_PROGRAM))?;
         program

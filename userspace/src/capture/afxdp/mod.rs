@@ -245,7 +245,14 @@ pub fn interface_mtu(interface: &str) -> Result<u32> {
         *d = *s as libc::c_char;
     }
     // SAFETY: SIOCGIFMTU reads and writes an ifreq.
-    if unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&socket), libc::SIOCGIFMTU, &mut ifr) } != 0 {
+    if unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::SIOCGIFMTU,
+            &mut ifr,
+        )
+    } != 0
+    {
         return Err(std::io::Error::last_os_error())
             .with_context(|| format!("cannot read the MTU of {interface}"));
     }
@@ -278,11 +285,17 @@ mod tests {
             vec![1, 2]
         );
         assert_eq!(
-            Queues::List(vec![0, 3]).resolve("eth0", 3).unwrap_err().to_string(),
+            Queues::List(vec![0, 3])
+                .resolve("eth0", 3)
+                .unwrap_err()
+                .to_string(),
             "eth0 has 3 receive queues (0-2): there is no queue 3"
         );
         assert_eq!(
-            Queues::List(vec![1]).resolve("lo", 1).unwrap_err().to_string(),
+            Queues::List(vec![1])
+                .resolve("lo", 1)
+                .unwrap_err()
+                .to_string(),
             "lo has 1 receive queue (0-0): there is no queue 1"
         );
     }

@@ -179,7 +179,9 @@ impl QueueSocket {
         }
         q.zero_copy = zero_copy(q.fd()).unwrap_or(false);
         if bind == BindMode::ZeroCopy && !q.zero_copy {
-            bail!("{interface} queue {queue} was bound without zero-copy although it was asked for");
+            bail!(
+                "{interface} queue {queue} was bound without zero-copy although it was asked for"
+            );
         }
         Ok(q)
     }
@@ -300,7 +302,8 @@ fn zero_copy(fd: RawFd) -> Result<bool> {
         )
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot read the AF_XDP socket options");
+        return Err(std::io::Error::last_os_error())
+            .context("cannot read the AF_XDP socket options");
     }
     Ok(flags & XDP_OPTIONS_ZEROCOPY != 0)
 }

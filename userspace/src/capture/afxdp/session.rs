@@ -59,7 +59,9 @@ pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Su
 pub fn attach_mode(options: &CaptureOptions) -> Result<XdpMode> {
     let af = &options.af_xdp;
     if af.bind == BindMode::ZeroCopy && options.mode == XdpMode::Skb {
-        bail!("AF_XDP zero-copy needs the XDP program in driver mode: use --xdp-mode drv (or auto)");
+        bail!(
+            "AF_XDP zero-copy needs the XDP program in driver mode: use --xdp-mode drv (or auto)"
+        );
     }
     if !af.consume {
         if options.mode == XdpMode::Skb {
@@ -193,7 +195,7 @@ impl Frames {
         record.timestamp_ns = now;
         record.frame_len = len as u32;
         self.flows.count(&mut record);
-        if self.sample_every > 1 && self.rng.next_u32() % self.sample_every != 0 {
+        if self.sample_every > 1 && !self.rng.next_u32().is_multiple_of(self.sample_every) {
             self.counters.sampled_out += 1;
             return None;
         }
@@ -277,11 +279,10 @@ async fn session(
         // SAFETY: the socket's fd stays open and the same until `readiness`
         // is dropped, which happens below before `sockets` (and on early
         // returns too: locals drop in reverse order of declaration).
-        let fd = unsafe {
-            AsyncFd::register_with_interest(Readable(socket.fd()), Interest::READABLE)
-        }
-        .map_err(|e| e.into_parts().1)
-        .context("cannot wait on the AF_XDP sockets")?;
+        let fd =
+            unsafe { AsyncFd::register_with_interest(Readable(socket.fd()), Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("cannot wait on the AF_XDP sockets")?;
         readiness.push(fd);
     }
 
@@ -305,7 +306,11 @@ async fn session(
     };
     let mut config = Config {
         sample_every: options.sample_every,
-        flags: if options.ipv4_only { Config::IPV4_ONLY } else { 0 },
+        flags: if options.ipv4_only {
+            Config::IPV4_ONLY
+        } else {
+            0
+        },
     };
     let capacity: u64 = sockets.iter().map(|s| s.sizes().ring as u64).sum();
     let mut clock_read = Instant::now();

@@ -141,7 +141,11 @@ impl fmt::Display for Report<'_> {
             if a.queues.len() == 1 { "" } else { "s" }
         )?;
         writeln!(f, "  frames seen by the program:      {}", a.kernel.seen)?;
-        writeln!(f, "  frames redirected to sockets:    {}", a.kernel.redirected)?;
+        writeln!(
+            f,
+            "  frames redirected to sockets:    {}",
+            a.kernel.redirected
+        )?;
         if a.kernel.no_socket != 0 {
             writeln!(
                 f,
@@ -168,8 +172,16 @@ impl fmt::Display for Report<'_> {
                 sockets.rx_invalid_descs, events.bad_descriptors
             )?;
         }
-        writeln!(f, "  fill ring found empty:           {}", events.fill_empty)?;
-        writeln!(f, "  UMEM exhausted:                  {}", events.umem_exhausted)?;
+        writeln!(
+            f,
+            "  fill ring found empty:           {}",
+            events.fill_empty
+        )?;
+        writeln!(
+            f,
+            "  UMEM exhausted:                  {}",
+            events.umem_exhausted
+        )?;
         writeln!(
             f,
             "  completion ring:                 not used (nothing is transmitted)"

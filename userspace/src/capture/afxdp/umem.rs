@@ -244,14 +244,15 @@ mod tests {
             assert_eq!(got, plain_frame(&reference, addr, len), "{addr} {len}");
             valid += got.is_some() as u32;
 
-            let want_ts = (addr >= 8 && (addr - 8) / 2048 == addr / 2048 && addr <= area.len() as u64)
-                .then(|| {
-                    let at = (addr - 8) as usize;
-                    let v = u64::from_ne_bytes(reference[at..at + 8].try_into().unwrap());
-                    reference[at..at + 8].fill(0);
-                    v
-                })
-                .unwrap_or(0);
+            let has_ts = addr >= 8 && (addr - 8) / 2048 == addr / 2048 && addr <= area.len() as u64;
+            let want_ts = if has_ts {
+                let at = (addr - 8) as usize;
+                let v = u64::from_ne_bytes(reference[at..at + 8].try_into().unwrap());
+                reference[at..at + 8].fill(0);
+                v
+            } else {
+                0
+            };
             assert_eq!(area.take_timestamp(addr), want_ts, "timestamp at {addr}");
         }
         assert!(valid > 5_000, "the random descriptors were mostly invalid");

@@ -182,8 +182,7 @@ mod tests {
         // The last block: type 5, then interface id, timestamp high, low,
         // then options (code, length, value) in little-endian.
         let le32 = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
-        let le64_halves =
-            |at: usize| ((le32(at) as u64) << 32) | le32(at + 4) as u64;
+        let le64_halves = |at: usize| ((le32(at) as u64) << 32) | le32(at + 4) as u64;
         let total = le32(bytes.len() - 4) as usize;
         let isb = bytes.len() - total;
         assert_eq!(le32(isb), 5, "an interface statistics block ends the file");

@@ -17,7 +17,9 @@ use ml_sniffing_common::record::PacketRecord;
 use super::SniffArgs;
 use crate::capture::afxdp;
 use crate::capture::csv_rows::CsvRowWriter;
-use crate::capture::live::{self, CaptureMode, CaptureOptions, CapturedFrame, RecordSink, StopReason};
+use crate::capture::live::{
+    self, CaptureMode, CaptureOptions, CapturedFrame, RecordSink, StopReason,
+};
 use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::programs;
 use crate::capture::stats::Report;
