@@ -808,10 +808,13 @@ mod privileged {
                 options.capture = CaptureMode::AfXdp;
                 options.af_xdp.consume = true;
                 options.af_xdp.queues = queues.parse::<Queues>().unwrap();
+                // The first run takes records in place, the second in batches.
                 let mut sink = Count {
                     records: 0,
                     stop_at: expected,
                     queues: HashMap::new(),
+                    in_place: all,
+                    last_frame_ns: 0,
                 };
                 let summary = live::capture(&options, &mut sink)?;
                 Ok((sink, summary))
@@ -877,19 +880,51 @@ mod privileged {
         records: u64,
         stop_at: Option<usize>,
         queues: HashMap<u32, u64>,
+        in_place: bool,
+        /// The timestamp of the last frame handed over.
+        last_frame_ns: u64,
+    }
+
+    impl Count {
+        fn counted(&mut self, n: u64) -> ControlFlow<()> {
+            self.records += n;
+            match self.stop_at {
+                Some(stop) if self.records >= stop as u64 => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
     }
 
     impl RecordSink for Count {
         fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
-            self.records += batch.len() as u64;
-            Ok(match self.stop_at {
-                Some(n) if self.records >= n as u64 => ControlFlow::Break(()),
-                _ => ControlFlow::Continue(()),
-            })
+            assert!(!self.in_place, "batches only for sinks that take them");
+            Ok(self.counted(batch.len() as u64))
+        }
+
+        fn in_place(&self) -> bool {
+            self.in_place
+        }
+
+        /// Right after its frame, with the frame's time (the record keeps
+        /// the kernel's clock, as on the record path).
+        fn record_in_place(
+            &mut self,
+            record: &PacketRecord,
+            epoch_ns: u64,
+        ) -> Result<ControlFlow<()>> {
+            assert!(self.in_place);
+            assert_eq!(epoch_ns, self.last_frame_ns);
+            assert!(record.timestamp_ns < epoch_ns, "kernel time, not epoch");
+            Ok(self.counted(1))
         }
 
         fn frame(&mut self, frame: &CapturedFrame<'_>) -> Result<()> {
             *self.queues.entry(frame.queue).or_default() += 1;
+            self.last_frame_ns = frame.timestamp_ns;
+            if let Some(record) = frame.record {
+                assert_eq!(record.timestamp_ns, frame.timestamp_ns);
+                assert_eq!(record.frame_len as usize, frame.data.len());
+            }
             Ok(())
         }
     }

@@ -15,11 +15,16 @@
 //!   SIGTERM arrive, detach, report. `sniff` uses it; the live monitor will.
 //! - [`pcap`]: capture files; [`flows`]: the userspace flow table.
 //! - [`csv_rows`]: records as CSV rows (seed columns first).
+//! - [`afxdp`]: the AF_XDP engine (`--capture af-xdp`): whole frames to
+//!   userspace, the same records, re-injection into the host stack;
+//!   [`frame_stash`] keeps frames for records decided on later, and
+//!   `pcap::writer` writes frames to pcapng.
 
 pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod flows;
+pub mod frame_stash;
 pub mod live;
 pub mod pcap;
 pub mod programs;

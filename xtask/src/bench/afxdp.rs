@@ -41,43 +41,25 @@ pub fn run(_options: &BenchOptions) -> Result<()> {
     util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
     let binary = util::target_dir().join("release/ml-sniffing");
     let frame = frames().remove(0).1;
+    const RECORD: &[&str] = &["--capture", "xdp", "--xdp-mode", "drv"];
+    const CONSUME: &[&str] = &["--capture", "af-xdp", "--consume", "--xdp-mode", "drv"];
+    const REINJECT: &[&str] = &["--capture", "af-xdp"];
+    let run = |name, args, rate, count| Run {
+        name,
+        args,
+        rate,
+        count,
+    };
     let runs = [
-        Run {
-            name: "record path (`--capture xdp`)",
-            args: &["--capture", "xdp", "--xdp-mode", "drv"],
-            rate: None,
-            count: COUNT,
-        },
-        Run {
-            name: "AF_XDP, `--consume`",
-            args: &["--capture", "af-xdp", "--consume", "--xdp-mode", "drv"],
-            rate: None,
-            count: COUNT,
-        },
-        Run {
-            name: "record path (`--capture xdp`)",
-            args: &["--capture", "xdp", "--xdp-mode", "drv"],
-            rate: Some(1e6),
-            count: COUNT,
-        },
-        Run {
-            name: "AF_XDP, `--consume`",
-            args: &["--capture", "af-xdp", "--consume", "--xdp-mode", "drv"],
-            rate: Some(1e6),
-            count: COUNT,
-        },
-        Run {
-            name: "AF_XDP, re-injected (default)",
-            args: &["--capture", "af-xdp"],
-            rate: Some(2e5),
-            count: 1_000_000,
-        },
-        Run {
-            name: "AF_XDP, re-injected (default)",
-            args: &["--capture", "af-xdp"],
-            rate: None,
-            count: 1_000_000,
-        },
+        run("record path", RECORD, Some(1e6), COUNT),
+        run("AF_XDP, `--consume`", CONSUME, Some(1e6), COUNT),
+        run("record path", RECORD, Some(2e6), COUNT),
+        run("AF_XDP, `--consume`", CONSUME, Some(2e6), COUNT),
+        run("record path", RECORD, None, COUNT),
+        run("AF_XDP, `--consume`", CONSUME, None, COUNT),
+        run("AF_XDP, re-injected", REINJECT, Some(2e5), 1_000_000),
+        run("AF_XDP, re-injected", REINJECT, Some(5e5), 1_000_000),
+        run("AF_XDP, re-injected", REINJECT, None, 1_000_000),
     ];
     println!(
         "`ml-sniffing sniff /dev/null -i IF ...` (release) on the capture end of a veth pair, \

@@ -260,6 +260,9 @@ impl QueueSocket {
     /// Moves free chunks into the fill ring until it is full or the free
     /// list empty, and wakes the driver when it asks for it (zero-copy).
     pub fn refill(&mut self) {
+        if self.free.is_empty() && !self.device.needs_wakeup() {
+            return;
+        }
         if self.device.pending() == 0 && self.events.received > 0 {
             self.events.fill_empty += 1;
         }

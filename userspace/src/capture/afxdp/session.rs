@@ -339,6 +339,11 @@ async fn session(
                 clock_read = Instant::now();
             }
             lost = socket_losses(&sockets)?;
+            // Chunks normally go back after each batch; this also wakes a
+            // zero-copy driver that ran dry while nothing arrived.
+            for socket in &mut sockets {
+                socket.refill();
+            }
         }
         if got > 0 || due {
             // As on the record path: after every drain and on each tick.
