@@ -5,21 +5,26 @@
 //! row (64 bytes, one register). A step of one row: load the record's 8
 //! feature indices, permute the row's register by them (`vpermd`), compare
 //! with the record's 8 threshold keys (`vpcmpud`, a mask), look the exit up
-//! in [`EXIT`], read the next record's number. About 8 instructions for
-//! three levels, and 16 rows give the CPU 16 independent chains of loads.
+//! in [`EXIT`], read the next record's number: 8 instructions for three
+//! levels, and 16 rows give the CPU 16 independent chains of loads.
 //!
 //! Rows need different numbers of records to reach their leaf. A group of
 //! 16 rows takes a fixed number of steps with no branch per row (rows at
-//! their leaf step in place); then each row that has not reached its leaf
-//! is appended to a list, branch-free, and the list is walked the same way
-//! (fewer steps per wave) until it is empty. Leaves are noted per row and
-//! their probabilities added in a separate pass over the tile, tree after
-//! tree, so each row's sums are added in tree order (the pointer trees'
-//! order: the results are bit-identical).
+//! their leaf step in place); then each row at its leaf adds the leaf's
+//! probabilities to its sums, and each other row is appended to a list,
+//! branch-free (a row adds the zero leaf instead). The list is walked the
+//! same way, fewer steps per wave, until it is empty. Every row meets each
+//! tree once and trees come one after the other, so each row's sums are
+//! added in tree order: the pointer trees' order, bit-identical results.
+//! (Checking after every step whether the group is done costs a branch
+//! miss per group and waits for the deepest of 16 rows: 9.4 steps per row
+//! and tree instead of 7.6 here; that variant ran at 300-340 k rows/s
+//! against 500-530 k on the benchmark forest.)
 //!
 //! While a tree is walked, its successor's records and leaf values are
-//! prefetched into L2, a few lines per group of rows, so that no walk waits
-//! for main memory: with a 27 MB forest this doubled the speed.
+//! prefetched into L2, a few lines per group of rows: the forest (24 MB of
+//! records, 18 MB of leaf values) does not fit the caches, and without the
+//! prefetch the same walk ran at 190-210 k rows/s instead of 500-530 k.
 
 use std::arch::x86_64::*;
 
@@ -27,16 +32,20 @@ use super::records::{Records, EXIT};
 use crate::models::iforest::flat::order_key;
 use crate::models::Block;
 
-/// Rows walked side by side (one register each).
+/// Rows walked side by side (one register each), and keys per row in the
+/// scratch (16 u32: one 64-byte register). 8 lanes ran about 10 % slower,
+/// 24 and 32 (rows spilled from registers) 20-30 % slower.
 const LANES: usize = 16;
 
-/// Rows per tile: their keys (512 KiB) and a tree (about 200 KiB with its
-/// leaves) share the 1 MiB L2 of the CPUs this was tuned on.
+/// Rows per tile: their keys (512 KiB), their sums and a tree (about 200
+/// KiB with its leaves) mostly fit the 1 MiB L2 of the CPU this was tuned
+/// on; 4,096 and 16,384 measured the same within the noise.
 pub const TILE_ROWS: usize = 8192;
 
 /// Steps of the first wave and of the later ones (capped by the tree's
-/// depth in records). Measured on the benchmark forest (about 6 records per
-/// walk, 17.2 levels): 7/3 and 8/3 were the best of 5..9 / 1..3.
+/// depth in records). Measured on the benchmark forest (6.07 records per
+/// walk on average, 17.2 levels): 7/3 and 8/3 were the best of 5..9 / 1..3
+/// (6/2 was 5-10 % slower: more rows go through a second wave).
 pub const FIRST_WAVE_STEPS: usize = 7;
 pub const LATER_WAVE_STEPS: usize = 3;
 
@@ -111,8 +120,16 @@ pub unsafe fn add_probabilities_with(
     for start in (0..block.len()).step_by(tile_rows) {
         let end = (start + tile_rows).min(block.len());
         let tile = block.rows(start, end);
-        // SAFETY: the caller guarantees the CPU features.
-        unsafe { walk_tile(records, tile, &mut s, first_wave, later_waves) };
+        // SAFETY: the caller guarantees the CPU features. One, two or any
+        // number of 4-class vectors per leaf (a loop of constant length
+        // unrolls; the general loop costs branches per row).
+        unsafe {
+            match records.padded_classes / 4 {
+                1 => walk_tile::<1>(records, tile, &mut s, first_wave, later_waves),
+                2 => walk_tile::<2>(records, tile, &mut s, first_wave, later_waves),
+                _ => walk_tile::<0>(records, tile, &mut s, first_wave, later_waves),
+            }
+        }
         let p = records.padded_classes;
         for (r, o) in out[start * c..end * c].chunks_exact_mut(c).enumerate() {
             for (o, s) in o.iter_mut().zip(&s.sums[r * p..r * p + c]) {
@@ -122,10 +139,10 @@ pub unsafe fn add_probabilities_with(
     }
 }
 
-/// Walks every tree over one tile (at most `TILE_ROWS` rows), leaving each
-/// row's sums in `s.sums`.
+/// Walks every tree over one tile, leaving each row's sums in `s.sums`.
+/// `VECTORS`: the number of 4-class vectors per leaf, or 0 for any.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-unsafe fn walk_tile(
+unsafe fn walk_tile<const VECTORS: usize>(
     records: &Records,
     tile: Block,
     s: &mut Scratch,
@@ -173,7 +190,7 @@ unsafe fn walk_tile(
             // SAFETY: rows < padded < parked_row, whose keys exist; record
             // 0 is the root; the CPU features are the caller's.
             cnt = unsafe {
-                walk_group(
+                walk_group::<VECTORS>(
                     tree,
                     &s.keys,
                     rows,
@@ -202,7 +219,7 @@ unsafe fn walk_tile(
                 // SAFETY: items hold rows <= parked_row and records of this
                 // tree (written by `walk_group` or the parking pair).
                 cnt = unsafe {
-                    walk_group(
+                    walk_group::<VECTORS>(
                         tree,
                         &s.keys,
                         rows,
@@ -267,6 +284,7 @@ impl<'a> Prefetch<'a> {
 /// steps. Rows that reached their leaf add its probabilities to their sums
 /// (`padded_classes` per row); the others are written to `next_items[cnt..]`
 /// (its capacity must allow `LANES` more). Returns the new count.
+/// `VECTORS` is `padded_classes / 4`, or 0 for a loop over any number.
 ///
 /// # Safety
 /// Every row has `LANES` keys in `keys` and `padded_classes` sums in
@@ -275,7 +293,7 @@ impl<'a> Prefetch<'a> {
 /// [`available`] (this function is always inlined into it).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn walk_group(
+unsafe fn walk_group<const VECTORS: usize>(
     tree: &[super::records::Record],
     keys: &[u32],
     rows: [u32; LANES],
@@ -287,6 +305,7 @@ unsafe fn walk_group(
     mut cnt: usize,
 ) -> usize {
     let p = records.padded_classes;
+    debug_assert!(VECTORS == 0 || VECTORS * 4 == p);
     let zero_leaf = records.zero_leaf() as usize;
     debug_assert!(rows
         .iter()
@@ -337,7 +356,8 @@ unsafe fn walk_group(
             let keep = (done as usize).wrapping_neg();
             let leaf = (Records::leaf_of(record, e) as usize & keep) | (zero_leaf & !keep);
             let (v, s) = (values.add(leaf * p), sums.as_mut_ptr().add(row * p));
-            for q in (0..p).step_by(4) {
+            let vectors = if VECTORS == 0 { p / 4 } else { VECTORS };
+            for q in (0..vectors).map(|q| 4 * q) {
                 let v = _mm256_cvtps_pd(_mm_loadu_ps(v.add(q)));
                 _mm256_storeu_pd(s.add(q), _mm256_add_pd(_mm256_loadu_pd(s.add(q)), v));
             }
