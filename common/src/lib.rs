@@ -7,6 +7,7 @@
 #[cfg(feature = "user")]
 pub mod build;
 pub mod flow;
+pub mod maps;
 pub mod parser;
 pub mod protocol;
 pub mod record;

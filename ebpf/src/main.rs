@@ -1,7 +1,165 @@
-//! The XDP program arrives with the kernel-capture work (issue 4). On the host
-//! this file builds to an empty binary so `cargo build --workspace` works.
+//! The ml-sniffing XDP program: parses each frame with the shared parser
+//! (`ml_sniffing_common::parser`), counts it in its flow, and hands one
+//! fixed-size record per packet to userspace through a ring buffer. It never
+//! changes or drops traffic: every path returns XDP_PASS.
+//!
+//! On the host this file builds to an empty binary so `cargo build
+//! --workspace` and clippy work without the BPF target.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod program {
+    use aya_ebpf::{
+        bindings::{xdp_action, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+        helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+        macros::{map, xdp},
+        maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+        programs::XdpContext,
+    };
+    use ml_sniffing_common::{
+        flow::{FlowKey, FlowState},
+        maps::{self, Config, Counters},
+        parser::{self, Frame, Link, Outcome},
+        record::PacketRecord,
+    };
+
+    #[map(name = "EVENTS")]
+    static EVENTS: RingBuf = RingBuf::with_byte_size(maps::EVENTS_BYTES, 0);
+
+    /// Flow state is updated without a lock: RSS (and a veth's single
+    /// queue) keeps a flow's packets on one receive queue, processed by one
+    /// CPU at a time, so concurrent updates of one flow do not happen in
+    /// practice.
+    #[map(name = "FLOWS")]
+    static FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(maps::FLOWS_MAX, 0);
+
+    #[map(name = "COUNTERS")]
+    static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+
+    #[map(name = "CONFIG")]
+    static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+    /// The frame between `data` and `data_end`. Every read is checked
+    /// against `data_end` right before it, the shape the verifier follows.
+    struct XdpFrame {
+        start: usize,
+        end: usize,
+    }
+
+    impl Frame for XdpFrame {
+        #[inline(always)]
+        fn len(&self) -> usize {
+            self.end - self.start
+        }
+
+        #[inline(always)]
+        fn read<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+            let at = self.start + offset;
+            if at + N > self.end {
+                return None;
+            }
+            // SAFETY: `at..at + N` lies inside the packet (checked above);
+            // `[u8; N]` has no alignment requirement.
+            Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+        }
+    }
+
+    #[xdp]
+    pub fn ml_sniffing(ctx: XdpContext) -> u32 {
+        try_ml_sniffing(&ctx).unwrap_or(xdp_action::XDP_PASS)
+    }
+
+    #[inline(always)]
+    fn try_ml_sniffing(ctx: &XdpContext) -> Result<u32, ()> {
+        let counters = COUNTERS.get_ptr_mut(0).ok_or(())?;
+        // SAFETY: a per-CPU array slot, used by this CPU only while the
+        // program runs (XDP programs are not preempted).
+        let counters = unsafe { &mut *counters };
+        counters.seen += 1;
+        let config = match CONFIG.get(0) {
+            Some(c) => *c,
+            None => Config::default(),
+        };
+
+        let frame = XdpFrame {
+            start: ctx.data(),
+            end: ctx.data_end(),
+        };
+        let frame_len = frame.len();
+        let mut record = PacketRecord::default();
+        match parser::parse(&frame, Link::Ethernet, frame_len, &mut record) {
+            Outcome::Ip => {}
+            Outcome::NotIp { .. } => {
+                counters.not_ip += 1;
+                return Ok(xdp_action::XDP_PASS);
+            }
+            Outcome::Malformed(_) => {
+                counters.unparsed += 1;
+                return Ok(xdp_action::XDP_PASS);
+            }
+        }
+        if config.flags & Config::IPV4_ONLY != 0 && record.ip_version != 4 {
+            counters.filtered += 1;
+            return Ok(xdp_action::XDP_PASS);
+        }
+
+        // SAFETY: a helper without preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        record.timestamp_ns = now;
+        record.frame_len = frame_len as u32;
+
+        if config.flags & Config::SKIP_FLOW == 0 {
+            let key = record.flow_key();
+            let flow = match FLOWS.get_ptr_mut(key) {
+                // SAFETY: a pointer into the map's value, valid for this
+                // run (see FLOWS on concurrency).
+                Some(state) => unsafe { (*state).record(record.frame_len, now) },
+                None => {
+                    let state = FlowState::first(record.frame_len, now);
+                    if FLOWS.insert(key, state, 0).is_err() {
+                        counters.flow_insert_failed += 1;
+                    }
+                    state.counters(0)
+                }
+            };
+            record.set_flow(&flow);
+        }
+
+        if config.sample_every > 1 {
+            // SAFETY: a helper without preconditions.
+            let draw = unsafe { bpf_get_prandom_u32() };
+            if draw % config.sample_every != 0 {
+                counters.sampled_out += 1;
+                return Ok(xdp_action::XDP_PASS);
+            }
+        }
+
+        if config.flags & Config::SKIP_OUTPUT == 0 {
+            // Wake a waiting reader once every WAKEUP_EVERY records, not per
+            // record (see maps::DRAIN_EVERY_MS).
+            let wakeup = if (counters.emitted + 1) % maps::WAKEUP_EVERY == 0 {
+                BPF_RB_FORCE_WAKEUP
+            } else {
+                BPF_RB_NO_WAKEUP
+            };
+            match EVENTS.output::<PacketRecord>(&record, wakeup as u64) {
+                Ok(()) => counters.emitted += 1,
+                Err(_) => counters.ring_full += 1,
+            }
+        }
+        Ok(xdp_action::XDP_PASS)
+    }
+
+    #[unsafe(link_section = "license")]
+    #[unsafe(no_mangle)]
+    static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+}
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -3,3 +3,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod netns;
+pub mod process;
+pub mod raw;
+pub mod root;

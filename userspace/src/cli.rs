@@ -36,6 +36,9 @@ pub enum Command {
     Classify(commands::classify::ClassifyArgs),
     /// Apply a model saved by `classify` or `detect` to a new CSV.
     Predict(commands::predict::PredictArgs),
+    /// Monitor live traffic: score every packet as it arrives and report
+    /// anomalies (or replay a capture file with --read).
+    Run(commands::run::RunArgs),
 }
 
 /// Runs the command line and turns errors into `Error: ...` and status 1.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => commands::detect::run(args, &mut out),
         Command::Classify(args) => commands::classify::run(args, &mut out),
         Command::Predict(args) => commands::predict::run(args, &mut out),
+        Command::Run(args) => commands::run::run(args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(Into::into));
     match result {

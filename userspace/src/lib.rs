@@ -3,11 +3,13 @@
 //! The binary is a thin wrapper around [`cli::main`]; everything else is a
 //! library so integration tests and benchmarks use the same code paths.
 
+pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod features;
 pub mod io;
 pub mod models;
+pub mod monitor;
 pub mod progress;
 pub mod pyfmt;
 pub mod timings;

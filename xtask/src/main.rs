@@ -2,7 +2,10 @@
 //! Each subcommand's doc comment is its `--help`.
 
 mod bench;
+mod ebpf;
 mod measure;
+mod run;
+mod setup;
 mod util;
 
 use anyhow::Result;
@@ -17,19 +20,38 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Install what building the XDP program needs, when missing: the nightly
+    /// toolchain's rust-src and bpf-linker (built against nightly's LLVM, in
+    /// ${XDG_CACHE_HOME:-~/.cache}/ml-sniffing/toolchain). Quiet when present.
+    Setup,
+    /// Build the XDP program alone (runs `setup` first) and print where its
+    /// object file is.
+    BuildEbpf,
+    /// Build everything and start live capture as root (`sniff` to stdout for
+    /// now), on `--iface` or the default route's interface.
+    Run {
+        /// Arguments after `--`: `--iface IF` picks the interface, the others
+        /// go to `ml-sniffing sniff`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Run the whole test suite (unit, CLI and, as root, kernel tests).
     Test {
         /// Extra arguments passed to `cargo test` (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// What CI runs: `cargo fmt --check`, `cargo clippy -D warnings`, then `test`.
+    /// Checks before merging: `cargo fmt --check`, `cargo clippy -D warnings`
+    /// (host, and the XDP programs for the BPF target), then `test`.
     Ci,
     /// Run the benchmarks and print their figures (see BENCHMARKS.md).
     Bench {
         /// Rows in the generated CSV for the end-to-end `detect` benchmark.
         #[arg(long, default_value_t = 1_000_000)]
         rows: usize,
+        /// Packets in the generated capture for the `pcap` benchmark.
+        #[arg(long, default_value_t = 1_000_000)]
+        packets: usize,
         /// Only run the benchmarks whose name contains this.
         #[arg(long)]
         only: Option<String>,
@@ -48,14 +70,19 @@ enum Task {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.task {
+        Task::Setup => setup::ensure(),
+        Task::BuildEbpf => ebpf::build().map(|object| println!("{}", object.display())),
+        Task::Run { args } => run::run(&args),
         Task::Test { args } => test(&args),
         Task::Ci => ci(),
         Task::Bench {
             rows,
+            packets,
             only,
             no_python,
         } => bench::run(&bench::BenchOptions {
             rows,
+            packets,
             only,
             no_python,
         }),
@@ -70,18 +97,52 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Builds everything (the XDP program included: `setup` first), runs the
+/// unprivileged tests, then the privileged ones (tests in a `privileged`
+/// module: network namespaces, veth pairs, XDP) one at a time, as root.
 fn test(extra: &[String]) -> Result<()> {
-    let mut args = vec!["test", "--workspace", "--locked"];
-    let mut tail: Vec<&str> = Vec::new();
-    if !extra.is_empty() {
-        tail.push("--");
-        tail.extend(extra.iter().map(String::as_str));
+    setup::ensure()?;
+    util::cargo(&["build", "--workspace", "--all-targets", "--locked"])?;
+    let with_extra = |mut args: Vec<&'static str>| -> Vec<String> {
+        let mut all: Vec<String> = args.drain(..).map(String::from).collect();
+        all.extend(extra.iter().cloned());
+        all
+    };
+    util::cargo_env(
+        &with_extra(vec![
+            "test",
+            "--workspace",
+            "--locked",
+            "--",
+            "--skip",
+            "privileged::",
+        ]),
+        &[],
+    )?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!(
+            "\nxtask: privileged tests (network namespaces, veth, XDP) skipped: they need root"
+        );
+        return Ok(());
     }
-    args.extend(tail);
-    util::cargo(&args)
+    // As root the kernel tests must run: a binary built without the XDP
+    // program is then a failure, not a skip.
+    util::cargo_env(
+        &with_extra(vec![
+            "test",
+            "--workspace",
+            "--locked",
+            "--",
+            "privileged::",
+            "--test-threads=1",
+        ]),
+        &[("ML_SNIFFING_REQUIRE_EBPF", "1")],
+    )
 }
 
 fn ci() -> Result<()> {
+    setup::ensure()?;
     util::cargo(&["fmt", "--all", "--check"])?;
     util::cargo(&[
         "clippy",
@@ -92,5 +153,6 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    ebpf::clippy()?;
     test(&[])
 }

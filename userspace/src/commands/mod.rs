@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod detect;
 pub mod predict;
+pub mod run;
 pub mod sniff;
 
 use clap::Args;

@@ -1,23 +1,58 @@
-//! `sniff`: packet capture into CSV.
+//! `sniff`: packet capture into CSV, live from an interface through the XDP
+//! program (`live`) or offline from a pcap/pcapng file (`--read`, in
+//! `offline`).
+
+mod live;
+mod offline;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use clap::Args;
+use clap::{value_parser, ArgGroup, Args};
+
+use crate::capture::xdp::XdpMode;
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["interface", "read"])))]
 pub struct SniffArgs {
-    /// Destination CSV file for the captured packets.
+    /// Destination CSV file for the captured packets (`-`: stdout, for a
+    /// live capture).
     pub output: PathBuf,
-    /// Network interface to capture on.
+    /// Network interface to capture on (as root: the XDP program parses
+    /// packets in the kernel).
     #[arg(short, long)]
-    pub interface: String,
-    /// Number of packets to capture (omit to capture until CTRL+C).
-    #[arg(short = 'c', long)]
+    pub interface: Option<String>,
+    /// Read packets from this pcap or pcapng file instead of an interface
+    /// (the format is told by the file's magic bytes, not its name).
+    #[arg(short, long, value_name = "CAPTURE")]
+    pub read: Option<PathBuf>,
+    /// Number of packets to capture (omit to capture until CTRL+C or
+    /// SIGTERM, or to the end of the file with --read).
+    #[arg(short = 'c', long, value_parser = value_parser!(u64).range(1..))]
     pub packet_count: Option<u64>,
+    /// Keep only IPv4 packets, as the original tool did (IPv6 packets are
+    /// skipped and counted).
+    #[arg(long)]
+    pub ipv4_only: bool,
+    /// Live capture: how the XDP program is attached: `auto` (driver mode
+    /// when the driver has it, else generic), `skb` (generic, any interface)
+    /// or `drv` (driver/native only).
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto, conflicts_with = "read")]
+    pub xdp_mode: XdpMode,
+    /// Live capture: record one packet in N, drawn at random in the kernel
+    /// (flow counters still count every packet). 1 records every packet.
+    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "read",
+          value_parser = value_parser!(u32).range(1..))]
+    pub sample: u32,
 }
 
-pub fn run(_args: SniffArgs, _out: &mut dyn Write) -> Result<()> {
-    bail!("sniff is not available yet: live capture arrives with the kernel capture work (issue 4)")
+pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(capture) = &args.read {
+        return offline::run(&args, capture, out);
+    }
+    match &args.interface {
+        Some(interface) => live::run(&args, interface, out),
+        None => bail!("sniff needs --interface or --read"),
+    }
 }

@@ -98,6 +98,31 @@ pub fn required_number(table: &Table, row: usize, col: usize) -> Result<f64> {
     }
 }
 
+/// Epoch seconds as written (`1712589010.595727`) to nanoseconds, exactly:
+/// the digits are read as a decimal, not through a float, so that time
+/// differences between rows are exact. Other forms (exponents) go through
+/// a float. `None` when the cell is not a number.
+pub fn epoch_ns(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !whole.is_empty() && plain(whole) && plain(fraction) && whole.len() <= 12 {
+        let mut ns: i64 = whole.parse::<i64>().ok()? * 1_000_000_000;
+        let mut scale = 100_000_000;
+        for b in fraction.bytes().take(9) {
+            ns += (b - b'0') as i64 * scale;
+            scale /= 10;
+        }
+        return Some(if negative { -ns } else { ns });
+    }
+    let seconds: f64 = text.parse().ok()?;
+    (seconds.is_finite() && seconds.abs() < 9.2e9).then(|| (seconds * 1e9).round() as i64)
+}
+
 /// An address cell; `None` when it does not parse.
 pub fn ip(text: &str) -> Option<IpAddr> {
     text.trim().parse().ok()
@@ -179,6 +204,21 @@ mod tests {
             required_number(&t, 0, 1).unwrap_err().to_string(),
             "line 2, column `y` is empty: every row needs a value in a feature column"
         );
+    }
+
+    #[test]
+    fn epoch_seconds_are_read_exactly() {
+        assert_eq!(
+            epoch_ns("1712589010.595727"),
+            Some(1_712_589_010_595_727_000)
+        );
+        assert_eq!(epoch_ns("10"), Some(10_000_000_000));
+        assert_eq!(epoch_ns("0.1234567891"), Some(123_456_789));
+        assert_eq!(epoch_ns("-1.5"), Some(-1_500_000_000));
+        assert_eq!(epoch_ns("1.5e3"), Some(1_500_000_000_000));
+        assert_eq!(epoch_ns(""), None);
+        assert_eq!(epoch_ns("soon"), None);
+        assert_eq!(epoch_ns("1e300"), None);
     }
 
     #[test]

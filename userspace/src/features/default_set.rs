@@ -15,7 +15,6 @@ use ml_sniffing_common::protocol;
 use super::cells::{self, PacketColumns};
 use super::flows::{group_by_key, Groups};
 use super::matrix::{to_f32, FeatureMatrix};
-use super::seed::NAT;
 use crate::io::Table;
 
 /// The IP protocol feature for a protocol name no table knows.
@@ -60,14 +59,8 @@ pub fn protocol_number(cell: &str) -> u8 {
 }
 
 /// Computes the default features of every row. `seed_flows` numbers each
-/// row's (source, destination, protocol) as written, and `ts_ns` holds each
-/// row's time (`seed::NAT` where the timestamp does not parse).
-pub fn features(
-    table: &Table,
-    cols: &PacketColumns,
-    seed_flows: &[u32],
-    ts_ns: &[i64],
-) -> Result<FeatureMatrix> {
+/// row's (source, destination, protocol) as written.
+pub fn features(table: &Table, cols: &PacketColumns, seed_flows: &[u32]) -> Result<FeatureMatrix> {
     let names = feature_names(table);
     let n = table.len();
     let mut m = FeatureMatrix::zeros(names.clone(), n);
@@ -157,10 +150,10 @@ pub fn features(
     let mut states = vec![FlowState::default(); flows.len];
     for row in 0..n {
         let state = &mut states[flows.of_row[row] as usize];
-        let now = match ts_ns[row] {
+        let now = match cells::epoch_ns(table.cell(row, cols.timestamp)) {
+            Some(ns) => ns.max(0) as u64,
             // No usable time: count the packet with no gap.
-            NAT => state.last_seen_ns,
-            ns => ns.max(0) as u64,
+            None => state.last_seen_ns,
         };
         let c = state.record(lengths[row], now);
         m.set(row, f_packets, c.packets as f32);
@@ -185,7 +178,7 @@ mod tests {
     fn compute(t: &Table) -> Result<FeatureMatrix> {
         let cols = PacketColumns::find(t).unwrap();
         let seed = super::super::seed::SeedContext::new(t, cols)?;
-        features(t, &cols, seed.flow_of_row(), seed.timestamps_ns())
+        features(t, &cols, seed.flow_of_row())
     }
 
     fn column(m: &FeatureMatrix, name: &str) -> Vec<f32> {

@@ -171,9 +171,7 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             let ctx = SeedContext::new(table, cols)?;
             let matrix = match set {
                 FeatureSet::Seed => ctx.features(table)?,
-                FeatureSet::Default => {
-                    default_set::features(table, &cols, ctx.flow_of_row(), ctx.timestamps_ns())?
-                }
+                FeatureSet::Default => default_set::features(table, &cols, ctx.flow_of_row())?,
             };
             let extra_outputs = (0..matrix.n_features())
                 .filter(|&f| {

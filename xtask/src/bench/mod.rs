@@ -2,6 +2,8 @@
 //! BENCHMARKS.md records them with the commands that produced them.
 
 mod detect;
+mod kernel;
+mod pcap;
 mod rforest;
 
 use anyhow::Result;
@@ -10,6 +12,8 @@ use anyhow::Result;
 pub struct BenchOptions {
     /// Rows of the generated CSV for the end-to-end `detect` benchmark.
     pub rows: usize,
+    /// Packets of the generated capture for the `pcap` benchmark.
+    pub packets: usize,
     /// Only run benchmarks whose name contains this.
     pub only: Option<String>,
     /// Skip runs of the original Python tool.
@@ -19,15 +23,53 @@ pub struct BenchOptions {
 type Bench = fn(&BenchOptions) -> Result<()>;
 
 /// Every benchmark, by name.
-const BENCHES: &[(&str, Bench)] = &[("detect", detect::run), ("rforest", rforest::run)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("detect", detect::run),
+    ("rforest", rforest::run),
+    ("pcap", pcap::run),
+    ("kernel: in-kernel cost", kernel::cost),
+    ("kernel: record path", kernel::record_path),
+    ("kernel: veth", kernel::veth_rates),
+];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
+    // The kernel benchmarks time code of this process (ring readers, CSV
+    // rows): run them from an optimized build of xtask.
+    if cfg!(debug_assertions)
+        && BENCHES
+            .iter()
+            .any(|(n, _)| n.starts_with("kernel") && selected(options, n))
+    {
+        let mut args = vec![
+            "run",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--",
+            "bench",
+        ];
+        let rows = options.rows.to_string();
+        args.extend(["--rows", &rows]);
+        if let Some(only) = &options.only {
+            args.extend(["--only", only]);
+        }
+        if options.no_python {
+            args.push("--no-python");
+        }
+        return crate::util::cargo(&args);
+    }
     for (name, bench) in BENCHES {
-        if options.only.as_deref().is_some_and(|o| !name.contains(o)) {
+        if !selected(options, name) {
             continue;
         }
         println!("\n## {name}\n");
         bench(options)?;
     }
     Ok(())
+}
+
+fn selected(options: &BenchOptions, name: &str) -> bool {
+    options.only.as_deref().is_none_or(|o| name.contains(o))
 }

@@ -1,0 +1,777 @@
+//! Kernel capture: the XDP program and `sniff`, in network namespaces and
+//! veth pairs these tests create (RAII guards remove them on every path).
+//!
+//! Frames are built by `ml_sniffing_common::build` with known headers and
+//! sent whole from a peer namespace through an AF_PACKET socket; the
+//! expected rows are derived from the frames' specifications, not from the
+//! parser. All tests need root (CI runs as root) and the XDP program built
+//! into the binary; they live in `privileged` so `cargo xtask test` runs
+//! them one at a time.
+
+mod support;
+
+mod privileged {
+    use std::collections::HashMap;
+    use std::net::IpAddr;
+    use std::path::Path;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
+
+    use crate::support::netns::{NetNs, VethPair};
+    use crate::support::process::{describe, ChildGuard};
+    use crate::support::raw::RawSocket;
+    use crate::support::root::can_run_kernel_tests;
+
+    const BIN: &str = env!("CARGO_BIN_EXE_ml-sniffing");
+    const WAIT: Duration = Duration::from_secs(20);
+
+    /// A capture namespace and a peer namespace joined by a veth pair.
+    /// Field order is drop order: the pair goes before the namespaces.
+    struct Lab {
+        link: VethPair,
+        capture: NetNs,
+        peer: NetNs,
+    }
+
+    impl Lab {
+        fn new() -> Lab {
+            let capture = NetNs::new("cap").unwrap();
+            let peer = NetNs::new("peer").unwrap();
+            let link = VethPair::new(&capture, &peer).unwrap();
+            Lab {
+                link,
+                capture,
+                peer,
+            }
+        }
+
+        /// The interface the capture runs on.
+        fn iface(&self) -> &str {
+            &self.link.a.name
+        }
+
+        /// A raw socket on the peer's end.
+        fn sender(&self) -> RawSocket {
+            let peer_if = self.link.b.name.clone();
+            self.peer.enter(move || RawSocket::bind(&peer_if)).unwrap()
+        }
+
+        /// `ml-sniffing ARGS` inside the capture namespace.
+        fn sniff(&self, args: &[&str]) -> ChildGuard {
+            let mut cmd = self.capture.command(BIN);
+            cmd.arg("sniff").args(args);
+            ChildGuard::spawn(&mut cmd).unwrap()
+        }
+
+        fn wait_attached(&self) -> serde_json::Value {
+            self.capture.wait_for_xdp(self.iface(), WAIT).unwrap()
+        }
+
+        fn assert_detached(&self) {
+            assert_eq!(
+                self.capture.xdp_attachment(self.iface()).unwrap(),
+                None,
+                "an XDP program is still attached to {}",
+                self.iface()
+            );
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn epoch_us() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    }
+
+    /// What a row must hold, from the frame's specification.
+    #[derive(Clone, Debug)]
+    struct Expected {
+        frame: Vec<u8>,
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: &'static str,
+        src_port: u16,
+        dst_port: u16,
+        ttl: u8,
+        tcp_flags: u8,
+        vlan_id: u16,
+    }
+
+    fn expect(spec: &FrameSpec) -> Expected {
+        let (protocol, src_port, dst_port, flags) = match (&spec.transport, spec.src) {
+            (Transport::Tcp { src, dst, flags }, _) => ("tcp", *src, *dst, *flags),
+            (Transport::Udp { src, dst }, _) => ("udp", *src, *dst, 0),
+            // ICMP rows carry the type and code in the port columns.
+            (Transport::Icmp { kind, code }, IpAddr::V4(_)) => {
+                ("icmp", *kind as u16, *code as u16, 0)
+            }
+            (Transport::Icmp { kind, code }, IpAddr::V6(_)) => {
+                ("ipv6-icmp", *kind as u16, *code as u16, 0)
+            }
+            (Transport::Other { .. }, _) => panic!("not used here"),
+        };
+        Expected {
+            frame: spec.build(),
+            src: spec.src,
+            dst: spec.dst,
+            protocol,
+            src_port,
+            dst_port,
+            ttl: spec.ttl,
+            tcp_flags: flags,
+            vlan_id: spec.vlans.first().copied().unwrap_or(0),
+        }
+    }
+
+    /// The known packets: UDP, TCP with flag combinations (three on one
+    /// flow), ICMP, IPv6 (UDP, ICMPv6 behind an extension header), a VLAN-
+    /// tagged frame and a QinQ one.
+    fn known_packets() -> Vec<Expected> {
+        let (a, b) = (ip("10.10.0.2"), ip("10.10.0.1"));
+        let (a6, b6) = (ip("2001:db8::2"), ip("2001:db8::1"));
+        let tcp = |src, dst, flags| Transport::Tcp { src, dst, flags };
+        let udp = |src, dst| Transport::Udp { src, dst };
+        let specs = vec![
+            FrameSpec::new(a, b, udp(40000, 53)).payload(20),
+            FrameSpec::new(a, b, tcp(41000, 80, tcp_flags::SYN)),
+            FrameSpec::new(b, a, tcp(80, 41000, tcp_flags::SYN | tcp_flags::ACK)).ttl(63),
+            FrameSpec::new(a, b, tcp(41000, 80, tcp_flags::ACK | tcp_flags::PSH)).payload(100),
+            FrameSpec::new(a, b, udp(40000, 53)).payload(33),
+            FrameSpec::new(a, b, tcp(41000, 80, tcp_flags::FIN | tcp_flags::ACK)),
+            FrameSpec::new(a, b, tcp(41001, 81, tcp_flags::RST)),
+            FrameSpec::new(
+                a,
+                b,
+                tcp(
+                    41002,
+                    82,
+                    tcp_flags::CWR | tcp_flags::ECE | tcp_flags::URG | tcp_flags::SYN,
+                ),
+            ),
+            FrameSpec::new(a, b, Transport::Icmp { kind: 8, code: 0 })
+                .payload(56)
+                .ttl(128),
+            FrameSpec::new(a6, b6, udp(5353, 5353)).payload(12).ttl(255),
+            FrameSpec::new(a6, b6, Transport::Icmp { kind: 128, code: 0 }).ipv6_extension(60),
+            FrameSpec::new(a, b, udp(40000, 53)).payload(1).vlan(42),
+            FrameSpec::new(a6, b6, tcp(443, 50000, tcp_flags::ACK))
+                .vlan(100)
+                .vlan(200),
+        ];
+        specs.iter().map(expect).collect()
+    }
+
+    /// Frames that must not become rows: an ARP request (not IP) and an
+    /// IPv4 header claiming 16 bytes (IHL 4: unparsed).
+    fn non_records() -> Vec<Vec<u8>> {
+        let mut arp = vec![0xff; 6];
+        arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
+        arp.extend_from_slice(&0x0806u16.to_be_bytes());
+        arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.extend_from_slice(&[0; 20]);
+        let mut bad = FrameSpec::new(
+            ip("10.10.0.2"),
+            ip("10.10.0.1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
+        bad[14] = 0x44;
+        vec![arp, bad]
+    }
+
+    /// The rows of a sniff CSV as string maps (header -> value).
+    fn read_rows(text: &str) -> Vec<HashMap<String, String>> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().unwrap().clone();
+        reader
+            .records()
+            .map(|r| {
+                let r = r.unwrap();
+                headers
+                    .iter()
+                    .map(str::to_owned)
+                    .zip(r.iter().map(str::to_owned))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A counter from sniff's report (`  packets seen:   7`).
+    fn counter(report: &str, label: &str) -> u64 {
+        report
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label)?.trim().strip_prefix(':'))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label:?} count in the report:\n{report}"))
+    }
+
+    fn seconds_to_us(s: &str) -> u64 {
+        let (secs, frac) = s
+            .split_once('.')
+            .unwrap_or_else(|| panic!("no decimals in {s:?}"));
+        assert_eq!(frac.len(), 6, "6 decimals in {s:?}");
+        secs.parse::<u64>().unwrap() * 1_000_000 + frac.parse::<u64>().unwrap()
+    }
+
+    /// Checks every row against its frame, and the flow counters against a
+    /// count kept here per (source, destination, ports, protocol).
+    fn check_rows(rows: &[HashMap<String, String>], sent: &[Expected], start_us: u64, end_us: u64) {
+        assert_eq!(rows.len(), sent.len(), "one row per IP packet sent");
+        // (source, destination, ports, protocol) -> (packets, bytes, last timestamp)
+        type Flow<'a> = (IpAddr, IpAddr, u16, u16, &'a str);
+        let mut flows: HashMap<Flow, (u64, u64, u64)> = HashMap::new();
+        let mut last_ts = 0;
+        for (i, (row, want)) in rows.iter().zip(sent).enumerate() {
+            let get = |k: &str| {
+                row.get(k)
+                    .unwrap_or_else(|| panic!("no column {k}"))
+                    .as_str()
+            };
+            let ts = seconds_to_us(get("timestamp"));
+            assert!(
+                (start_us..=end_us).contains(&ts),
+                "row {i}: timestamp {ts} outside the test's {start_us}..={end_us}"
+            );
+            assert!(ts >= last_ts, "row {i}: timestamps go back");
+            last_ts = ts;
+            assert_eq!(get("source_ip"), want.src.to_string(), "row {i}");
+            assert_eq!(get("destination_ip"), want.dst.to_string(), "row {i}");
+            assert_eq!(get("protocol"), want.protocol, "row {i}");
+            assert_eq!(
+                get("length"),
+                want.frame.len().to_string(),
+                "row {i}: whole frame"
+            );
+            assert_eq!(get("source_port"), want.src_port.to_string(), "row {i}");
+            assert_eq!(
+                get("destination_port"),
+                want.dst_port.to_string(),
+                "row {i}"
+            );
+            assert_eq!(get("ttl"), want.ttl.to_string(), "row {i}");
+            assert_eq!(get("tcp_flags"), want.tcp_flags.to_string(), "row {i}");
+            assert_eq!(get("vlan_id"), want.vlan_id.to_string(), "row {i}");
+            assert_eq!(
+                get("ip_version"),
+                if want.src.is_ipv4() { "4" } else { "6" },
+                "row {i}"
+            );
+            assert_eq!(get("fragment"), "0", "row {i}");
+
+            let key = (
+                want.src,
+                want.dst,
+                want.src_port,
+                want.dst_port,
+                want.protocol,
+            );
+            let flow = flows.entry(key).or_insert((0, 0, 0));
+            let previous_ts = flow.2;
+            flow.0 += 1;
+            flow.1 += want.frame.len() as u64;
+            flow.2 = ts;
+            assert_eq!(
+                get("flow_packets"),
+                flow.0.to_string(),
+                "row {i}: flow packets"
+            );
+            assert_eq!(get("flow_bytes"), flow.1.to_string(), "row {i}: flow bytes");
+            let gap_us = seconds_to_us(get("flow_gap"));
+            if flow.0 == 1 {
+                assert_eq!(gap_us, 0, "row {i}: a flow's first packet has no gap");
+            } else {
+                // Both sides are truncated to microseconds.
+                let between = ts - previous_ts;
+                assert!(
+                    gap_us.abs_diff(between) <= 1,
+                    "row {i}: gap {gap_us} µs, timestamps {between} µs apart"
+                );
+            }
+        }
+    }
+
+    fn known_packets_in_mode(mode: &str, attach_mode: u64) {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("capture.csv");
+        let sent = known_packets();
+        let count = sent.len().to_string();
+        let start_us = epoch_us();
+        let sniff = lab.sniff(&[
+            out.to_str().unwrap(),
+            "-i",
+            lab.iface(),
+            "-c",
+            &count,
+            "--xdp-mode",
+            mode,
+        ]);
+        let xdp = lab.wait_attached();
+        assert_eq!(
+            xdp["mode"].as_u64(),
+            Some(attach_mode),
+            "attach mode: {xdp}"
+        );
+        let sender = lab.sender();
+        for frame in non_records() {
+            sender.send(&frame).unwrap();
+        }
+        for p in &sent {
+            sender.send(&p.frame).unwrap();
+        }
+        let result = sniff.wait(WAIT).unwrap();
+        let end_us = epoch_us();
+        assert!(result.status.success(), "{}", describe(&result));
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(
+            stdout.contains(&format!("Captured packets saved to {}", out.display())),
+            "{stdout}"
+        );
+        assert_eq!(counter(&stdout, "Rows written"), sent.len() as u64);
+        assert_eq!(counter(&stdout, "packets seen"), sent.len() as u64 + 2);
+        assert_eq!(counter(&stdout, "records emitted"), sent.len() as u64);
+        assert_eq!(counter(&stdout, "records dropped (ring full)"), 0);
+        assert_eq!(counter(&stdout, "frames unparsed"), 1);
+        assert_eq!(counter(&stdout, "frames not IP"), 1);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with(
+            "timestamp,source_ip,destination_ip,protocol,length,source_port,destination_port,ttl,\
+             tcp_flags,vlan_id,flow_packets,flow_bytes,flow_gap,"
+        ));
+        check_rows(&read_rows(&text), &sent, start_us, end_us);
+        lab.assert_detached();
+    }
+
+    /// ip's `xdp.mode`: 1 driver, 2 generic (XDP_ATTACHED_DRV / _SKB).
+    #[test]
+    fn known_packets_driver_mode() {
+        known_packets_in_mode("drv", 1);
+    }
+
+    #[test]
+    fn known_packets_generic_mode() {
+        known_packets_in_mode("skb", 2);
+    }
+
+    /// `--ipv4-only` leaves IPv6 out (counted as filtered); `-` writes rows
+    /// to stdout and the report to stderr.
+    #[test]
+    fn ipv4_only_to_stdout() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let sniff = lab.sniff(&[
+            "-",
+            "--interface",
+            lab.iface(),
+            "--packet-count",
+            "2",
+            "--ipv4-only",
+        ]);
+        lab.wait_attached();
+        let sender = lab.sender();
+        let v4 = expect(&FrameSpec::new(
+            ip("10.0.0.2"),
+            ip("10.0.0.1"),
+            Transport::Udp { src: 1, dst: 2 },
+        ));
+        let v6 = FrameSpec::new(
+            ip("fd00::2"),
+            ip("fd00::1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
+        let start_us = epoch_us();
+        sender.send(&v6).unwrap();
+        sender.send(&v4.frame).unwrap();
+        sender.send(&v6).unwrap();
+        sender.send(&v4.frame).unwrap();
+        let result = sniff.wait(WAIT).unwrap();
+        assert!(result.status.success(), "{}", describe(&result));
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        check_rows(&read_rows(&stdout), &[v4.clone(), v4], start_us, epoch_us());
+        assert_eq!(counter(&stderr, "IPv6 packets filtered out"), 2);
+        assert_eq!(counter(&stderr, "Rows written"), 2);
+        lab.assert_detached();
+    }
+
+    /// SIGTERM and SIGINT end a capture cleanly: rows already captured are
+    /// in the file, the report is printed, nothing stays attached.
+    #[test]
+    fn signals_end_the_capture_and_detach() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        for (signal, reason) in [(libc::SIGTERM, "terminated"), (libc::SIGINT, "interrupted")] {
+            let lab = Lab::new();
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("capture.csv");
+            let sniff = lab.sniff(&[out.to_str().unwrap(), "-i", lab.iface()]);
+            lab.wait_attached();
+            let sender = lab.sender();
+            let udp = FrameSpec::new(
+                ip("10.0.0.2"),
+                ip("10.0.0.1"),
+                Transport::Udp { src: 7, dst: 9 },
+            )
+            .build();
+            for _ in 0..5 {
+                sender.send(&udp).unwrap();
+            }
+            // Rows reach the file while the capture runs (flushed every 100 ms).
+            let deadline = std::time::Instant::now() + WAIT;
+            while std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .count()
+                < 6
+            {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "rows never reached the file"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            sniff.signal(signal).unwrap();
+            let result = sniff.wait(WAIT).unwrap();
+            assert!(result.status.success(), "{}", describe(&result));
+            let stdout = String::from_utf8_lossy(&result.stdout);
+            assert!(
+                stdout.contains(&format!("Rows written: 5 ({reason}")),
+                "{stdout}"
+            );
+            assert_eq!(counter(&stdout, "records emitted"), 5);
+            let rows = read_rows(&std::fs::read_to_string(&out).unwrap());
+            assert_eq!(rows.len(), 5);
+            assert_eq!(rows[4]["flow_packets"], "5");
+            lab.assert_detached();
+        }
+    }
+
+    /// Even SIGKILL (no destructor runs) leaves nothing attached: the
+    /// program is attached through a bpf_link owned by the process.
+    #[test]
+    fn sigkill_leaves_nothing_attached() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let sniff = lab.sniff(&["-", "-i", lab.iface()]);
+        lab.wait_attached();
+        sniff.signal(libc::SIGKILL).unwrap();
+        let _ = sniff.wait(WAIT);
+        // The kernel releases the link when the last fd closes.
+        let deadline = std::time::Instant::now() + WAIT;
+        while lab.capture.xdp_attachment(lab.iface()).unwrap().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still attached after SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn run_to_end(lab: &Lab, args: &[&str]) -> std::process::Output {
+        lab.sniff(args).wait(WAIT).unwrap()
+    }
+
+    fn stderr(out: &std::process::Output) -> String {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Each failure is one clear sentence and exit status 1.
+    #[test]
+    fn failures_are_one_sentence() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+
+        let out = run_to_end(&lab, &["-", "-i", "mls-nosuch0"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).ends_with("Error: there is no network interface named \"mls-nosuch0\"\n"),
+            "{}",
+            describe(&out)
+        );
+
+        // A second capture on an interface that already has one.
+        let first = lab.sniff(&["-", "-i", lab.iface()]);
+        lab.wait_attached();
+        let out = run_to_end(&lab, &["-", "-i", lab.iface()]);
+        assert_eq!(out.status.code(), Some(1));
+        let iface = lab.iface();
+        assert!(
+            stderr(&out).ends_with(&format!(
+                "Error: {iface} already has an XDP program attached: detach it first (ip link set dev {iface} xdp off)\n"
+            )),
+            "{}",
+            describe(&out)
+        );
+        first.signal(libc::SIGTERM).unwrap();
+        let _ = first.wait(WAIT).unwrap();
+        lab.assert_detached();
+
+        // Not root: the same command as nobody (privileges dropped inside
+        // the namespace, since entering it needs root).
+        let mut cmd_inside = lab.capture.command("setpriv");
+        cmd_inside
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                BIN,
+                "sniff",
+                "-",
+                "-i",
+            ])
+            .arg(lab.iface());
+        let out = ChildGuard::spawn(&mut cmd_inside)
+            .unwrap()
+            .wait(WAIT)
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(
+            stderr(&out).ends_with(
+                "Error: capturing with XDP needs root, or the CAP_BPF and CAP_NET_ADMIN capabilities: run it with sudo\n"
+            ),
+            "{}",
+            describe(&out)
+        );
+
+        // Nothing arrived: no file, the original's message.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.csv");
+        let sniff = lab.sniff(&[path.to_str().unwrap(), "-i", lab.iface()]);
+        lab.wait_attached();
+        sniff.signal(libc::SIGTERM).unwrap();
+        let out = sniff.wait(WAIT).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(
+            stderr(&out).contains("Error: No packets were captured on"),
+            "{}",
+            describe(&out)
+        );
+        assert!(
+            !Path::new(&path).exists(),
+            "no file when nothing was captured"
+        );
+        lab.assert_detached();
+    }
+
+    /// Frames for the differential test: every header kind, then each one
+    /// cut at every length and with random bytes changed (seeded), and
+    /// random byte strings.
+    fn differential_frames() -> Vec<Vec<u8>> {
+        use rand::{Rng, SeedableRng};
+        let mut frames: Vec<Vec<u8>> = known_packets().into_iter().map(|e| e.frame).collect();
+        frames.extend(non_records());
+        let (a, b) = (ip("192.0.2.1"), ip("198.51.100.7"));
+        let udp = Transport::Udp { src: 53, dst: 4000 };
+        let gre = Transport::Other {
+            protocol: 47,
+            header: vec![0; 4],
+        };
+        frames.push(FrameSpec::new(a, b, gre).build());
+        frames.push(
+            FrameSpec::new(a, b, udp.clone())
+                .vlan(1)
+                .vlan(2)
+                .vlan(3)
+                .build(),
+        );
+        let mut first_fragment = FrameSpec::new(a, b, udp.clone()).payload(100).build();
+        first_fragment[20] = 0x20;
+        let mut later_fragment = first_fragment.clone();
+        later_fragment[20] = 0x00;
+        later_fragment[21] = 0x10;
+        frames.push(first_fragment);
+        frames.push(later_fragment);
+        let mut options = FrameSpec::new(a, b, udp).build();
+        options.splice(34..34, [1u8; 8]);
+        options[14] = 0x47;
+        let total = u16::from_be_bytes([options[16], options[17]]) + 8;
+        options[16..18].copy_from_slice(&total.to_be_bytes());
+        frames.push(options);
+        frames.push(
+            FrameSpec::new(
+                ip("fd00::1"),
+                ip("fd00::2"),
+                Transport::Udp { src: 1, dst: 2 },
+            )
+            .ipv6_extension(0)
+            .ipv6_extension(43)
+            .ipv6_extension(60)
+            .build(),
+        );
+
+        let whole = frames.clone();
+        for f in &whole {
+            for len in 14..f.len() {
+                frames.push(f[..len].to_vec());
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
+        for _ in 0..3000 {
+            let mut f = whole[rng.gen_range(0..whole.len())].clone();
+            for _ in 0..rng.gen_range(1..4) {
+                let at = rng.gen_range(12..f.len());
+                f[at] = rng.gen();
+            }
+            frames.push(f);
+        }
+        for _ in 0..500 {
+            let len = rng.gen_range(14..200);
+            frames.push((0..len).map(|_| rng.gen()).collect());
+        }
+        frames
+    }
+
+    /// The same frames through the kernel program (BPF_PROG_TEST_RUN) and
+    /// through the userspace parser give identical records, flow counters
+    /// and outcome counts.
+    #[test]
+    fn kernel_and_userspace_give_identical_records() {
+        use ml_sniffing::capture::programs;
+        use ml_sniffing::capture::ringbuf::drain_ring;
+        use ml_sniffing::capture::xdp::Loaded;
+        use ml_sniffing_common::flow::{FlowKey, FlowState};
+        use ml_sniffing_common::maps::{Config, Counters};
+        use ml_sniffing_common::parser::{parse, Link, Outcome};
+        use ml_sniffing_common::record::PacketRecord;
+
+        if !can_run_kernel_tests() {
+            return;
+        }
+        const XDP_PASS: u32 = 2;
+        let mut loaded = Loaded::new(programs::capture().unwrap(), Config::default()).unwrap();
+        let mut ring = loaded.take_ring().unwrap();
+        let mut flows: HashMap<FlowKey, FlowState> = HashMap::new();
+        let mut want_counters = Counters::default();
+        let mut malformed_items = 0;
+        let mut outcomes: HashMap<&str, usize> = HashMap::new();
+        let frames = differential_frames();
+        for (i, frame) in frames.iter().enumerate() {
+            let run = loaded.test_run(frame, 1).unwrap();
+            assert_eq!(run.return_value, XDP_PASS, "frame {i}: always XDP_PASS");
+            let mut got = Vec::new();
+            drain_ring(&mut ring, &mut got, 16, &mut malformed_items);
+            want_counters.seen += 1;
+            let mut want = PacketRecord::default();
+            match parse(&frame[..], Link::Ethernet, frame.len(), &mut want) {
+                Outcome::Ip => {
+                    *outcomes.entry("ip").or_default() += 1;
+                    want_counters.emitted += 1;
+                    assert_eq!(got.len(), 1, "frame {i}: one record for {frame:02x?}");
+                    let kernel = got[0];
+                    want.timestamp_ns = kernel.timestamp_ns;
+                    want.frame_len = frame.len() as u32;
+                    let flow = flows
+                        .entry(want.flow_key())
+                        .or_default()
+                        .record(want.frame_len, kernel.timestamp_ns);
+                    want.set_flow(&flow);
+                    assert_eq!(kernel, want, "frame {i}: {frame:02x?}");
+                }
+                Outcome::NotIp { .. } => {
+                    *outcomes.entry("not ip").or_default() += 1;
+                    want_counters.not_ip += 1;
+                    assert!(got.is_empty(), "frame {i}: no record for a non-IP frame");
+                }
+                Outcome::Malformed(_) => {
+                    *outcomes.entry("malformed").or_default() += 1;
+                    want_counters.unparsed += 1;
+                    assert!(got.is_empty(), "frame {i}: no record for a malformed frame");
+                }
+            }
+        }
+        assert_eq!(malformed_items, 0);
+        assert_eq!(loaded.counters().unwrap(), want_counters);
+        // The frames exercise every outcome, many times.
+        for kind in ["ip", "not ip", "malformed"] {
+            assert!(
+                outcomes.get(kind).copied().unwrap_or(0) >= 20,
+                "{kind}: {outcomes:?}"
+            );
+        }
+    }
+
+    /// 1-in-N sampling in the kernel: about one packet in N becomes a record,
+    /// every packet is counted (emitted or sampled out) and still counts in
+    /// its flow, so the records' flow counters keep growing by the packets
+    /// left out; `--ipv4-only` counts IPv6 as filtered.
+    #[test]
+    fn sampling_and_filtering_are_counted() {
+        use ml_sniffing::capture::programs;
+        use ml_sniffing::capture::ringbuf::drain_ring;
+        use ml_sniffing::capture::xdp::Loaded;
+        use ml_sniffing_common::maps::Config;
+
+        if !can_run_kernel_tests() {
+            return;
+        }
+        const N: u64 = 4_000;
+        let config = Config {
+            sample_every: 4,
+            flags: Config::IPV4_ONLY,
+        };
+        let mut loaded = Loaded::new(programs::capture().unwrap(), config).unwrap();
+        let mut ring = loaded.take_ring().unwrap();
+        let v4 = FrameSpec::new(
+            ip("10.0.0.2"),
+            ip("10.0.0.1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
+        let v6 = FrameSpec::new(
+            ip("fd00::2"),
+            ip("fd00::1"),
+            Transport::Udp { src: 1, dst: 2 },
+        )
+        .build();
+        for _ in 0..N {
+            loaded.test_run(&v4, 1).unwrap();
+        }
+        loaded.test_run(&v6, 10).unwrap();
+        let mut records = Vec::new();
+        let mut bad = 0;
+        while drain_ring(&mut ring, &mut records, 1024, &mut bad) > 0 {}
+        let c = loaded.counters().unwrap();
+        assert_eq!(c.seen, N + 10);
+        assert_eq!(c.filtered, 10, "IPv6 under IPV4_ONLY");
+        assert_eq!(c.emitted + c.sampled_out, N);
+        assert_eq!(records.len() as u64, c.emitted);
+        // Binomial(4000, 1/4): mean 1000, standard deviation 27.
+        assert!(
+            (850..=1150).contains(&c.emitted),
+            "{} of {N} emitted",
+            c.emitted
+        );
+        let packets: Vec<u64> = records.iter().map(|r| r.flow_packets).collect();
+        assert!(
+            packets.windows(2).all(|w| w[0] < w[1]),
+            "flow counters grow"
+        );
+        assert!(*packets.last().unwrap() <= N);
+        assert!(
+            packets.windows(2).any(|w| w[1] - w[0] > 1),
+            "packets left out by sampling still count in their flow"
+        );
+        for r in &records {
+            assert_eq!(r.flow_bytes, r.flow_packets * v4.len() as u64);
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The live monitor (`ml-sniffing run`): replaying captures the tests write
+//! (no root needed), and live in network namespaces and a veth pair the
+//! tests create (root; RAII guards remove them on every path).
+//!
+//! The traffic: "normal" UDP between two hosts, then a burst that is clearly
+//! different, a SYN scan across many ports from a new address. The burst
+//! must be reported as anomalies and the normal packets mostly not.
+
+mod support;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, TsResolution};
+use predicates::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ml-sniffing");
+const SCANNER: &str = "10.66.0.9";
+const NORMAL: usize = 1500;
+const SCAN: u16 = 200;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Ordinary UDP traffic: a few client ports to one DNS-like server port.
+fn normal_frame(i: usize) -> Vec<u8> {
+    FrameSpec::new(
+        ip("10.20.0.2"),
+        ip("10.20.0.1"),
+        Transport::Udp {
+            src: 40000 + (i % 8) as u16,
+            dst: 53,
+        },
+    )
+    .payload(40 + i % 20)
+    .build()
+}
+
+/// One SYN of the scan, to port `port`.
+fn scan_frame(port: u16) -> Vec<u8> {
+    FrameSpec::new(
+        ip(SCANNER),
+        ip("10.20.0.1"),
+        Transport::Tcp {
+            src: 61000,
+            dst: port,
+            flags: tcp_flags::SYN,
+        },
+    )
+    .build()
+}
+
+/// The normal traffic then the scan, as a classic pcap, 1 ms apart.
+fn capture_file(dir: &Path) -> PathBuf {
+    let path = dir.join("traffic.pcap");
+    let header = PcapHeader {
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::MicroSecond,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(std::fs::File::create(&path).unwrap(), header).unwrap();
+    let frames = (0..NORMAL)
+        .map(normal_frame)
+        .chain((1..=SCAN).map(scan_frame));
+    for (i, frame) in frames.enumerate() {
+        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000);
+        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
+            .unwrap();
+    }
+    path
+}
+
+/// Anomaly rows of a `run --output` CSV: (source, destination port, score).
+fn anomalies(csv_path: &Path) -> Vec<(String, u16, f64)> {
+    let mut reader = csv::Reader::from_path(csv_path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (src, dport, score, flag) = (
+        col("source_ip"),
+        col("destination_port"),
+        col("anomaly_score"),
+        col("is_anomaly"),
+    );
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            assert_eq!(&r[flag], "True");
+            (
+                r[src].to_string(),
+                r[dport].parse().unwrap(),
+                r[score].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The scan is found, the normal traffic mostly is not.
+fn assert_burst_found(found: &[(String, u16, f64)], normal_scored: usize) {
+    let scan = found.iter().filter(|(s, _, _)| s == SCANNER).count();
+    let normal = found.len() - scan;
+    assert!(
+        scan >= SCAN as usize * 9 / 10,
+        "only {scan} of {SCAN} scan packets reported"
+    );
+    assert!(
+        normal <= normal_scored / 20,
+        "{normal} of {normal_scored} normal packets reported"
+    );
+    assert!(found.iter().all(|(_, _, score)| *score < 0.0));
+}
+
+#[test]
+fn replaying_a_capture_reports_the_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = capture_file(dir.path());
+    let out = dir.path().join("anomalies.csv");
+    let assert = Command::new(BIN)
+        .args([
+            "run",
+            "--warmup",
+            "500",
+            "--contamination",
+            "0.01",
+            "--batch",
+            "64",
+            "--read",
+        ])
+        .arg(&capture)
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains("Model v1 fitted on 500 packets"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("Summary: {} records", NORMAL + SCAN as usize)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Top talkers among the anomalies:"),
+        "{stdout}"
+    );
+    let found = anomalies(&out);
+    assert_burst_found(&found, NORMAL);
+    // One readable line per anomaly before the summary.
+    let lines = stdout.lines().filter(|l| l.contains(" score ")).count();
+    assert_eq!(lines, found.len());
+    // The scanner tops the talkers.
+    let talkers = stdout.split("Top talkers").nth(1).unwrap();
+    let first = talkers.lines().nth(3).unwrap();
+    assert!(first.trim_start().starts_with(SCANNER), "{talkers}");
+}
+
+#[test]
+fn json_lines_and_a_saved_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = capture_file(dir.path());
+    // A model fitted by detect on the normal traffic alone (as a capture).
+    let normal = dir.path().join("normal.pcap");
+    {
+        let mut w = PcapWriter::new(std::fs::File::create(&normal).unwrap()).unwrap();
+        for i in 0..NORMAL {
+            let frame = normal_frame(i);
+            let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000);
+            w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
+                .unwrap();
+        }
+    }
+    let model = dir.path().join("model.bin");
+    Command::new(BIN)
+        .args([
+            "detect",
+            "--top-n",
+            "0",
+            "--contamination",
+            "0.01",
+            "--save-model",
+        ])
+        .arg(&model)
+        .arg(&normal)
+        .assert()
+        .success();
+    let assert = Command::new(BIN)
+        .args(["run", "--json", "--model"])
+        .arg(&model)
+        .arg("--read")
+        .arg(&capture)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(
+        !stderr.contains("Warming up"),
+        "a saved model needs no warm-up"
+    );
+    assert!(
+        stderr.contains("Summary:"),
+        "the summary goes to stderr with --json"
+    );
+    let found: Vec<(String, u16, f64)> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
+            (
+                v["source_ip"].as_str().unwrap().to_string(),
+                v["destination_port"].as_u64().unwrap() as u16,
+                v["anomaly_score"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // The model saw only normal traffic: all of it is scored here.
+    assert_burst_found(&found, NORMAL);
+}
+
+#[test]
+fn refits_swap_in_new_model_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = capture_file(dir.path());
+    let out = dir.path().join("anomalies.csv");
+    let assert = Command::new(BIN)
+        .args([
+            "run",
+            "--quiet",
+            "--warmup",
+            "300",
+            "--refit-every",
+            "300ms",
+            "--read",
+        ])
+        .arg(&capture)
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(stderr.contains("Model v2 fitted on the"), "{stderr}");
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        !stdout.contains(" score "),
+        "--quiet prints no anomaly lines"
+    );
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    let versions: std::collections::BTreeSet<u32> = reader
+        .records()
+        .map(|r| r.unwrap()[17].parse().unwrap())
+        .collect();
+    assert!(
+        versions.len() >= 2,
+        "anomalies from several models: {versions:?}"
+    );
+    // Refits follow the capture's clock (1.7 s of packets, one refit per
+    // 300 ms at tick boundaries): the same output every time.
+    let again = dir.path().join("again.csv");
+    Command::new(BIN)
+        .args([
+            "run",
+            "--quiet",
+            "--warmup",
+            "300",
+            "--refit-every",
+            "300ms",
+            "--read",
+        ])
+        .arg(&capture)
+        .arg("--output")
+        .arg(&again)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+}
+
+#[test]
+fn models_of_the_wrong_kind_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = capture_file(dir.path());
+    // An Isolation Forest on the original's features cannot score live packets.
+    let seed_csv = dir.path().join("seed.csv");
+    let mut text = String::from("timestamp,source_ip,destination_ip,protocol,length\n");
+    for i in 0..100 {
+        text.push_str(&format!(
+            "{}.5,10.0.0.1,10.0.0.2,tcp,{}\n",
+            1000 + i,
+            60 + i % 5
+        ));
+    }
+    std::fs::write(&seed_csv, text).unwrap();
+    let seed_model = dir.path().join("seed.model");
+    Command::new(BIN)
+        .args([
+            "detect",
+            "--features",
+            "seed",
+            "--top-n",
+            "0",
+            "--save-model",
+        ])
+        .arg(&seed_model)
+        .arg(&seed_csv)
+        .assert()
+        .success();
+    Command::new(BIN)
+        .args(["run", "--model"])
+        .arg(&seed_model)
+        .arg("--read")
+        .arg(&capture)
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("--features seed").and(predicate::str::starts_with("Error: ")),
+        );
+    Command::new(BIN)
+        .args(["run", "--classifier"])
+        .arg(&seed_model)
+        .arg("--read")
+        .arg(&capture)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is an Isolation Forest: pass it with --model",
+        ));
+    Command::new(BIN)
+        .args(["run", "--read"])
+        .arg(&capture)
+        .args(["--warmup", "1"])
+        .assert()
+        .code(1)
+        .stderr("Error: --warmup must be at least 2 packets to fit a model on\n");
+    Command::new(BIN)
+        .args(["run", "--sample", "1/0", "--read"])
+        .arg(&capture)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not `auto` or `1/N`"));
+}
+
+mod privileged {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::support::netns::{NetNs, VethPair};
+    use crate::support::process::{describe, ChildGuard};
+    use crate::support::raw::RawSocket;
+    use crate::support::root::can_run_kernel_tests;
+
+    /// Capture and peer namespaces joined by a veth pair; the pair is
+    /// dropped before the namespaces.
+    struct Lab {
+        link: VethPair,
+        capture: NetNs,
+        peer: NetNs,
+    }
+
+    impl Lab {
+        fn new() -> Lab {
+            let capture = NetNs::new("mon").unwrap();
+            let peer = NetNs::new("peer").unwrap();
+            let link = VethPair::new(&capture, &peer).unwrap();
+            Lab {
+                link,
+                capture,
+                peer,
+            }
+        }
+
+        fn sender(&self) -> RawSocket {
+            let peer_if = self.link.b.name.clone();
+            self.peer.enter(move || RawSocket::bind(&peer_if)).unwrap()
+        }
+    }
+
+    /// Sends frames, pausing now and then so nothing is lost on the way.
+    fn send_all(sock: &RawSocket, frames: impl Iterator<Item = Vec<u8>>) {
+        for (i, frame) in frames.enumerate() {
+            sock.send(&frame).unwrap();
+            if i % 100 == 99 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    #[test]
+    fn live_monitor_reports_a_scan_and_detaches_on_sigint() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("anomalies.csv");
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "--iface", &lab.link.a.name, "--xdp-mode", "drv"])
+            .args([
+                "--warmup",
+                "500",
+                "--contamination",
+                "0.01",
+                "--batch",
+                "64",
+                "--quiet",
+            ])
+            .arg("--output")
+            .arg(&out);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.capture
+            .wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))
+            .unwrap();
+        let sock = lab.sender();
+        send_all(&sock, (0..NORMAL).map(normal_frame));
+        // Until the warm-up model is fitted on the first 500 packets, and
+        // the rest of the normal traffic is scored.
+        std::thread::sleep(Duration::from_millis(800));
+        send_all(&sock, (1..=SCAN).map(scan_frame));
+        // The scan reaches the CSV (flushed at every tick).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if text.matches(SCANNER).count() >= SCAN as usize * 9 / 10 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.signal(libc::SIGINT).unwrap();
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stdout.contains("Summary: "), "{}", describe(&output));
+        assert!(stdout.contains("Kernel: "), "{stdout}");
+        assert!(
+            stdout.contains("Top talkers among the anomalies:"),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains("status: "),
+            "a status line each second: {stderr}"
+        );
+        assert_burst_found(&anomalies(&out), NORMAL);
+        assert_eq!(
+            lab.capture.xdp_attachment(&lab.link.a.name).unwrap(),
+            None,
+            "no XDP program stays attached"
+        );
+    }
+
+    #[test]
+    fn a_packet_count_ends_the_monitor_with_its_summary() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args([
+            "run",
+            "-i",
+            &lab.link.a.name,
+            "--warmup",
+            "50",
+            "-c",
+            "300",
+            "--quiet",
+        ]);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.capture
+            .wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))
+            .unwrap();
+        let sock = lab.sender();
+        send_all(&sock, (0..400).map(normal_frame));
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("Summary: 300 records"),
+            "{}",
+            describe(&output)
+        );
+        assert_eq!(lab.capture.xdp_attachment(&lab.link.a.name).unwrap(), None);
+    }
+}

@@ -1,0 +1,76 @@
+//! The XDP program's per-CPU counters and its configuration map.
+
+use std::fmt;
+
+use anyhow::{Context, Result};
+use aya::maps::{Array, PerCpuArray};
+use aya::Ebpf;
+use ml_sniffing_common::maps::{self, Config, Counters};
+
+/// `Counters` as a map value (aya needs its own `Pod` marker).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodCounters(Counters);
+// SAFETY: `Counters` is `#[repr(C)]`, eight u64 without padding (size
+// asserted in common), so any bytes are a valid value.
+unsafe impl aya::Pod for PodCounters {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodConfig(Config);
+// SAFETY: `Config` is `#[repr(C)]`, two u32 without padding.
+unsafe impl aya::Pod for PodConfig {}
+
+/// The counters summed over CPUs.
+pub fn read(ebpf: &Ebpf) -> Result<Counters> {
+    let map = ebpf
+        .map(maps::COUNTERS)
+        .with_context(|| format!("the XDP program has no {} map", maps::COUNTERS))?;
+    let array: PerCpuArray<_, PodCounters> = PerCpuArray::try_from(map)
+        .with_context(|| format!("the {} map has an unexpected type", maps::COUNTERS))?;
+    let per_cpu = array
+        .get(&0, 0)
+        .with_context(|| format!("cannot read the {} map", maps::COUNTERS))?;
+    Ok(Counters::sum(per_cpu.iter().map(|c| &c.0)))
+}
+
+/// Writes the program's configuration (before attaching).
+pub fn configure(ebpf: &mut Ebpf, config: Config) -> Result<()> {
+    let map = ebpf
+        .map_mut(maps::CONFIG)
+        .with_context(|| format!("the XDP program has no {} map", maps::CONFIG))?;
+    let mut array: Array<_, PodConfig> = Array::try_from(map)
+        .with_context(|| format!("the {} map has an unexpected type", maps::CONFIG))?;
+    array
+        .set(0, PodConfig(config), 0)
+        .with_context(|| format!("cannot write the {} map", maps::CONFIG))
+}
+
+/// The counters as the capture commands print them on exit.
+pub struct Report<'a>(pub &'a Counters);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        writeln!(f, "Kernel counters:")?;
+        writeln!(f, "  packets seen:                    {}", c.seen)?;
+        writeln!(f, "  records emitted:                 {}", c.emitted)?;
+        writeln!(f, "  records dropped (ring full):     {}", c.ring_full)?;
+        writeln!(f, "  frames unparsed:                 {}", c.unparsed)?;
+        writeln!(f, "  frames not IP:                   {}", c.not_ip)?;
+        if c.filtered != 0 {
+            writeln!(f, "  IPv6 packets filtered out:       {}", c.filtered)?;
+        }
+        if c.sampled_out != 0 {
+            writeln!(f, "  packets left out by sampling:    {}", c.sampled_out)?;
+        }
+        if c.flow_insert_failed != 0 {
+            writeln!(
+                f,
+                "  flow-table insertions failed:    {}",
+                c.flow_insert_failed
+            )?;
+        }
+        Ok(())
+    }
+}

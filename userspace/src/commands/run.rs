@@ -1,0 +1,251 @@
+//! `run`: the live monitor (what `cargo xtask run -- --iface eth0` starts).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::capture::flows::FlowTable;
+use crate::capture::live::{self, CaptureOptions};
+use crate::capture::pcap::records::{self, read_records};
+use crate::capture::pcap::CaptureReader;
+use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
+use crate::capture::{programs, route};
+use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
+use crate::monitor::models::{load_classifier, load_detector};
+use crate::monitor::status::Sampling;
+use crate::monitor::{Monitor, MonitorOptions};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Interface to monitor live (needs root). Default: the interface of the
+    /// default route.
+    #[arg(
+        short = 'i',
+        long = "iface",
+        visible_alias = "interface",
+        value_name = "IF"
+    )]
+    pub iface: Option<String>,
+    /// Replay a pcap/pcapng capture through the monitor instead of capturing
+    /// live (no root needed).
+    #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only"])]
+    pub read: Option<PathBuf>,
+    /// How the XDP program is attached: `auto` (driver mode where the driver
+    /// supports it), `skb` (generic), `drv` (driver).
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    pub xdp_mode: XdpMode,
+    /// Leave IPv6 out (the original tool's behaviour).
+    #[arg(long)]
+    pub ipv4_only: bool,
+    /// Score with this Isolation Forest (saved by `detect --save-model` on
+    /// packets with the default features) instead of fitting one.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Also classify every packet with this Random Forest (saved by
+    /// `classify --save-model` on packets with the default features).
+    #[arg(long, value_name = "FILE")]
+    pub classifier: Option<PathBuf>,
+    /// Without --model: packets to fit the first model on before scoring.
+    #[arg(long, default_value_t = 50_000, value_name = "PACKETS")]
+    pub warmup: usize,
+    /// Fit a new model on the most recent packets (as many as --warmup)
+    /// this often, in the background, and swap it in (e.g. `30s`, `10m`).
+    /// With --read, on the capture's own clock, and scoring waits for it.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub refit_every: Option<Duration>,
+    /// Packets scored together.
+    #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
+    pub batch: usize,
+    /// Write each anomaly as a CSV row to this file (the capture columns,
+    /// then anomaly_score, is_anomaly, model_version).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Anomalies as JSON lines on stdout (the summary goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// No line per anomaly on stdout (the status line and summary remain).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Which packets the kernel hands over: `auto` (all, and 1 in N with N
+    /// doubling while scoring cannot keep up, with a warning) or `1/N`.
+    #[arg(long, default_value = "auto", value_name = "auto|1/N")]
+    pub sample: Sampling,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long, value_name = "N")]
+    pub packet_count: Option<u64>,
+    /// Share of the warm-up packets called anomalous, in (0, 0.5], or `auto`.
+    #[arg(long, default_value = "0.05")]
+    pub contamination: Contamination,
+    /// Trees in fitted models.
+    #[arg(long, default_value_t = 200)]
+    pub n_estimators: usize,
+    /// Rows each tree is grown on: `auto` (min(256, rows)), a count, or a
+    /// fraction.
+    #[arg(long, default_value = "auto")]
+    pub max_samples: MaxSamples,
+    /// Seed of the first fitted model (later refits derive theirs from it).
+    #[arg(long, default_value_t = 42)]
+    pub random_state: u64,
+}
+
+pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
+    let params = IsolationForestParams {
+        n_estimators: args.n_estimators,
+        max_samples: args.max_samples,
+        contamination: args.contamination,
+        random_state: args.random_state,
+    };
+    params.check()?;
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if args.model.is_none() && args.warmup < 2 {
+        bail!("--warmup must be at least 2 packets to fit a model on");
+    }
+    if args.packet_count == Some(0) {
+        bail!("--packet-count must be at least 1");
+    }
+    let detector = args.model.as_deref().map(load_detector).transpose()?;
+    let classifier = args
+        .classifier
+        .as_deref()
+        .map(load_classifier)
+        .transpose()?;
+    let options = MonitorOptions {
+        warmup: args.warmup,
+        refit_every: args.refit_every,
+        params,
+        batch: args.batch,
+        output: args.output.clone(),
+        json: args.json,
+        quiet: args.quiet,
+        sampling: args.sample,
+        packet_count: args.packet_count,
+        replay: args.read.is_some(),
+    };
+    let json = args.json;
+    match &args.read {
+        Some(path) => replay(path, &args, options, detector, classifier, out, json),
+        None => live(&args, options, detector, classifier, out, json),
+    }
+}
+
+fn live(
+    args: &RunArgs,
+    options: MonitorOptions,
+    detector: Option<crate::monitor::models::Detector>,
+    classifier: Option<crate::monitor::models::Classifier>,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<()> {
+    let interface = match &args.iface {
+        Some(i) => i.clone(),
+        None => route::default_interface()?,
+    };
+    programs::capture()?;
+    interface_index(&interface)?;
+    check_privileges()?;
+    let capture = CaptureOptions {
+        interface: interface.clone(),
+        mode: args.xdp_mode,
+        ipv4_only: args.ipv4_only,
+        sample_every: match args.sample {
+            Sampling::Fixed(n) => n,
+            Sampling::Auto => 1,
+        },
+    };
+    eprintln!(
+        "Monitoring {interface} (XDP, {} mode); CTRL+C to stop.",
+        args.xdp_mode.name()
+    );
+    let started = Instant::now();
+    let mut summary_out: Vec<u8> = Vec::new();
+    {
+        let mut monitor = Monitor::new(options, detector, classifier, out)?;
+        let result = live::capture(&capture, &mut monitor);
+        // What was gathered is scored and written even when capture failed.
+        let finished = monitor.finish();
+        let session = result?;
+        finished?;
+        summary_out.extend_from_slice(
+            monitor
+                .summary(started.elapsed(), Some(&session.counters))
+                .as_bytes(),
+        );
+        if session.left_unread > 0 {
+            summary_out.extend_from_slice(
+                format!(
+                    "{} records were still in the ring buffer when the packet count was reached.\n",
+                    session.left_unread
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    write_summary(out, &summary_out, json)
+}
+
+fn replay(
+    path: &std::path::Path,
+    _args: &RunArgs,
+    options: MonitorOptions,
+    detector: Option<crate::monitor::models::Detector>,
+    classifier: Option<crate::monitor::models::Classifier>,
+    out: &mut dyn Write,
+    json: bool,
+) -> Result<()> {
+    let mut reader = CaptureReader::open(path)?;
+    let mut flows = FlowTable::default();
+    let started = Instant::now();
+    let limit = options.packet_count;
+    let mut summary_out: Vec<u8> = Vec::new();
+    {
+        let mut monitor = Monitor::new(options, detector, classifier, out)?;
+        let mut since_tick = 0u32;
+        let read = read_records(
+            &mut reader,
+            &mut flows,
+            records::Options {
+                ipv4_only: false,
+                limit,
+            },
+            |record| {
+                // The packet count is the reader's limit too.
+                let _ = monitor.push(record, record.timestamp_ns)?;
+                since_tick += 1;
+                if since_tick >= REPLAY_TICK {
+                    since_tick = 0;
+                    monitor.on_tick(None)?;
+                }
+                Ok(())
+            },
+            |_| {},
+        )
+        .with_context(|| format!("cannot replay {}", path.display()))?;
+        monitor.finish()?;
+        if read.records == 0 {
+            bail!(records::no_packets(reader.name(), &read));
+        }
+        summary_out.extend_from_slice(monitor.summary(started.elapsed(), None).as_bytes());
+        if let Some(t) = &read.truncation {
+            summary_out.extend_from_slice(format!("{}\n", t.warning(reader.name())).as_bytes());
+        }
+    }
+    write_summary(out, &summary_out, json)
+}
+
+/// Records between two ticks of a replay (refits, flushes, status).
+const REPLAY_TICK: u32 = 256;
+
+/// The summary goes to stdout, or to stderr when stdout carries JSON lines.
+fn write_summary(out: &mut dyn Write, summary: &[u8], json: bool) -> Result<()> {
+    if json {
+        std::io::stderr().write_all(summary)?;
+    } else {
+        out.write_all(summary)?;
+    }
+    Ok(())
+}

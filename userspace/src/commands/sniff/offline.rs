@@ -1,0 +1,185 @@
+//! `sniff OUTPUT --read CAPTURE`: a capture file through the shared parser
+//! and the flow table into the CSV a live capture writes.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use super::SniffArgs;
+use crate::capture::csv_rows::CsvRowWriter;
+use crate::capture::flows::FlowTable;
+use crate::capture::pcap::{self, records, CaptureReader, Options, Summary};
+use crate::io::output::AtomicFile;
+use crate::progress;
+
+pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> {
+    let mut reader = CaptureReader::open(capture)?;
+    if same_file(capture, &args.output) {
+        bail!(
+            "{} is the capture being read: choose another output file",
+            args.output.display()
+        );
+    }
+    let mut sink = Output::create(&args.output)?;
+    let shown_output = args.output.display().to_string();
+    let size = std::fs::metadata(capture).map(|m| m.len()).unwrap_or(0);
+    let bar = progress::bytes(size, "reading capture");
+    let mut flows = FlowTable::default();
+    let options = Options {
+        ipv4_only: args.ipv4_only,
+        limit: args.packet_count,
+    };
+    let summary = {
+        let mut rows =
+            CsvRowWriter::new(&mut sink).with_context(|| format!("cannot write {shown_output}"))?;
+        pcap::read_records(
+            &mut reader,
+            &mut flows,
+            options,
+            |record| {
+                rows.write(record)
+                    .with_context(|| format!("cannot write {shown_output}"))
+            },
+            |offset| bar.set_position(offset),
+        )?
+    };
+    bar.finish_and_clear();
+    if let Some(t) = &summary.truncation {
+        eprintln!("Warning: {}", t.warning(reader.name()));
+    }
+    if summary.flows_evicted > 0 {
+        eprintln!(
+            "Warning: {}",
+            records::evictions_warning(&flows, summary.flows_evicted)
+        );
+    }
+    if summary.records == 0 {
+        // The temporary output is removed: no empty CSV appears.
+        bail!("{}", records::no_packets(reader.name(), &summary));
+    }
+    sink.commit()?;
+    writeln!(out, "Captured packets saved to {}", args.output.display())?;
+    write_summary(out, &reader, &summary, args)?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn write_summary<R: std::io::Read>(
+    out: &mut dyn Write,
+    reader: &CaptureReader<R>,
+    s: &Summary,
+    args: &SniffArgs,
+) -> Result<()> {
+    writeln!(out, "{} ({}):", reader.name(), reader.format())?;
+    writeln!(out, "  frames read      {}", s.frames)?;
+    writeln!(out, "  rows written     {}", s.records)?;
+    writeln!(out, "  not IP           {}", s.not_ip)?;
+    let reasons: Vec<String> = s
+        .malformed_by_reason()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    if reasons.is_empty() {
+        writeln!(out, "  malformed        0")?;
+    } else {
+        writeln!(
+            out,
+            "  malformed        {} ({})",
+            s.malformed_total(),
+            reasons.join(", ")
+        )?;
+    }
+    if args.ipv4_only {
+        writeln!(out, "  IPv6 skipped     {} (--ipv4-only)", s.skipped_ipv6)?;
+    }
+    if s.snapped > 0 {
+        writeln!(
+            out,
+            "  cut short        {} (the capture kept only part of the frame; \
+             headers were read from the kept bytes)",
+            s.snapped
+        )?;
+    }
+    if s.stopped_at_limit {
+        writeln!(out, "  stopped after --packet-count {}", s.records)?;
+    }
+    if let Some(t) = &s.truncation {
+        writeln!(
+            out,
+            "  truncated        the partial final record at byte offset {} was dropped",
+            t.offset
+        )?;
+    }
+    if s.flows_evicted > 0 {
+        writeln!(out, "  flows evicted    {}", s.flows_evicted)?;
+    }
+    Ok(())
+}
+
+/// Where rows go: a regular file appears only once complete
+/// ([`AtomicFile`]); an existing device or pipe (`/dev/null`,
+/// `/dev/stdout`, a FIFO) is written directly, never replaced.
+enum Output {
+    Atomic(AtomicFile),
+    Direct(BufWriter<File>, String),
+}
+
+impl Output {
+    fn create(path: &Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot write {shown}"))?;
+                Ok(Output::Direct(
+                    BufWriter::with_capacity(1 << 20, file),
+                    shown,
+                ))
+            }
+            _ => Ok(Output::Atomic(AtomicFile::create(path)?)),
+        }
+    }
+
+    fn commit(self) -> Result<()> {
+        match self {
+            Output::Atomic(file) => file.commit().map(|_| ()),
+            Output::Direct(mut w, shown) => {
+                w.flush().with_context(|| format!("cannot write {shown}"))
+            }
+        }
+    }
+}
+
+impl Write for Output {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Atomic(f) => f.write(buf),
+            Output::Direct(w, _) => w.write(buf),
+        }
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Atomic(f) => f.writer().write_all(buf),
+            Output::Direct(w, _) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Atomic(f) => f.flush(),
+            Output::Direct(w, _) => w.flush(),
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! Live monitoring: packet records scored as they arrive.
+//!
+//! Records come from the kernel's ring buffer (read in place, see
+//! `capture::live`) or from a capture file, are gathered into batches of a
+//! fixed size, turned into the default features column by column, and
+//! scored by the flat Isolation Forest (and by a Random Forest classifier
+//! when one is given). Without a saved model the first `--warmup` records
+//! are collected, a model is fitted on them (a progress bar shows it), and
+//! then they and every later record are scored; `--refit-every` fits a new
+//! model on the most recent records in the background and swaps it in
+//! without pausing capture.
+
+pub mod models;
+pub mod output;
+pub mod record_features;
+pub mod status;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use ml_sniffing_common::maps::Counters;
+use ml_sniffing_common::record::PacketRecord;
+
+use crate::capture::live::{Control, RecordSink};
+use crate::models::iforest::IsolationForestParams;
+use crate::models::rforest::argmax_rows;
+use crate::models::Block;
+use crate::progress;
+use models::{Classifier, Detector, Recent, Refit};
+use output::{Anomaly, AnomalyCsv};
+use record_features::RecordFeatures;
+use status::{Sampling, Status};
+
+/// How the monitor runs.
+#[derive(Debug, Clone)]
+pub struct MonitorOptions {
+    /// Records to fit the first model on, when no model is given.
+    pub warmup: usize,
+    /// Fit a new model on recent records this often.
+    pub refit_every: Option<Duration>,
+    /// Parameters for fitted models.
+    pub params: IsolationForestParams,
+    /// Records scored together.
+    pub batch: usize,
+    /// Anomalies as CSV rows to this file.
+    pub output: Option<PathBuf>,
+    /// JSON lines on stdout instead of readable lines.
+    pub json: bool,
+    /// No line per anomaly on stdout.
+    pub quiet: bool,
+    pub sampling: Sampling,
+    /// Stop after this many records.
+    pub packet_count: Option<u64>,
+    /// Records come from a capture file: refits are scheduled on the
+    /// records' own time and run to completion before scoring goes on, so
+    /// that a replay gives the same result every time.
+    pub replay: bool,
+}
+
+/// Running totals.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    pub records: u64,
+    pub scored: u64,
+    pub anomalies: u64,
+}
+
+pub struct Monitor<'a> {
+    options: MonitorOptions,
+    /// None until the warm-up model is fitted.
+    detector: Option<Detector>,
+    /// Features the warm-up model is fitted on.
+    fit_features: RecordFeatures,
+    classifier: Option<Classifier>,
+    warmup: Vec<PacketRecord>,
+    warmup_bar: Option<indicatif::ProgressBar>,
+    batch: Vec<PacketRecord>,
+    scratch: Vec<f32>,
+    scores: Vec<f64>,
+    proba: Vec<f64>,
+    recent: Recent,
+    refit: Option<Refit>,
+    last_fit: Instant,
+    /// Epoch ns of the latest record, and of the latest record when the
+    /// model in use was fitted (replays schedule refits on these).
+    latest_ns: u64,
+    last_fit_ns: u64,
+    csv: Option<AnomalyCsv>,
+    out: &'a mut dyn Write,
+    status: Status,
+    totals: Totals,
+    /// Anomalies per source address.
+    talkers: HashMap<IpAddr, u64>,
+    classes: Vec<u64>,
+}
+
+impl<'a> Monitor<'a> {
+    /// A monitor scoring with `detector` when given (else fitting one on
+    /// the warm-up window) and classifying with `classifier` when given.
+    pub fn new(
+        options: MonitorOptions,
+        detector: Option<Detector>,
+        classifier: Option<Classifier>,
+        out: &'a mut dyn Write,
+    ) -> Result<Self> {
+        let fit_features = match &detector {
+            Some(d) => d.features.clone(),
+            None => RecordFeatures::all(),
+        };
+        let csv = match &options.output {
+            Some(path) => Some(AnomalyCsv::create(path, classifier.is_some())?),
+            None => None,
+        };
+        let recent_rows = if options.refit_every.is_some() {
+            options.warmup.max(1)
+        } else {
+            0
+        };
+        let warmup_bar = detector.is_none().then(|| {
+            let bar = progress::items(options.warmup as u64, "warm-up");
+            if bar.is_hidden() {
+                eprintln!(
+                    "Warming up: fitting the model on the first {} packets...",
+                    options.warmup
+                );
+            }
+            bar
+        });
+        let classes = classifier.as_ref().map_or(0, |c| c.model.n_classes());
+        Ok(Monitor {
+            status: Status::new(options.sampling),
+            recent: Recent::new(fit_features.len(), recent_rows),
+            batch: Vec::with_capacity(options.batch),
+            warmup: Vec::new(),
+            warmup_bar,
+            scratch: Vec::new(),
+            scores: Vec::new(),
+            proba: Vec::new(),
+            refit: None,
+            last_fit: Instant::now(),
+            latest_ns: 0,
+            last_fit_ns: 0,
+            csv,
+            out,
+            totals: Totals::default(),
+            talkers: HashMap::new(),
+            classes: vec![0; classes],
+            detector,
+            fit_features,
+            classifier,
+            options,
+        })
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    pub fn model_version(&self) -> Option<u32> {
+        self.detector.as_ref().map(|d| d.version)
+    }
+
+    /// Takes one record (its time in epoch ns); says `Break` once the
+    /// packet count is reached.
+    pub fn push(&mut self, record: &PacketRecord, epoch_ns: u64) -> Result<ControlFlow<()>> {
+        if self
+            .options
+            .packet_count
+            .is_some_and(|n| self.totals.records >= n)
+        {
+            return Ok(ControlFlow::Break(()));
+        }
+        let mut record = *record;
+        record.timestamp_ns = epoch_ns;
+        self.latest_ns = self.latest_ns.max(epoch_ns);
+        self.totals.records += 1;
+        if self.detector.is_none() {
+            self.warmup.push(record);
+            if let Some(bar) = &self.warmup_bar {
+                bar.inc(1);
+            }
+            if self.warmup.len() >= self.options.warmup {
+                self.fit_warmup()?;
+            }
+        } else {
+            self.batch.push(record);
+            if self.batch.len() >= self.options.batch {
+                self.score_batch()?;
+            }
+        }
+        Ok(
+            if self
+                .options
+                .packet_count
+                .is_some_and(|n| self.totals.records >= n)
+            {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            },
+        )
+    }
+
+    /// Fits the first model on the warm-up records, then scores them.
+    fn fit_warmup(&mut self) -> Result<()> {
+        let records = std::mem::take(&mut self.warmup);
+        if records.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let data = features_matrix(&self.fit_features, &records);
+        let model = self
+            .options
+            .params
+            .fit(&data)
+            .context("cannot fit the model on the warm-up packets")?;
+        if let Some(bar) = self.warmup_bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!(
+            "Model v1 fitted on {} packets in {:.2} s; scoring.",
+            records.len(),
+            started.elapsed().as_secs_f64()
+        );
+        self.detector = Some(Detector {
+            model: Arc::new(model),
+            features: self.fit_features.clone(),
+            version: 1,
+        });
+        self.last_fit = Instant::now();
+        self.last_fit_ns = self.latest_ns;
+        for chunk in records.chunks(self.options.batch.max(1)) {
+            self.batch.extend_from_slice(chunk);
+            self.score_batch()?;
+        }
+        Ok(())
+    }
+
+    /// Scores the records gathered so far and reports the anomalies.
+    fn score_batch(&mut self) -> Result<()> {
+        let Some(detector) = self.detector.clone() else {
+            return Ok(());
+        };
+        let n = self.batch.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let f = detector.features.len();
+        fill_columns(&detector.features, &self.batch, &mut self.scratch);
+        self.scores.resize(n, 0.0);
+        detector
+            .model
+            .score_block(Block::contiguous(&self.scratch, n, f), &mut self.scores);
+        let offset = detector.model.offset;
+        if self.options.refit_every.is_some() {
+            for row in 0..n {
+                self.recent
+                    .push((0..f).map(|feature| self.scratch[feature * n + row]));
+            }
+        }
+        let mut predicted: Vec<u32> = Vec::new();
+        if let Some(classifier) = &self.classifier {
+            let c = classifier.model.n_classes();
+            fill_columns(&classifier.features, &self.batch, &mut self.scratch);
+            self.proba.resize(n * c, 0.0);
+            classifier.model.predict_proba_block(
+                Block::contiguous(&self.scratch, n, classifier.features.len()),
+                &mut self.proba,
+            );
+            predicted = argmax_rows(&self.proba, c);
+            for &class in &predicted {
+                self.classes[class as usize] += 1;
+            }
+        }
+        for (i, (record, &raw)) in self.batch.iter().zip(&self.scores).enumerate() {
+            let score = raw - offset;
+            if score >= 0.0 {
+                continue;
+            }
+            let class = self.classifier.as_ref().map(|c| {
+                let k = predicted[i] as usize;
+                let p = self.proba[i * c.model.n_classes() + k];
+                (c.model.classes[k].as_str(), p)
+            });
+            let anomaly = Anomaly {
+                record,
+                score,
+                model_version: detector.version,
+                class,
+            };
+            if let Some(csv) = &mut self.csv {
+                csv.write(&anomaly)?;
+            }
+            if self.options.json {
+                writeln!(self.out, "{}", output::json_line(&anomaly))?;
+            } else if !self.options.quiet {
+                writeln!(self.out, "{}", output::readable_line(&anomaly))?;
+            }
+            *self.talkers.entry(record.source()).or_default() += 1;
+            self.totals.anomalies += 1;
+        }
+        self.totals.scored += n as u64;
+        self.batch.clear();
+        Ok(())
+    }
+
+    /// Periodic work: score what is waiting, flush outputs, swap in a
+    /// finished refit or start one, and once a second the status line and
+    /// back-pressure (`kernel` is there for live captures).
+    pub fn on_tick(&mut self, kernel: Option<&mut Control>) -> Result<()> {
+        self.score_batch()?;
+        if let Some(csv) = &mut self.csv {
+            csv.flush()?;
+        }
+        self.out.flush()?;
+        self.manage_refit()?;
+        let version = self.model_version();
+        self.status
+            .tick(kernel, self.totals, version, self.warmup.len())?;
+        Ok(())
+    }
+
+    fn manage_refit(&mut self) -> Result<()> {
+        if self.refit.as_ref().is_some_and(Refit::is_finished) {
+            let refit = self.refit.take().expect("checked above");
+            self.swap_in(refit)?;
+        }
+        let (Some(every), Some(detector)) = (self.options.refit_every, &self.detector) else {
+            return Ok(());
+        };
+        let due = if self.options.replay {
+            self.latest_ns.saturating_sub(self.last_fit_ns) >= every.as_nanos() as u64
+        } else {
+            self.last_fit.elapsed() >= every
+        };
+        if self.refit.is_none() && due && !self.recent.is_empty() {
+            let mut params = detector.model.params;
+            // A new seed for each model, derived from the first.
+            params.random_state = params.random_state.wrapping_add(detector.version as u64);
+            let data = self.recent.snapshot(detector.features.names());
+            let refit = Refit::start(params, data)?;
+            self.last_fit = Instant::now();
+            self.last_fit_ns = self.latest_ns;
+            if self.options.replay {
+                self.swap_in(refit)?;
+            } else {
+                self.refit = Some(refit);
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores with the model of a finished (or, waiting, running) refit.
+    fn swap_in(&mut self, refit: Refit) -> Result<()> {
+        let rows = refit.rows;
+        let model = refit.finish()?;
+        if let Some(detector) = &mut self.detector {
+            detector.model = Arc::new(model);
+            detector.version += 1;
+            eprintln!(
+                "Model v{} fitted on the {rows} most recent packets; now scoring with it.",
+                detector.version
+            );
+        }
+        Ok(())
+    }
+
+    /// Scores what is left (fitting on a short warm-up if the capture ended
+    /// before the warm-up window filled) and waits for a running refit.
+    pub fn finish(&mut self) -> Result<()> {
+        if self.detector.is_none() && !self.warmup.is_empty() {
+            eprintln!(
+                "The capture ended before the warm-up window filled: fitting on the {} packets seen.",
+                self.warmup.len()
+            );
+            self.fit_warmup()?;
+        }
+        if let Some(bar) = self.warmup_bar.take() {
+            bar.finish_and_clear();
+        }
+        self.score_batch()?;
+        if let Some(refit) = self.refit.take() {
+            drop(refit);
+        }
+        if let Some(csv) = &mut self.csv {
+            csv.flush()?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// The end-of-run summary: totals, kernel counts, top talkers.
+    pub fn summary(&self, elapsed: Duration, kernel: Option<&Counters>) -> String {
+        let t = self.totals;
+        let mut s = String::new();
+        let share = if t.scored == 0 {
+            0.0
+        } else {
+            100.0 * t.anomalies as f64 / t.scored as f64
+        };
+        s.push_str(&format!(
+            "Summary: {} records in {:.1} s, {} scored, {} anomalies ({share:.1}%)",
+            t.records,
+            elapsed.as_secs_f64(),
+            t.scored,
+            t.anomalies
+        ));
+        match self.model_version() {
+            Some(v) => s.push_str(&format!(", last model v{v}.\n")),
+            None => s.push_str(", no model (nothing was scored).\n"),
+        }
+        if let Some(k) = kernel {
+            s.push_str(&format!(
+                "Kernel: {} packets seen, {} records emitted, {} dropped (ring buffer full), {} \
+                 sampled out, {} unparsed, {} not IP, {} filtered.\n",
+                k.seen, k.emitted, k.ring_full, k.sampled_out, k.unparsed, k.not_ip, k.filtered
+            ));
+        }
+        if let Some(csv) = &self.csv {
+            s.push_str(&format!(
+                "Anomalies written to {} ({} rows).\n",
+                csv.path().display(),
+                csv.rows()
+            ));
+        }
+        if let Some(c) = &self.classifier {
+            let counts: Vec<String> = c
+                .model
+                .classes
+                .iter()
+                .zip(&self.classes)
+                .map(|(name, n)| format!("{name}: {n}"))
+                .collect();
+            s.push_str(&format!("Classes: {}.\n", counts.join(", ")));
+        }
+        let mut talkers: Vec<(&IpAddr, &u64)> = self.talkers.iter().collect();
+        talkers.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        if !talkers.is_empty() {
+            s.push_str("Top talkers among the anomalies:\n");
+            let mut table = comfy_table::Table::new();
+            table.load_preset(crate::commands::HEADER_RULE_ONLY);
+            table.set_header(["source", "anomalies", "share"]);
+            for (addr, n) in talkers.iter().take(10) {
+                table.add_row([
+                    addr.to_string(),
+                    n.to_string(),
+                    format!("{:.1}%", 100.0 * **n as f64 / t.anomalies.max(1) as f64),
+                ]);
+            }
+            s.push_str(&table.to_string());
+            s.push('\n');
+        }
+        s
+    }
+}
+
+impl RecordSink for Monitor<'_> {
+    fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
+        for record in batch {
+            if self.push(record, record.timestamp_ns)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn in_place(&self) -> bool {
+        true
+    }
+
+    fn record_in_place(&mut self, record: &PacketRecord, epoch_ns: u64) -> Result<ControlFlow<()>> {
+        self.push(record, epoch_ns)
+    }
+
+    fn tick(&mut self, control: &mut Control) -> Result<()> {
+        self.on_tick(Some(control))
+    }
+}
+
+/// The features of `records`, column after column, into `out`.
+fn fill_columns(features: &RecordFeatures, records: &[PacketRecord], out: &mut Vec<f32>) {
+    let n = records.len();
+    out.clear();
+    out.resize(features.len() * n, 0.0);
+    for f in 0..features.len() {
+        let column = &mut out[f * n..(f + 1) * n];
+        for (slot, record) in column.iter_mut().zip(records) {
+            *slot = features.value(f, record);
+        }
+    }
+}
+
+/// The features of `records` as a matrix (for fitting).
+fn features_matrix(
+    features: &RecordFeatures,
+    records: &[PacketRecord],
+) -> crate::features::FeatureMatrix {
+    let mut data = Vec::new();
+    fill_columns(features, records, &mut data);
+    let n = records.len();
+    let columns = (0..features.len())
+        .map(|f| data[f * n..(f + 1) * n].to_vec())
+        .collect();
+    crate::features::FeatureMatrix::from_columns(features.names(), columns)
+}

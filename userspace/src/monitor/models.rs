@@ -1,0 +1,209 @@
+//! The models a monitor scores with: an Isolation Forest (fitted on a
+//! warm-up window or loaded from a file, refitted in the background if
+//! asked) and optionally a Random Forest classifier, each with the record
+//! features it expects.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::record_features::RecordFeatures;
+use crate::features::encoding::FeaturePlan;
+use crate::features::{FeatureMatrix, FeatureSet};
+use crate::models::iforest::{IsolationForest, IsolationForestParams};
+use crate::models::model_file::SavedModel;
+use crate::models::rforest::RandomForest;
+
+/// The anomaly model in use, and its version (1 for the first; each refit
+/// or swap adds one).
+#[derive(Clone)]
+pub struct Detector {
+    pub model: Arc<IsolationForest>,
+    pub features: RecordFeatures,
+    pub version: u32,
+}
+
+/// A classifier saved by `classify --save-model` on packet features.
+pub struct Classifier {
+    pub model: RandomForest,
+    pub features: RecordFeatures,
+}
+
+/// The packet features a saved model reads, if it was fitted on the default
+/// packet feature set.
+fn packet_features(plan: &FeaturePlan, path: &Path) -> Result<Vec<String>> {
+    match plan {
+        FeaturePlan::Packet {
+            set: FeatureSet::Default,
+            features,
+        } => Ok(features.clone()),
+        FeaturePlan::Packet {
+            set: FeatureSet::Seed,
+            ..
+        } => bail!(
+            "{} was fitted on the original tool's features (--features seed), which need a whole \
+             file; live scoring needs a model fitted with --features default",
+            path.display()
+        ),
+        FeaturePlan::Columns { .. } => bail!(
+            "{} was fitted on CSV columns (--feature-columns or a non-packet CSV); live scoring \
+             needs a model fitted on packet captures with --features default",
+            path.display()
+        ),
+    }
+}
+
+/// Loads an Isolation Forest saved by `detect --save-model`.
+pub fn load_detector(path: &Path) -> Result<Detector> {
+    match SavedModel::load(path)? {
+        SavedModel::IsolationForest { plan, model } => {
+            let features = RecordFeatures::for_model(&packet_features(&plan, path)?)
+                .with_context(|| format!("cannot score live packets with {}", path.display()))?;
+            Ok(Detector {
+                model: Arc::new(model),
+                features,
+                version: 1,
+            })
+        }
+        SavedModel::RandomForest { .. } => bail!(
+            "{} is a Random Forest classifier: pass it with --classifier; --model takes an \
+             Isolation Forest saved by `detect --save-model`",
+            path.display()
+        ),
+    }
+}
+
+/// Loads a Random Forest saved by `classify --save-model`.
+pub fn load_classifier(path: &Path) -> Result<Classifier> {
+    match SavedModel::load(path)? {
+        SavedModel::RandomForest { plan, model } => {
+            let features = RecordFeatures::for_model(&packet_features(&plan, path)?)
+                .with_context(|| format!("cannot classify live packets with {}", path.display()))?;
+            Ok(Classifier { model, features })
+        }
+        SavedModel::IsolationForest { .. } => bail!(
+            "{} is an Isolation Forest: pass it with --model; --classifier takes a Random Forest \
+             saved by `classify --save-model`",
+            path.display()
+        ),
+    }
+}
+
+/// The features of the most recent records, kept for refitting: a ring of
+/// `capacity` rows, column-major.
+pub struct Recent {
+    columns: Vec<Vec<f32>>,
+    capacity: usize,
+    next: usize,
+    filled: usize,
+}
+
+impl Recent {
+    pub fn new(n_features: usize, capacity: usize) -> Self {
+        Recent {
+            columns: vec![vec![0.0; capacity]; n_features],
+            capacity,
+            next: 0,
+            filled: 0,
+        }
+    }
+
+    /// Remembers one row (one value per feature).
+    pub fn push(&mut self, row: impl Iterator<Item = f32>) {
+        if self.capacity == 0 {
+            return;
+        }
+        for (column, v) in self.columns.iter_mut().zip(row) {
+            column[self.next] = v;
+        }
+        self.next = (self.next + 1) % self.capacity;
+        self.filled = (self.filled + 1).min(self.capacity);
+    }
+
+    pub fn len(&self) -> usize {
+        self.filled
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    /// The rows kept so far, as a matrix to fit on.
+    pub fn snapshot(&self, names: Vec<String>) -> FeatureMatrix {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| c[..self.filled].to_vec())
+            .collect();
+        FeatureMatrix::from_columns(names, columns)
+    }
+}
+
+/// A fit running in the background while capture goes on.
+pub struct Refit {
+    handle: JoinHandle<Result<IsolationForest>>,
+    pub rows: usize,
+}
+
+impl Refit {
+    /// Starts fitting `params` on `data` on another thread.
+    pub fn start(params: IsolationForestParams, data: FeatureMatrix) -> Result<Refit> {
+        let rows = data.n_rows();
+        let handle = std::thread::Builder::new()
+            .name("refit".into())
+            .spawn(move || params.fit(&data))
+            .context("cannot start the refit thread")?;
+        Ok(Refit { handle, rows })
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// The fitted model (waits if it is not done).
+    pub fn finish(self) -> Result<IsolationForest> {
+        self.handle
+            .join()
+            .map_err(|_| anyhow!("the refit thread failed"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_keeps_the_last_rows() {
+        let mut r = Recent::new(2, 3);
+        for i in 0..5 {
+            r.push([i as f32, 10.0 * i as f32].into_iter());
+        }
+        assert_eq!(r.len(), 3);
+        let m = r.snapshot(vec!["a".into(), "b".into()]);
+        let mut a = m.column(0).to_vec();
+        a.sort_by(f32::total_cmp);
+        assert_eq!(a, [2.0, 3.0, 4.0]);
+        let mut b = m.column(1).to_vec();
+        b.sort_by(f32::total_cmp);
+        assert_eq!(b, [20.0, 30.0, 40.0]);
+    }
+
+    #[test]
+    fn a_refit_runs_in_the_background_and_returns_the_model() {
+        let mut r = Recent::new(1, 100);
+        for i in 0..100 {
+            r.push(std::iter::once((i % 10) as f32));
+        }
+        let params = IsolationForestParams {
+            n_estimators: 10,
+            ..Default::default()
+        };
+        let data = r.snapshot(vec!["length".into()]);
+        let want = params.fit(&data).unwrap();
+        let refit = Refit::start(params, data).unwrap();
+        assert_eq!(refit.rows, 100);
+        assert_eq!(refit.finish().unwrap(), want);
+    }
+}

@@ -1,0 +1,290 @@
+//! Where anomalies go as they are found: CSV rows to `--output FILE`
+//! (streamed, flushed every tick, so a crash loses nothing already
+//! flushed), and a readable line (or a JSON line with `--json`) on stdout.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ml_sniffing_common::protocol;
+use ml_sniffing_common::record::PacketRecord;
+use serde::Serialize;
+
+use crate::capture::csv_rows::{self, RowFormatter};
+use crate::pyfmt;
+
+/// One scored packet that was found anomalous.
+pub struct Anomaly<'a> {
+    pub record: &'a PacketRecord,
+    /// `decision_function`: negative.
+    pub score: f64,
+    pub model_version: u32,
+    /// The classifier's most probable class and its probability.
+    pub class: Option<(&'a str, f64)>,
+}
+
+/// The columns of the anomaly CSV: a capture row (as `sniff` writes it),
+/// then the score, the label, the model version, and the class when a
+/// classifier runs.
+pub fn csv_header(with_class: bool) -> String {
+    let mut columns: Vec<&str> = csv_rows::COLUMNS.to_vec();
+    columns.extend(["anomaly_score", "is_anomaly", "model_version"]);
+    if with_class {
+        columns.extend(["predicted_class", "class_probability"]);
+    }
+    columns.join(",")
+}
+
+/// The names of the TCP flags set in `flags`, as tcpdump writes them.
+pub fn tcp_flag_letters(flags: u8) -> String {
+    const LETTERS: [(u8, char); 8] = [
+        (0x02, 'S'),
+        (0x01, 'F'),
+        (0x04, 'R'),
+        (0x08, 'P'),
+        (0x10, '.'),
+        (0x20, 'U'),
+        (0x40, 'E'),
+        (0x80, 'W'),
+    ];
+    LETTERS
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// UTC date-time with microseconds.
+pub fn utc_micros(epoch_ns: u64) -> String {
+    let mut s = pyfmt::pandas_datetime(epoch_ns as i64, 6);
+    s.push_str(" UTC");
+    s
+}
+
+fn endpoint(addr: std::net::IpAddr, port: u16, has_ports: bool) -> String {
+    match (addr, has_ports) {
+        (std::net::IpAddr::V6(a), true) => format!("[{a}]:{port}"),
+        (a, true) => format!("{a}:{port}"),
+        (a, false) => a.to_string(),
+    }
+}
+
+/// The readable line for one anomaly.
+pub fn readable_line(a: &Anomaly) -> String {
+    let r = a.record;
+    let proto = protocol::name(r.protocol).map_or_else(|| r.protocol.to_string(), str::to_string);
+    let ports = matches!(r.protocol, 6 | 17 | 33 | 132 | 136) && !r.is_later_fragment();
+    let mut line = format!(
+        "{}  {} -> {}  {proto}  {} B",
+        utc_micros(r.timestamp_ns),
+        endpoint(r.source(), r.src_port, ports),
+        endpoint(r.destination(), r.dst_port, ports),
+        r.frame_len
+    );
+    if r.protocol == 6 {
+        line.push_str(&format!("  [{}]", tcp_flag_letters(r.tcp_flags)));
+    }
+    if matches!(r.protocol, 1 | 58) {
+        line.push_str(&format!("  type {} code {}", r.src_port, r.dst_port));
+    }
+    line.push_str(&format!(
+        "  score {:.4}  model v{}",
+        a.score, a.model_version
+    ));
+    if let Some((class, p)) = a.class {
+        line.push_str(&format!("  class {class} ({p:.2})"));
+    }
+    line
+}
+
+#[derive(Serialize)]
+struct JsonAnomaly<'a> {
+    timestamp: String,
+    epoch_ns: u64,
+    source_ip: String,
+    destination_ip: String,
+    protocol: String,
+    length: u32,
+    source_port: u16,
+    destination_port: u16,
+    ttl: u8,
+    tcp_flags: u8,
+    vlan_id: u16,
+    flow_packets: u64,
+    flow_bytes: u64,
+    flow_gap: f64,
+    anomaly_score: f64,
+    model_version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicted_class: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class_probability: Option<f64>,
+}
+
+/// The JSON line for one anomaly.
+pub fn json_line(a: &Anomaly) -> String {
+    let r = a.record;
+    let j = JsonAnomaly {
+        timestamp: utc_micros(r.timestamp_ns),
+        epoch_ns: r.timestamp_ns,
+        source_ip: r.source().to_string(),
+        destination_ip: r.destination().to_string(),
+        protocol: protocol::name(r.protocol).map_or_else(|| r.protocol.to_string(), str::to_string),
+        length: r.frame_len,
+        source_port: r.src_port,
+        destination_port: r.dst_port,
+        ttl: r.ttl,
+        tcp_flags: r.tcp_flags,
+        vlan_id: r.vlan_id,
+        flow_packets: r.flow_packets,
+        flow_bytes: r.flow_bytes,
+        flow_gap: super::record_features::csv_seconds(r.flow_gap_ns),
+        anomaly_score: a.score,
+        model_version: a.model_version,
+        predicted_class: a.class.map(|c| c.0),
+        class_probability: a.class.map(|c| c.1),
+    };
+    serde_json::to_string(&j).expect("plain data serializes")
+}
+
+/// Anomaly rows to a CSV file, one line each as they are found.
+pub struct AnomalyCsv {
+    path: PathBuf,
+    out: BufWriter<File>,
+    row: RowFormatter,
+    rows: u64,
+}
+
+impl AnomalyCsv {
+    pub fn create(path: &Path, with_class: bool) -> Result<Self> {
+        let file =
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        writeln!(out, "{}", csv_header(with_class))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(AnomalyCsv {
+            path: path.to_path_buf(),
+            out,
+            row: RowFormatter::new(),
+            rows: 0,
+        })
+    }
+
+    pub fn write(&mut self, a: &Anomaly) -> Result<()> {
+        self.row.format(a.record);
+        let line = self.row.line();
+        let mut tail = String::with_capacity(64);
+        tail.push(',');
+        pyfmt::push_float_repr(&mut tail, a.score);
+        tail.push_str(",True,");
+        tail.push_str(itoa::Buffer::new().format(a.model_version));
+        if let Some((class, p)) = a.class {
+            tail.push(',');
+            tail.push_str(class);
+            tail.push(',');
+            pyfmt::push_float_repr(&mut tail, p);
+        }
+        tail.push('\n');
+        self.out
+            .write_all(&line[..line.len() - 1])
+            .and_then(|()| self.out.write_all(tail.as_bytes()))
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ml_sniffing_common::record::addr_bytes;
+
+    fn record() -> PacketRecord {
+        PacketRecord {
+            timestamp_ns: 1_712_589_010_595_727_891,
+            src_addr: addr_bytes("203.0.113.9".parse().unwrap()),
+            dst_addr: addr_bytes("10.0.0.2".parse().unwrap()),
+            frame_len: 60,
+            src_port: 51234,
+            dst_port: 443,
+            protocol: 6,
+            ip_version: 4,
+            ttl: 50,
+            tcp_flags: 0x02,
+            flow_packets: 1,
+            flow_bytes: 60,
+            ..PacketRecord::default()
+        }
+    }
+
+    #[test]
+    fn readable_and_json_lines() {
+        let r = record();
+        let a = Anomaly {
+            record: &r,
+            score: -0.12345,
+            model_version: 2,
+            class: Some(("Malicious", 0.875)),
+        };
+        assert_eq!(
+            readable_line(&a),
+            "2024-04-08 15:10:10.595727 UTC  203.0.113.9:51234 -> 10.0.0.2:443  tcp  60 B  [S]  \
+             score -0.1235  model v2  class Malicious (0.88)"
+        );
+        let j: serde_json::Value = serde_json::from_str(&json_line(&a)).unwrap();
+        assert_eq!(j["source_ip"], "203.0.113.9");
+        assert_eq!(j["destination_port"], 443);
+        assert_eq!(j["anomaly_score"], -0.12345);
+        assert_eq!(j["predicted_class"], "Malicious");
+    }
+
+    #[test]
+    fn csv_rows_extend_the_capture_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.csv");
+        let r = record();
+        let mut csv = AnomalyCsv::create(&path, false).unwrap();
+        csv.write(&Anomaly {
+            record: &r,
+            score: -0.5,
+            model_version: 1,
+            class: None,
+        })
+        .unwrap();
+        csv.flush().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        assert!(header.starts_with("timestamp,source_ip,destination_ip,protocol,length,"));
+        assert!(header.ends_with(",anomaly_score,is_anomaly,model_version"));
+        let row = lines.next().unwrap();
+        assert!(
+            row.starts_with("1712589010.595727,203.0.113.9,10.0.0.2,tcp,60,51234,443,"),
+            "{row}"
+        );
+        assert!(row.ends_with(",-0.5,True,1"), "{row}");
+        assert_eq!(row.split(',').count(), header.split(',').count());
+    }
+
+    #[test]
+    fn tcp_flags_read_like_tcpdump() {
+        assert_eq!(tcp_flag_letters(0x12), "S.");
+        assert_eq!(tcp_flag_letters(0x18), "P.");
+        assert_eq!(tcp_flag_letters(0), "");
+    }
+}
