@@ -32,10 +32,19 @@ use super::records::{Records, EXIT};
 use crate::models::iforest::flat::order_key;
 use crate::models::Block;
 
-/// Rows walked side by side (one register each), and keys per row in the
-/// scratch (16 u32: one 64-byte register). 8 lanes ran about 10 % slower,
-/// 24 and 32 (rows spilled from registers) 20-30 % slower.
+/// Rows walked side by side (one register each). 8 lanes ran 10-15 %
+/// slower, 24 and 32 (rows spilled from registers) 20-30 % slower.
 const LANES: usize = 16;
+
+/// Keys per row in the scratch: one 64-byte register for up to 16
+/// features, two for 17 to 32.
+const fn row_keys(wide: bool) -> usize {
+    if wide {
+        32
+    } else {
+        16
+    }
+}
 
 /// Rows per tile: their keys (512 KiB), their sums and a tree (about 200
 /// KiB with its leaves) mostly fit the 1 MiB L2 of the CPU this was tuned
@@ -61,8 +70,9 @@ pub fn available() -> bool {
 
 /// Working memory of one walk, reused across tiles.
 struct Scratch {
-    /// `LANES` keys per row: the tile's rows, padding rows up to a multiple
-    /// of `LANES`, and one all-zero parking row at index `parked_row`.
+    /// 16 or 32 keys per row ([`row_keys`]): the tile's rows, padding rows
+    /// up to a multiple of `LANES`, and one all-zero parking row at index
+    /// `parked_row`.
     keys: Vec<u32>,
     /// `padded_classes` sums per row (and the parking row).
     sums: Vec<f64>,
@@ -112,7 +122,7 @@ pub unsafe fn add_probabilities_with(
     assert!(tile_rows >= 1 && first_wave >= 1 && later_waves >= 1);
     let cap = tile_rows.min(block.len()).div_ceil(LANES) * LANES;
     let mut s = Scratch {
-        keys: vec![0; (cap + 1) * LANES],
+        keys: vec![0; (cap + 1) * row_keys(true)],
         sums: vec![0.0; (cap + 1) * records.padded_classes],
         items: Vec::with_capacity(cap + LANES),
         next_items: Vec::with_capacity(cap + LANES),
@@ -124,10 +134,13 @@ pub unsafe fn add_probabilities_with(
         // number of 4-class vectors per leaf (a loop of constant length
         // unrolls; the general loop costs branches per row).
         unsafe {
-            match records.padded_classes / 4 {
-                1 => walk_tile::<1>(records, tile, &mut s, first_wave, later_waves),
-                2 => walk_tile::<2>(records, tile, &mut s, first_wave, later_waves),
-                _ => walk_tile::<0>(records, tile, &mut s, first_wave, later_waves),
+            let wide = records.n_features > 16;
+            match (records.padded_classes / 4, wide) {
+                (1, false) => walk_tile::<1, false>(records, tile, &mut s, first_wave, later_waves),
+                (2, false) => walk_tile::<2, false>(records, tile, &mut s, first_wave, later_waves),
+                (_, false) => walk_tile::<0, false>(records, tile, &mut s, first_wave, later_waves),
+                (1, true) => walk_tile::<1, true>(records, tile, &mut s, first_wave, later_waves),
+                (_, true) => walk_tile::<0, true>(records, tile, &mut s, first_wave, later_waves),
             }
         }
         let p = records.padded_classes;
@@ -140,9 +153,10 @@ pub unsafe fn add_probabilities_with(
 }
 
 /// Walks every tree over one tile, leaving each row's sums in `s.sums`.
-/// `VECTORS`: the number of 4-class vectors per leaf, or 0 for any.
+/// `VECTORS`: the number of 4-class vectors per leaf, or 0 for any; `WIDE`:
+/// rows of 32 keys (more than 16 features).
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-unsafe fn walk_tile<const VECTORS: usize>(
+unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool>(
     records: &Records,
     tile: Block,
     s: &mut Scratch,
@@ -153,12 +167,14 @@ unsafe fn walk_tile<const VECTORS: usize>(
     let padded = n.div_ceil(LANES) * LANES;
     let parked_row = padded;
     let p = records.padded_classes;
-    assert!(s.sums.len() >= (parked_row + 1) * p && s.keys.len() >= (parked_row + 1) * LANES);
-    // Keys, row-major: a row is one 64-byte register.
-    s.keys[..(parked_row + 1) * LANES].fill(0);
+    let stride = row_keys(WIDE);
+    assert!(records.n_features <= stride);
+    assert!(s.sums.len() >= (parked_row + 1) * p && s.keys.len() >= (parked_row + 1) * stride);
+    // Keys, row-major: a row is one or two 64-byte registers.
+    s.keys[..(parked_row + 1) * stride].fill(0);
     for f in 0..records.n_features {
         for (r, &x) in tile.column(f).iter().enumerate() {
-            s.keys[r * LANES + f] = order_key(x);
+            s.keys[r * stride + f] = order_key(x);
         }
     }
     s.sums[..(parked_row + 1) * p].fill(0.0);
@@ -190,7 +206,7 @@ unsafe fn walk_tile<const VECTORS: usize>(
             // SAFETY: rows < padded < parked_row, whose keys exist; record
             // 0 is the root; the CPU features are the caller's.
             cnt = unsafe {
-                walk_group::<VECTORS>(
+                walk_group::<VECTORS, WIDE>(
                     tree,
                     &s.keys,
                     rows,
@@ -219,7 +235,7 @@ unsafe fn walk_tile<const VECTORS: usize>(
                 // SAFETY: items hold rows <= parked_row and records of this
                 // tree (written by `walk_group` or the parking pair).
                 cnt = unsafe {
-                    walk_group::<VECTORS>(
+                    walk_group::<VECTORS, WIDE>(
                         tree,
                         &s.keys,
                         rows,
@@ -287,13 +303,13 @@ impl<'a> Prefetch<'a> {
 /// `VECTORS` is `padded_classes / 4`, or 0 for a loop over any number.
 ///
 /// # Safety
-/// Every row has `LANES` keys in `keys` and `padded_classes` sums in
+/// Every row has [`row_keys`]`(WIDE)` keys in `keys` and `padded_classes` sums in
 /// `sums`, every `at` is a record of `tree` (a tree of `records`),
 /// `steps >= 1`, and the caller is compiled with the features of
 /// [`available`] (this function is always inlined into it).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn walk_group<const VECTORS: usize>(
+unsafe fn walk_group<const VECTORS: usize, const WIDE: bool>(
     tree: &[super::records::Record],
     keys: &[u32],
     rows: [u32; LANES],
@@ -309,7 +325,8 @@ unsafe fn walk_group<const VECTORS: usize>(
     let zero_leaf = records.zero_leaf() as usize;
     debug_assert!(rows
         .iter()
-        .all(|&r| (r as usize + 1) * LANES <= keys.len() && (r as usize + 1) * p <= sums.len()));
+        .all(|&r| (r as usize + 1) * row_keys(WIDE) <= keys.len()
+            && (r as usize + 1) * p <= sums.len()));
     debug_assert!(at.iter().all(|&i| (i as usize) < tree.len()));
     debug_assert!(next_items.capacity() >= cnt + LANES && steps >= 1);
     // SAFETY (for the whole body): each row's keys and sums are inside
@@ -318,11 +335,16 @@ unsafe fn walk_group<const VECTORS: usize>(
     // `EXIT` entries are below 8; leaf exits give leaves of the tree
     // (checked) and other rows the zero leaf, all inside `leaf_values`.
     unsafe {
-        let mut row_keys = [_mm512_setzero_si512(); LANES];
+        // Narrow rows stay in registers; wide ones (two registers each)
+        // are read from the scratch at each step (L1).
+        let mut row_regs = [_mm512_setzero_si512(); LANES];
+        let mut row_ptrs = [keys.as_ptr(); LANES];
         let mut idx = [0usize; LANES];
         for l in 0..LANES {
-            row_keys[l] =
-                _mm512_loadu_si512(keys.as_ptr().add(rows[l] as usize * LANES) as *const __m512i);
+            row_ptrs[l] = keys.as_ptr().add(rows[l] as usize * row_keys(WIDE));
+            if !WIDE {
+                row_regs[l] = _mm512_loadu_si512(row_ptrs[l] as *const __m512i);
+            }
             idx[l] = at[l] as usize;
         }
         let base = tree.as_ptr();
@@ -333,7 +355,14 @@ unsafe fn walk_group<const VECTORS: usize>(
                 let features = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
                     record.features.as_ptr() as *const __m128i,
                 )));
-                let x = _mm512_castsi512_si256(_mm512_permutexvar_epi32(features, row_keys[$l]));
+                let x = if WIDE {
+                    let row = row_ptrs[$l] as *const __m512i;
+                    let (low, high) = (_mm512_loadu_si512(row), _mm512_loadu_si512(row.add(1)));
+                    _mm512_permutex2var_epi32(low, features, high)
+                } else {
+                    _mm512_permutexvar_epi32(features, row_regs[$l])
+                };
+                let x = _mm512_castsi512_si256(x);
                 let t = _mm256_load_si256(record.keys.as_ptr() as *const __m256i);
                 let mask = _mm256_cmpgt_epu32_mask(x, t);
                 let e = *EXIT.get_unchecked(mask as usize) as usize;

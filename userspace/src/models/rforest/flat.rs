@@ -9,7 +9,7 @@
 //! walk ends (checked by [`FlatForest::validate`], also for loaded models).
 //!
 //! These arrays are what model files store. On CPUs with AVX-512 (and
-//! forests of at most 16 features), scoring runs on a layout derived from
+//! forests of at most 32 features), scoring runs on a layout derived from
 //! them when the forest is built or loaded: [`Records`], three levels per
 //! 64-byte record, walked by [`super::avx512`]. Elsewhere the portable walk
 //! below goes through a block of rows tree by tree, `LANES` rows at a time

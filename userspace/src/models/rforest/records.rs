@@ -29,9 +29,9 @@ use crate::models::Block;
 /// Exits of a record.
 pub const EXITS: usize = 8;
 
-/// The most features a record walk handles (the permute picks from 16
-/// lanes).
-pub const MAX_FEATURES: usize = 16;
+/// The most features a record walk handles (the permute picks from two
+/// registers of 16 lanes).
+pub const MAX_FEATURES: usize = 32;
 
 /// Threshold key of padding nodes: no row's key is greater.
 const PADDING_KEY: u32 = u32::MAX;

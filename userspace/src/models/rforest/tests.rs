@@ -288,6 +288,7 @@ fn record_walk_equals_the_pointer_trees() {
         (60, 1, 2, None),
         (300, 11, 9, None),
         (200, 3, 4, Some(1)),
+        (300, 24, 3, None),
     ] {
         let (train, labels) = problem_k(rows, features, k, 1);
         let params = RandomForestParams {
@@ -304,7 +305,7 @@ fn record_walk_equals_the_pointer_trees() {
         let records = model
             .forest
             .records()
-            .expect("at most 16 features fit records");
+            .expect("at most 32 features fit records");
         let (test, _) = problem_k(257, features, k, 2);
         for data in [&train, &with_edge_values(&test, &model.forest, 3)] {
             let want = reference_proba(&trees, data);
@@ -331,8 +332,8 @@ fn single_leaf_trees_and_wide_forests_score_like_the_pointer_trees() {
     assert!(trees.iter().all(|t| t.nodes.len() == 1));
     assert!(model.forest.records().is_some());
     assert_eq!(model.predict_proba(&data), reference_proba(&trees, &data));
-    // 17 features: no record layout; the portable walk scores instead.
-    let (data, labels) = problem_k(120, 17, 3, 5);
+    // 33 features: no record layout; the portable walk scores instead.
+    let (data, labels) = problem_k(120, 33, 3, 5);
     let trees = params.grow_trees(&data, &labels, 3, &|| {}).unwrap();
     let model = params.fit(&data, &labels, classes(3), &|| {}).unwrap();
     assert!(model.forest.records().is_none());
@@ -347,8 +348,9 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         return;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(6);
-    for round in 0..24 {
-        let features = rng.gen_range(1..=16);
+    for round in 0..32 {
+        // Up to 16 features: rows in one register; 17 to 32: two.
+        let features = rng.gen_range(1..=32);
         let k = rng.gen_range(2..=9);
         let (train, labels) = problem_k(rng.gen_range(20..400), features, k, round);
         let params = RandomForestParams {
@@ -363,7 +365,7 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         let records = model
             .forest
             .records()
-            .expect("at most 16 features fit records");
+            .expect("at most 32 features fit records");
         let (test, _) = problem_k(rng.gen_range(1..700), features, k, 100 + round);
         let test = with_edge_values(&test, &model.forest, round);
         // Sub-blocks exercise offsets, partial lane groups and tiles.
