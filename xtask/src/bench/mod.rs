@@ -3,6 +3,7 @@
 
 mod detect;
 mod kernel;
+mod monitor;
 mod pcap;
 mod rforest;
 
@@ -30,6 +31,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("kernel: in-kernel cost", kernel::cost),
     ("kernel: record path", kernel::record_path),
     ("kernel: veth", kernel::veth_rates),
+    ("monitor", monitor::run),
 ];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
