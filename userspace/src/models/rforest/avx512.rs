@@ -120,6 +120,12 @@ pub unsafe fn add_probabilities_with(
     assert_eq!(out.len(), block.len() * c, "one sum per row and class");
     assert!(block.n_features() >= records.n_features, "too few features");
     assert!(tile_rows >= 1 && first_wave >= 1 && later_waves >= 1);
+    // Tiles of equal size (no small last tile, whose groups would be too
+    // few to prefetch the next tree).
+    let tile_rows = block
+        .len()
+        .div_ceil(block.len().div_ceil(tile_rows).max(1))
+        .max(1);
     let cap = tile_rows.min(block.len()).div_ceil(LANES) * LANES;
     let mut s = Scratch {
         keys: vec![0; (cap + 1) * row_keys(true)],
@@ -259,6 +265,12 @@ fn bytes_of<T>(v: &[T]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
+/// Most lines prefetched per group of rows. A full tile needs about 7 per
+/// group to bring in a whole tree; a small batch (a few groups) only gets
+/// the start of the next tree (its top records, the most visited: records
+/// are in breadth-first order) instead of streaming 200 KB per tree.
+const MAX_PREFETCH_PER_GROUP: usize = 16;
+
 /// Prefetches two byte ranges, a share per call.
 struct Prefetch<'a> {
     a: &'a [u8],
@@ -274,7 +286,7 @@ impl<'a> Prefetch<'a> {
             a,
             b,
             at: 0,
-            per_call: lines.div_ceil(calls.max(1)),
+            per_call: lines.div_ceil(calls.max(1)).min(MAX_PREFETCH_PER_GROUP),
         }
     }
 
