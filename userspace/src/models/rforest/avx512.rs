@@ -64,6 +64,7 @@ pub fn available() -> bool {
         && std::is_x86_feature_detected!("avx512vl")
         && std::is_x86_feature_detected!("avx512bw")
         && std::is_x86_feature_detected!("avx512dq")
+        && std::is_x86_feature_detected!("bmi1")
         && std::is_x86_feature_detected!("bmi2")
         && std::is_x86_feature_detected!("popcnt")
 }
@@ -127,8 +128,9 @@ pub unsafe fn add_probabilities_with(
         .div_ceil(block.len().div_ceil(tile_rows).max(1))
         .max(1);
     let cap = tile_rows.min(block.len()).div_ceil(LANES) * LANES;
+    let wide = records.n_features > 16;
     let mut s = Scratch {
-        keys: vec![0; (cap + 1) * row_keys(true)],
+        keys: vec![0; (cap + 1) * row_keys(wide)],
         sums: vec![0.0; (cap + 1) * records.padded_classes],
         items: Vec::with_capacity(cap + LANES),
         next_items: Vec::with_capacity(cap + LANES),
@@ -140,7 +142,6 @@ pub unsafe fn add_probabilities_with(
         // number of 4-class vectors per leaf (a loop of constant length
         // unrolls; the general loop costs branches per row).
         unsafe {
-            let wide = records.n_features > 16;
             match (records.padded_classes / 4, wide) {
                 (1, false) => walk_tile::<1, false>(records, tile, &mut s, first_wave, later_waves),
                 (2, false) => walk_tile::<2, false>(records, tile, &mut s, first_wave, later_waves),
@@ -209,8 +210,10 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool>(
             for (l, row) in rows.iter_mut().enumerate() {
                 *row = (g + l) as u32;
             }
-            // SAFETY: rows < padded < parked_row, whose keys exist; record
-            // 0 is the root; the CPU features are the caller's.
+            // SAFETY: rows < padded = parked_row: keys and sums exist (both
+            // asserted above); record 0 is the root; the list has room
+            // (capacity cap + LANES, at most `padded` rows listed); the CPU
+            // features are the caller's.
             cnt = unsafe {
                 walk_group::<VECTORS, WIDE>(
                     tree,
