@@ -18,64 +18,18 @@ mod privileged {
 
     use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
 
-    use crate::support::netns::{NetNs, VethPair};
+    use crate::support::lab::Lab;
     use crate::support::process::{describe, ChildGuard};
-    use crate::support::raw::RawSocket;
     use crate::support::root::can_run_kernel_tests;
 
     const BIN: &str = env!("CARGO_BIN_EXE_ml-sniffing");
     const WAIT: Duration = Duration::from_secs(20);
 
-    /// A capture namespace and a peer namespace joined by a veth pair.
-    /// Field order is drop order: the pair goes before the namespaces.
-    struct Lab {
-        link: VethPair,
-        capture: NetNs,
-        peer: NetNs,
-    }
-
-    impl Lab {
-        fn new() -> Lab {
-            let capture = NetNs::new("cap").unwrap();
-            let peer = NetNs::new("peer").unwrap();
-            let link = VethPair::new(&capture, &peer).unwrap();
-            Lab {
-                link,
-                capture,
-                peer,
-            }
-        }
-
-        /// The interface the capture runs on.
-        fn iface(&self) -> &str {
-            &self.link.a.name
-        }
-
-        /// A raw socket on the peer's end.
-        fn sender(&self) -> RawSocket {
-            let peer_if = self.link.b.name.clone();
-            self.peer.enter(move || RawSocket::bind(&peer_if)).unwrap()
-        }
-
-        /// `ml-sniffing ARGS` inside the capture namespace.
-        fn sniff(&self, args: &[&str]) -> ChildGuard {
-            let mut cmd = self.capture.command(BIN);
-            cmd.arg("sniff").args(args);
-            ChildGuard::spawn(&mut cmd).unwrap()
-        }
-
-        fn wait_attached(&self) -> serde_json::Value {
-            self.capture.wait_for_xdp(self.iface(), WAIT).unwrap()
-        }
-
-        fn assert_detached(&self) {
-            assert_eq!(
-                self.capture.xdp_attachment(self.iface()).unwrap(),
-                None,
-                "an XDP program is still attached to {}",
-                self.iface()
-            );
-        }
+    /// `ml-sniffing sniff ARGS` inside the capture namespace.
+    fn sniff(lab: &Lab, args: &[&str]) -> ChildGuard {
+        let mut cmd = lab.capture.command(BIN);
+        cmd.arg("sniff").args(args);
+        ChildGuard::spawn(&mut cmd).unwrap()
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -307,16 +261,19 @@ mod privileged {
         let sent = known_packets();
         let count = sent.len().to_string();
         let start_us = epoch_us();
-        let sniff = lab.sniff(&[
-            out.to_str().unwrap(),
-            "-i",
-            lab.iface(),
-            "-c",
-            &count,
-            "--xdp-mode",
-            mode,
-        ]);
-        let xdp = lab.wait_attached();
+        let sniff = sniff(
+            &lab,
+            &[
+                out.to_str().unwrap(),
+                "-i",
+                lab.iface(),
+                "-c",
+                &count,
+                "--xdp-mode",
+                mode,
+            ],
+        );
+        let xdp = lab.wait_attached(WAIT);
         assert_eq!(
             xdp["mode"].as_u64(),
             Some(attach_mode),
@@ -371,15 +328,18 @@ mod privileged {
             return;
         }
         let lab = Lab::new();
-        let sniff = lab.sniff(&[
-            "-",
-            "--interface",
-            lab.iface(),
-            "--packet-count",
-            "2",
-            "--ipv4-only",
-        ]);
-        lab.wait_attached();
+        let sniff = sniff(
+            &lab,
+            &[
+                "-",
+                "--interface",
+                lab.iface(),
+                "--packet-count",
+                "2",
+                "--ipv4-only",
+            ],
+        );
+        lab.wait_attached(WAIT);
         let sender = lab.sender();
         let v4 = expect(&FrameSpec::new(
             ip("10.0.0.2"),
@@ -418,8 +378,8 @@ mod privileged {
             let lab = Lab::new();
             let dir = tempfile::tempdir().unwrap();
             let out = dir.path().join("capture.csv");
-            let sniff = lab.sniff(&[out.to_str().unwrap(), "-i", lab.iface()]);
-            lab.wait_attached();
+            let sniff = sniff(&lab, &[out.to_str().unwrap(), "-i", lab.iface()]);
+            lab.wait_attached(WAIT);
             let sender = lab.sender();
             let udp = FrameSpec::new(
                 ip("10.0.0.2"),
@@ -468,8 +428,8 @@ mod privileged {
             return;
         }
         let lab = Lab::new();
-        let sniff = lab.sniff(&["-", "-i", lab.iface()]);
-        lab.wait_attached();
+        let sniff = sniff(&lab, &["-", "-i", lab.iface()]);
+        lab.wait_attached(WAIT);
         sniff.signal(libc::SIGKILL).unwrap();
         let _ = sniff.wait(WAIT);
         // The kernel releases the link when the last fd closes.
@@ -484,7 +444,7 @@ mod privileged {
     }
 
     fn run_to_end(lab: &Lab, args: &[&str]) -> std::process::Output {
-        lab.sniff(args).wait(WAIT).unwrap()
+        sniff(lab, args).wait(WAIT).unwrap()
     }
 
     fn stderr(out: &std::process::Output) -> String {
@@ -508,8 +468,8 @@ mod privileged {
         );
 
         // A second capture on an interface that already has one.
-        let first = lab.sniff(&["-", "-i", lab.iface()]);
-        lab.wait_attached();
+        let first = sniff(&lab, &["-", "-i", lab.iface()]);
+        lab.wait_attached(WAIT);
         let out = run_to_end(&lab, &["-", "-i", lab.iface()]);
         assert_eq!(out.status.code(), Some(1));
         let iface = lab.iface();
@@ -555,8 +515,8 @@ mod privileged {
         // Nothing arrived: no file, the original's message.
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.csv");
-        let sniff = lab.sniff(&[path.to_str().unwrap(), "-i", lab.iface()]);
-        lab.wait_attached();
+        let sniff = sniff(&lab, &[path.to_str().unwrap(), "-i", lab.iface()]);
+        lab.wait_attached(WAIT);
         sniff.signal(libc::SIGTERM).unwrap();
         let out = sniff.wait(WAIT).unwrap();
         assert_eq!(out.status.code(), Some(1), "{}", describe(&out));

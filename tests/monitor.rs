@@ -347,36 +347,10 @@ mod privileged {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::support::netns::{NetNs, VethPair};
+    use crate::support::lab::Lab;
     use crate::support::process::{describe, ChildGuard};
     use crate::support::raw::RawSocket;
     use crate::support::root::can_run_kernel_tests;
-
-    /// Capture and peer namespaces joined by a veth pair; the pair is
-    /// dropped before the namespaces.
-    struct Lab {
-        link: VethPair,
-        capture: NetNs,
-        peer: NetNs,
-    }
-
-    impl Lab {
-        fn new() -> Lab {
-            let capture = NetNs::new("mon").unwrap();
-            let peer = NetNs::new("peer").unwrap();
-            let link = VethPair::new(&capture, &peer).unwrap();
-            Lab {
-                link,
-                capture,
-                peer,
-            }
-        }
-
-        fn sender(&self) -> RawSocket {
-            let peer_if = self.link.b.name.clone();
-            self.peer.enter(move || RawSocket::bind(&peer_if)).unwrap()
-        }
-    }
 
     /// Sends frames, pausing now and then so nothing is lost on the way.
     fn send_all(sock: &RawSocket, frames: impl Iterator<Item = Vec<u8>>) {
@@ -397,7 +371,7 @@ mod privileged {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("anomalies.csv");
         let mut cmd = lab.capture.command(BIN);
-        cmd.args(["run", "--iface", &lab.link.a.name, "--xdp-mode", "drv"])
+        cmd.args(["run", "--iface", lab.iface(), "--xdp-mode", "drv"])
             .args([
                 "--warmup",
                 "500",
@@ -410,9 +384,7 @@ mod privileged {
             .arg("--output")
             .arg(&out);
         let child = ChildGuard::spawn(&mut cmd).unwrap();
-        lab.capture
-            .wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))
-            .unwrap();
+        lab.wait_attached(Duration::from_secs(20));
         let sock = lab.sender();
         send_all(&sock, (0..NORMAL).map(normal_frame));
         // Until the warm-up model is fitted on the first 500 packets, and
@@ -444,11 +416,7 @@ mod privileged {
             "a status line each second: {stderr}"
         );
         assert_burst_found(&anomalies(&out), NORMAL);
-        assert_eq!(
-            lab.capture.xdp_attachment(&lab.link.a.name).unwrap(),
-            None,
-            "no XDP program stays attached"
-        );
+        lab.assert_detached();
     }
 
     #[test]
@@ -469,9 +437,7 @@ mod privileged {
             "--quiet",
         ]);
         let child = ChildGuard::spawn(&mut cmd).unwrap();
-        lab.capture
-            .wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))
-            .unwrap();
+        lab.wait_attached(Duration::from_secs(20));
         let sock = lab.sender();
         send_all(&sock, (0..400).map(normal_frame));
         let output = child.wait(Duration::from_secs(20)).unwrap();
@@ -482,6 +448,6 @@ mod privileged {
             "{}",
             describe(&output)
         );
-        assert_eq!(lab.capture.xdp_attachment(&lab.link.a.name).unwrap(), None);
+        lab.assert_detached();
     }
 }

@@ -27,8 +27,9 @@ enum Task {
     /// Build the XDP program alone (runs `setup` first) and print where its
     /// object file is.
     BuildEbpf,
-    /// Build everything and start live capture as root (`sniff` to stdout for
-    /// now), on `--iface` or the default route's interface.
+    /// Build everything and start the live monitor (`ml-sniffing run`) as
+    /// root, on `--iface` or the default route's interface; other arguments
+    /// go to `run`.
     Run {
         /// Arguments after `--`: `--iface IF` picks the interface, the others
         /// go to `ml-sniffing sniff`.

@@ -7,11 +7,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{CellAlignment, Table as Display};
 
-use super::{FeatureArgs, HEADER_RULE_ONLY};
+use super::{FeatureArgs, ForestArgs, HEADER_RULE_ONLY};
 use crate::features::encoding::FeaturePlan;
 use crate::features::{self, Engineered, Selection};
 use crate::io::{self, output::AtomicFile, Table};
-use crate::models::iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+use crate::models::iforest::IsolationForest;
 use crate::models::model_file::SavedModel;
 use crate::timings::Timings;
 use crate::{progress, pyfmt};
@@ -24,25 +24,13 @@ pub struct DetectArgs {
     /// first (the file appears only once it is complete).
     #[arg(long)]
     pub output: Option<PathBuf>,
-    /// Expected share of anomalies in the data: a number in (0, 0.5], or
-    /// `auto` (scikit-learn's offset of -0.5).
-    #[arg(long, default_value = "0.05")]
-    pub contamination: Contamination,
     /// Number of most anomalous packets to show (0 shows none).
     #[arg(long, default_value_t = 10)]
     pub top_n: usize,
     #[command(flatten)]
     pub features: FeatureArgs,
-    /// Number of trees in the forest.
-    #[arg(long, default_value_t = 200)]
-    pub n_estimators: usize,
-    /// Rows each tree is grown on: `auto` (min(256, rows)), a count, or a
-    /// fraction of the rows in (0, 1].
-    #[arg(long, default_value = "auto")]
-    pub max_samples: MaxSamples,
-    /// Seed: the same seed gives the same scores on every run.
-    #[arg(long, default_value_t = 42)]
-    pub random_state: u64,
+    #[command(flatten)]
+    pub forest: ForestArgs,
     /// Write the fitted forest to this file (for `detect --model` or
     /// `predict`).
     #[arg(long, value_name = "FILE", conflicts_with = "model")]
@@ -55,13 +43,7 @@ pub struct DetectArgs {
 }
 
 pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
-    let params = IsolationForestParams {
-        n_estimators: args.n_estimators,
-        max_samples: args.max_samples,
-        contamination: args.contamination,
-        random_state: args.random_state,
-    };
-    params.check()?;
+    let params = args.forest.params()?;
     let timings = Timings::start();
     let saved = args
         .model

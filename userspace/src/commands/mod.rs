@@ -11,6 +11,7 @@ pub mod sniff;
 use clap::Args;
 
 use crate::features::{FeatureSet, Selection};
+use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
 
 /// comfy-table preset: no borders, no row lines, one rule under the header.
 pub(crate) const HEADER_RULE_ONLY: &str = "     -             ";
@@ -32,5 +33,38 @@ pub struct FeatureArgs {
 impl FeatureArgs {
     pub fn selection(&self) -> Selection {
         Selection::from_args(self.features, self.feature_columns.clone())
+    }
+}
+
+/// Isolation Forest hyper-parameters (shared by `detect` and `run`).
+#[derive(Debug, Clone, Args)]
+pub struct ForestArgs {
+    /// Expected share of anomalies among the rows the model is fitted on:
+    /// a number in (0, 0.5], or `auto` (scikit-learn's offset of -0.5).
+    #[arg(long, default_value = "0.05")]
+    pub contamination: Contamination,
+    /// Number of trees in the forest.
+    #[arg(long, default_value_t = 200)]
+    pub n_estimators: usize,
+    /// Rows each tree is grown on: `auto` (min(256, rows)), a count, or a
+    /// fraction of the rows in (0, 1].
+    #[arg(long, default_value = "auto")]
+    pub max_samples: MaxSamples,
+    /// Seed: the same seed gives the same scores on every run.
+    #[arg(long, default_value_t = 42)]
+    pub random_state: u64,
+}
+
+impl ForestArgs {
+    /// The checked parameters.
+    pub fn params(&self) -> anyhow::Result<IsolationForestParams> {
+        let params = IsolationForestParams {
+            n_estimators: self.n_estimators,
+            max_samples: self.max_samples,
+            contamination: self.contamination,
+            random_state: self.random_state,
+        };
+        params.check()?;
+        Ok(params)
     }
 }

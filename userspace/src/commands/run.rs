@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::ForestArgs;
+
 use crate::capture::flows::FlowTable;
 use crate::capture::live::{self, CaptureOptions};
 use crate::capture::pcap::records::{self, read_records};
 use crate::capture::pcap::CaptureReader;
 use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
 use crate::capture::{programs, route};
-use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
 use crate::monitor::{Monitor, MonitorOptions};
@@ -76,29 +77,14 @@ pub struct RunArgs {
     /// Stop after this many packets.
     #[arg(short = 'c', long, value_name = "N")]
     pub packet_count: Option<u64>,
-    /// Share of the warm-up packets called anomalous, in (0, 0.5], or `auto`.
-    #[arg(long, default_value = "0.05")]
-    pub contamination: Contamination,
-    /// Trees in fitted models.
-    #[arg(long, default_value_t = 200)]
-    pub n_estimators: usize,
-    /// Rows each tree is grown on: `auto` (min(256, rows)), a count, or a
-    /// fraction.
-    #[arg(long, default_value = "auto")]
-    pub max_samples: MaxSamples,
-    /// Seed of the first fitted model (later refits derive theirs from it).
-    #[arg(long, default_value_t = 42)]
-    pub random_state: u64,
+    /// Parameters of the models fitted on the warm-up window and in refits
+    /// (refits derive their seeds from --random-state).
+    #[command(flatten)]
+    pub forest: ForestArgs,
 }
 
 pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
-    let params = IsolationForestParams {
-        n_estimators: args.n_estimators,
-        max_samples: args.max_samples,
-        contamination: args.contamination,
-        random_state: args.random_state,
-    };
-    params.check()?;
+    let params = args.forest.params()?;
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }

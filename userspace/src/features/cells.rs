@@ -181,11 +181,7 @@ mod tests {
     use super::*;
 
     fn table(rows: &[&[&str]]) -> Table {
-        let mut t = Table::new(vec!["x".into(), "y".into()]);
-        for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
-        }
-        t
+        Table::from_rows(&["x", "y"], rows).unwrap()
     }
 
     #[test]

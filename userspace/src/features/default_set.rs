@@ -15,6 +15,7 @@ use ml_sniffing_common::protocol;
 use super::cells::{self, PacketColumns};
 use super::flows::{group_by_key, Groups};
 use super::matrix::{to_f32, FeatureMatrix};
+use super::seed::SeedContext;
 use crate::io::Table;
 
 /// The IP protocol feature for a protocol name no table knows.
@@ -58,9 +59,17 @@ pub fn protocol_number(cell: &str) -> u8 {
     protocol::number(cell).unwrap_or(UNKNOWN_PROTOCOL)
 }
 
-/// Computes the default features of every row. `seed_flows` numbers each
-/// row's (source, destination, protocol) as written.
-pub fn features(table: &Table, cols: &PacketColumns, seed_flows: &[u32]) -> Result<FeatureMatrix> {
+/// Computes the default features of every row. `seed` has each row's
+/// flow in the original's sense (source, destination, protocol as written)
+/// and its protocol name.
+pub fn features(table: &Table, cols: &PacketColumns, seed: &SeedContext) -> Result<FeatureMatrix> {
+    let seed_flows = seed.flow_of_row();
+    // Each distinct protocol name is looked up once.
+    let protocol_numbers: Vec<u8> = seed
+        .protocol_names()
+        .iter()
+        .map(|p| protocol_number(p))
+        .collect();
     let names = feature_names(table);
     let n = table.len();
     let mut m = FeatureMatrix::zeros(names.clone(), n);
@@ -83,21 +92,19 @@ pub fn features(table: &Table, cols: &PacketColumns, seed_flows: &[u32]) -> Resu
         .filter_map(|c| Some((names.iter().position(|f| f == c)?, table.column(c)?)))
         .collect();
 
-    let mut lengths = Vec::with_capacity(n);
-    for row in 0..n {
-        let length = cells::number(table, row, cols.length)?.unwrap_or(0.0);
-        let proto = protocol_number(table.cell(row, cols.protocol));
-        m.set(row, f_length, to_f32(length));
-        m.set(row, f_proto, proto as f32);
+    // Per-row features on all cores; flow statistics after, in file order.
+    m.fill_rows(|row, values| {
+        values[f_length] = to_f32(cells::number(table, row, cols.length)?.unwrap_or(0.0));
+        values[f_proto] = protocol_numbers[seed.protocol_id(row) as usize] as f32;
         let src = cells::ip(table.cell(row, cols.source_ip));
         let dst = cells::ip(table.cell(row, cols.destination_ip));
-        m.set(row, f_src_priv, cells::is_private(src) as u8 as f32);
-        m.set(row, f_dst_priv, cells::is_private(dst) as u8 as f32);
+        values[f_src_priv] = cells::is_private(src) as u8 as f32;
+        values[f_dst_priv] = cells::is_private(dst) as u8 as f32;
         for &(f, c) in &optional {
-            m.set(row, f, to_f32(cells::number(table, row, c)?.unwrap_or(0.0)));
+            values[f] = to_f32(cells::number(table, row, c)?.unwrap_or(0.0));
         }
-        lengths.push(length.clamp(0.0, u32::MAX as f64) as u32);
-    }
+        Ok(())
+    })?;
 
     if let Some(c) = FLOW_COLUMNS
         .iter()
@@ -155,7 +162,8 @@ pub fn features(table: &Table, cols: &PacketColumns, seed_flows: &[u32]) -> Resu
             // No usable time: count the packet with no gap.
             None => state.last_seen_ns,
         };
-        let c = state.record(lengths[row], now);
+        let length = m.get(row, f_length).clamp(0.0, u32::MAX as f32) as u32;
+        let c = state.record(length, now);
         m.set(row, f_packets, c.packets as f32);
         m.set(row, f_mean, to_f32(c.bytes as f64 / c.packets as f64));
         m.set(row, f_gap, to_f32(c.gap_ns as f64 / 1e9));
@@ -168,17 +176,13 @@ mod tests {
     use super::*;
 
     fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
-        let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
-        for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
-        }
-        t
+        Table::from_rows(headers, rows).unwrap()
     }
 
     fn compute(t: &Table) -> Result<FeatureMatrix> {
         let cols = PacketColumns::find(t).unwrap();
-        let seed = super::super::seed::SeedContext::new(t, cols)?;
-        features(t, &cols, seed.flow_of_row())
+        let seed = SeedContext::new(t, cols)?;
+        features(t, &cols, &seed)
     }
 
     fn column(m: &FeatureMatrix, name: &str) -> Vec<f32> {

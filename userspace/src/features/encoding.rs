@@ -370,11 +370,7 @@ mod tests {
     use super::*;
 
     fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
-        let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
-        for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
-        }
-        t
+        Table::from_rows(headers, rows).unwrap()
     }
 
     fn req(label: &str) -> PlanRequest {

@@ -92,6 +92,57 @@ impl FeatureMatrix {
         FeatureMatrix::from_columns(self.names.clone(), columns)
     }
 
+    /// Computes every row on all cores: `fill(row, values)` writes the row's
+    /// values, one per feature, into `values`. Rows are split into one
+    /// contiguous range per thread; the error of the earliest failing range
+    /// is returned, so messages do not depend on thread timing.
+    pub fn fill_rows<F>(&mut self, fill: F) -> anyhow::Result<()>
+    where
+        F: Fn(usize, &mut [f32]) -> anyhow::Result<()> + Sync,
+    {
+        let n = self.n_rows;
+        let width = self.names.len();
+        if n == 0 || width == 0 {
+            return Ok(());
+        }
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let per_thread = n.div_ceil(threads).max(4096);
+        // pieces[t][f]: feature f's values for thread t's rows.
+        let mut pieces: Vec<Vec<&mut [f32]>> =
+            (0..n.div_ceil(per_thread)).map(|_| Vec::new()).collect();
+        for column in self.data.chunks_mut(n) {
+            let mut rest = column;
+            for piece in pieces.iter_mut() {
+                let (mine, others) = rest.split_at_mut(per_thread.min(rest.len()));
+                piece.push(mine);
+                rest = others;
+            }
+        }
+        let fill = &fill;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = pieces
+                .into_iter()
+                .enumerate()
+                .map(|(t, mut columns)| {
+                    scope.spawn(move || -> anyhow::Result<()> {
+                        let mut values = vec![0f32; width];
+                        for i in 0..columns[0].len() {
+                            fill(t * per_thread + i, &mut values)?;
+                            for (column, &v) in columns.iter_mut().zip(&values) {
+                                column[i] = v;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            workers.into_iter().try_for_each(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a feature thread failed"))?
+            })
+        })
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.data.capacity() * std::mem::size_of::<f32>()
     }
@@ -123,6 +174,29 @@ mod tests {
         assert_eq!(m.row(2), vec![3.0, 30.0]);
         assert_eq!(m.block(1, 3), vec![&[2.0, 3.0][..], &[20.0, 30.0][..]]);
         assert_eq!(m.select_rows(&[2, 0]).column(0), &[3.0, 1.0]);
+    }
+
+    #[test]
+    fn rows_filled_in_parallel_land_in_their_place() {
+        let n = 20_000;
+        let mut m = FeatureMatrix::zeros(vec!["a".into(), "b".into()], n);
+        m.fill_rows(|row, v| {
+            v[0] = row as f32;
+            v[1] = -(row as f32);
+            Ok(())
+        })
+        .unwrap();
+        assert!((0..n).all(|r| m.row(r) == [r as f32, -(r as f32)]));
+        // The earliest failing row's error, whatever the threads do.
+        let e = m
+            .fill_rows(|row, _| {
+                if row % 5000 == 4999 {
+                    anyhow::bail!("row {row}")
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "row 4999");
     }
 
     #[test]

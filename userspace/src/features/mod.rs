@@ -128,7 +128,9 @@ impl Engineered {
             }
         }
         for &f in &self.extra_outputs {
-            out.push_field(format_feature(self.matrix.get(row, f)).as_bytes());
+            buf.clear();
+            push_feature(buf, self.matrix.get(row, f));
+            out.push_field(buf.as_bytes());
         }
     }
 
@@ -148,10 +150,17 @@ impl Engineered {
 /// A feature value as written in outputs: integers without a fraction,
 /// other values as the shortest text that reads back as the same f32.
 pub fn format_feature(v: f32) -> String {
+    let mut s = String::new();
+    push_feature(&mut s, v);
+    s
+}
+
+/// Appends [`format_feature`] of `v` to `out`.
+pub fn push_feature(out: &mut String, v: f32) {
     if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
-        format!("{v}")
+        out.push_str(ryu::Buffer::new().format(v));
     }
 }
 
@@ -171,7 +180,7 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             let ctx = SeedContext::new(table, cols)?;
             let matrix = match set {
                 FeatureSet::Seed => ctx.features(table)?,
-                FeatureSet::Default => default_set::features(table, &cols, ctx.flow_of_row())?,
+                FeatureSet::Default => default_set::features(table, &cols, &ctx)?,
             };
             let extra_outputs = (0..matrix.n_features())
                 .filter(|&f| {
@@ -233,11 +242,7 @@ mod tests {
     use super::*;
 
     fn table(headers: &[&str], rows: &[&[&str]]) -> Table {
-        let mut t = Table::new(headers.iter().map(|s| s.to_string()).collect());
-        for (i, r) in rows.iter().enumerate() {
-            t.push_row(r.iter().copied(), i as u64 + 2).unwrap();
-        }
-        t
+        Table::from_rows(headers, rows).unwrap()
     }
 
     #[test]
@@ -320,5 +325,9 @@ mod tests {
         assert_eq!(format_feature(66.0), "66");
         assert_eq!(format_feature(83.5), "83.5");
         assert_eq!(format_feature(0.1), "0.1");
+        assert_eq!(format_feature(-3.0), "-3");
+        for v in [0.1f32, 1.0e-7, 123.456, f32::MAX, f32::MIN_POSITIVE, 2.5e-3] {
+            assert_eq!(format_feature(v).parse::<f32>().unwrap(), v);
+        }
     }
 }

@@ -202,6 +202,16 @@ impl SeedContext {
         }
     }
 
+    /// The distinct protocol names (lower-cased; "nan" for empty cells).
+    pub fn protocol_names(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// The row's protocol, as an index into [`Self::protocol_names`].
+    pub fn protocol_id(&self, row: usize) -> u32 {
+        self.protocol_of_row[row]
+    }
+
     /// The lower-cased protocol name of a row.
     pub fn protocol(&self, row: usize) -> &str {
         &self.protocols[self.protocol_of_row[row] as usize]
@@ -221,7 +231,7 @@ impl SeedContext {
     pub fn features(&self, table: &Table) -> Result<FeatureMatrix> {
         let n = table.len();
         let mut m = FeatureMatrix::zeros(FEATURES.iter().map(|s| s.to_string()).collect(), n);
-        for row in 0..n {
+        m.fill_rows(|row, values| {
             let length = cells::number(table, row, self.cols.length)?;
             let (hour, weekday, minute) = self.hour_weekday_minute(row);
             let src = cells::ip(table.cell(row, self.cols.source_ip));
@@ -229,7 +239,7 @@ impl SeedContext {
             let (count, sum) = self.flow(row);
             // pandas: the mean is NaN (then 0) when the flow has no length.
             let avg = if count == 0 { 0.0 } else { sum / count as f64 };
-            let values = [
+            let row_values = [
                 length.unwrap_or(0.0),
                 hour as f64,
                 weekday as f64,
@@ -242,10 +252,11 @@ impl SeedContext {
                 count as f64,
                 avg,
             ];
-            for (f, v) in values.into_iter().enumerate() {
-                m.set(row, f, to_f32(v));
+            for (slot, v) in values.iter_mut().zip(row_values) {
+                *slot = to_f32(v);
             }
-        }
+            Ok(())
+        })?;
         Ok(m)
     }
 

@@ -33,6 +33,16 @@ impl Table {
         }
     }
 
+    /// A table of the given rows, numbered as the lines after a header
+    /// line (for tests and small inputs built in code).
+    pub fn from_rows(headers: &[&str], rows: &[&[&str]]) -> Result<Self, TableError> {
+        let mut table = Table::new(headers.iter().map(|h| h.to_string()).collect());
+        for (i, row) in rows.iter().enumerate() {
+            table.push_row(row.iter().copied(), i as u64 + 2)?;
+        }
+        Ok(table)
+    }
+
     pub fn headers(&self) -> &[String] {
         &self.headers
     }

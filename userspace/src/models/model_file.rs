@@ -354,15 +354,15 @@ impl SavedModel {
                         children,
                     })
                     .collect();
-                let forest = FlatForest {
-                    n_features: m.n_features,
-                    n_classes: m.classes.len() as u32,
+                let forest = FlatForest::from_parts(
+                    m.n_features,
+                    m.classes.len() as u32,
                     nodes,
-                    roots: take_u32("roots")?,
-                    leaf_values: take_u32("leaf_values")?,
-                    values: take_f32("values")?,
-                };
-                forest.validate().map_err(|e| invalid(format!("{e:#}")))?;
+                    take_u32("roots")?,
+                    take_u32("leaf_values")?,
+                    take_f32("values")?,
+                )
+                .map_err(|e| invalid(format!("{e:#}")))?;
                 SavedModel::RandomForest {
                     plan,
                     model: RandomForest {

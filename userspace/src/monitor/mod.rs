@@ -37,6 +37,9 @@ use output::{Anomaly, AnomalyCsv};
 use record_features::RecordFeatures;
 use status::{Sampling, Status};
 
+/// Rows per piece when a batch is scored on several threads.
+const SCORE_SPLIT: usize = 256;
+
 /// How the monitor runs.
 #[derive(Debug, Clone)]
 pub struct MonitorOptions {
@@ -254,9 +257,23 @@ impl<'a> Monitor<'a> {
         let f = detector.features.len();
         fill_columns(&detector.features, &self.batch, &mut self.scratch);
         self.scores.resize(n, 0.0);
-        detector
-            .model
-            .score_block(Block::contiguous(&self.scratch, n, f), &mut self.scores);
+        let block = Block::contiguous(&self.scratch, n, f);
+        if n >= 2 * SCORE_SPLIT {
+            // Scoring dominates a record's cost: spread large batches over
+            // the cores (rayon's pool; this thread takes part).
+            use rayon::prelude::*;
+            self.scores
+                .par_chunks_mut(SCORE_SPLIT)
+                .enumerate()
+                .for_each(|(i, chunk)| {
+                    let start = i * SCORE_SPLIT;
+                    detector
+                        .model
+                        .score_block(block.rows(start, start + chunk.len()), chunk);
+                });
+        } else {
+            detector.model.score_block(block, &mut self.scores);
+        }
         let offset = detector.model.offset;
         if self.options.refit_every.is_some() {
             for row in 0..n {

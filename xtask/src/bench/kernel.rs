@@ -512,30 +512,40 @@ fn veth(capture: &[u8], tx: &[u8]) -> Result<()> {
     sniff_end_to_end(&frame, tx)
 }
 
-/// `ml-sniffing sniff /dev/null` (release build) as the reader, at 1 Mpps.
-fn sniff_end_to_end(frame: &[u8], tx: &[u8]) -> Result<()> {
-    const COUNT: u64 = 5_000_000;
+/// What one end-to-end run gave.
+pub(super) struct EndToEnd {
+    /// The rate the generator reached, in Mpps.
+    pub send_mpps: f64,
+    /// The reader's stdout and stderr.
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `ml-sniffing ARGS` (release build; `args(iface)` gives the
+/// arguments for the capture interface) in a capture namespace, sends it
+/// `count` copies of `frame` from the live-frames generator, paced to
+/// `rate` when given, then stops it with SIGTERM and returns its report.
+pub(super) fn end_to_end(
+    args: impl FnOnce(&str) -> Vec<String>,
+    frame: &[u8],
+    count: u64,
+    rate: Option<f64>,
+) -> Result<EndToEnd> {
+    let (_, tx) = objects()?;
     util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
     let binary = util::root().join("target/release/ml-sniffing");
     let lab = lab()?;
-    let sniff = lab
+    let reader = lab
         .capture
         .command(&binary)
-        .args([
-            "sniff",
-            "/dev/null",
-            "--xdp-mode",
-            "drv",
-            "-i",
-            &lab.link.a.name,
-        ])
+        .args(args(&lab.link.a.name))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("cannot start ml-sniffing")?;
     lab.capture
         .wait_for_xdp(&lab.link.a.name, Duration::from_secs(20))?;
-    let ebpf = xdp::load_object(tx, "xdp_tx", |_| {})?;
+    let ebpf = xdp::load_object(&tx, "xdp_tx", |_| {})?;
     let gen_if = lab.link.b.name.clone();
     let idle = lab.idle.a.name.clone();
     let frame = frame.to_vec();
@@ -546,31 +556,59 @@ fn sniff_end_to_end(frame: &[u8], tx: &[u8]) -> Result<()> {
             ifindex,
             idle,
         }
-        .send(&frame, COUNT, Some(1e6))
+        .send(&frame, count, rate)
     })?;
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(sniff.id() as i32, libc::SIGTERM) };
-    let out = sniff
+    unsafe { libc::kill(reader.id() as i32, libc::SIGTERM) };
+    let out = reader
         .wait_with_output()
-        .context("collecting sniff's report")?;
-    let report = String::from_utf8_lossy(&out.stdout);
-    let count = |label: &str| -> u64 {
-        report
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label)?.trim().strip_prefix(':'))
-            .and_then(|r| r.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
+        .context("collecting the reader's report")?;
+    Ok(EndToEnd {
+        send_mpps: count as f64 / elapsed.as_secs_f64() / 1e6,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// The first number after `label` in `report`, or 0.
+pub(super) fn number_after(report: &str, label: &str) -> u64 {
+    report
+        .split(label)
+        .nth(1)
+        .and_then(|rest| {
+            rest.trim_start_matches([':', ' '])
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// `ml-sniffing sniff /dev/null` (release build) as the reader, at 1 Mpps.
+fn sniff_end_to_end(frame: &[u8], _tx: &[u8]) -> Result<()> {
+    const COUNT: u64 = 5_000_000;
+    let run = end_to_end(
+        |iface| {
+            ["sniff", "/dev/null", "--xdp-mode", "drv", "-i", iface]
+                .map(String::from)
+                .to_vec()
+        },
+        frame,
+        COUNT,
+        Some(1e6),
+    )?;
+    let report = run.stdout;
     println!("`ml-sniffing sniff /dev/null --xdp-mode drv` as the reader, paced 1 Mpps:\n");
     println!("| sent | send rate (Mpps) | seen | rows written | ring full |");
     println!("|---|---|---|---|---|");
     println!(
         "| {COUNT} | {:.2} | {} | {} | {} |\n",
-        COUNT as f64 / elapsed.as_secs_f64() / 1e6,
-        count("packets seen"),
-        count("Rows written"),
-        count("records dropped (ring full)"),
+        run.send_mpps,
+        number_after(&report, "packets seen"),
+        number_after(&report, "Rows written"),
+        number_after(&report, "records dropped (ring full)"),
     );
     Ok(())
 }

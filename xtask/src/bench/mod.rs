@@ -4,6 +4,7 @@
 mod afxdp;
 mod detect;
 mod kernel;
+mod monitor;
 mod pcap;
 mod rforest;
 
@@ -31,6 +32,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("kernel: in-kernel cost", kernel::cost),
     ("kernel: record path", kernel::record_path),
     ("kernel: veth", kernel::veth_rates),
+    ("monitor", monitor::run),
     ("afxdp", afxdp::run),
 ];
 

@@ -8,18 +8,27 @@
 //! when no row moved. Children always come after their parent, so every
 //! walk ends (checked by [`FlatForest::validate`], also for loaded models).
 //!
-//! Scoring walks a block of rows tree by tree, `LANES` rows at a time so the
-//! independent walks overlap in the CPU, and adds each leaf's class
+//! These arrays are what model files store. On CPUs with AVX-512 (and
+//! forests of at most 32 features), scoring runs on a layout derived from
+//! them when the forest is built or loaded: [`Records`], three levels per
+//! 64-byte record, walked by [`super::avx512`]. Elsewhere the portable walk
+//! below goes through a block of rows tree by tree, `LANES` rows at a time
+//! so the independent walks overlap in the CPU. Both add each leaf's class
 //! probabilities to the rows' sums in tree order (the same order as the
 //! pointer trees, so the sums are bit-identical).
 
 use anyhow::{bail, Result};
 
+use super::records::Records;
 use super::tree::{DecisionTree, Node};
 use crate::models::Block;
 
 /// Rows walked together through one tree.
 const LANES: usize = 16;
+
+/// Rows the portable walk takes through every tree before the next ones:
+/// their features and sums stay in L1/L2 while the trees stream by.
+const PORTABLE_BLOCK_ROWS: usize = 4096;
 
 /// One node: rows with `x[feature] > threshold` go to `children + 1`,
 /// others to `children`. Leaves: threshold +inf, `children` = own index.
@@ -46,6 +55,9 @@ pub struct FlatForest {
     pub(crate) leaf_values: Vec<u32>,
     /// `n_classes` probabilities per leaf.
     pub(crate) values: Vec<f32>,
+    /// Derived from the arrays above for the AVX-512 walk (`None` when the
+    /// forest does not fit records).
+    records: Option<Records>,
 }
 
 impl FlatForest {
@@ -62,6 +74,7 @@ impl FlatForest {
             roots: Vec::with_capacity(trees.len()),
             leaf_values: Vec::with_capacity(total),
             values: Vec::new(),
+            records: None,
         };
         for tree in trees {
             if tree.n_classes != n_classes {
@@ -119,7 +132,37 @@ impl FlatForest {
             }
         }
         flat.validate()?;
+        flat.records = Records::new(&flat);
         Ok(flat)
+    }
+
+    /// A forest from its stored arrays (as model files hold them), checked
+    /// with [`FlatForest::validate`].
+    pub fn from_parts(
+        n_features: u32,
+        n_classes: u32,
+        nodes: Vec<FlatNode>,
+        roots: Vec<u32>,
+        leaf_values: Vec<u32>,
+        values: Vec<f32>,
+    ) -> Result<Self> {
+        let mut flat = FlatForest {
+            n_features,
+            n_classes,
+            nodes,
+            roots,
+            leaf_values,
+            values,
+            records: None,
+        };
+        flat.validate()?;
+        flat.records = Records::new(&flat);
+        Ok(flat)
+    }
+
+    /// The record layout, when the forest fits it.
+    pub fn records(&self) -> Option<&Records> {
+        self.records.as_ref()
     }
 
     /// Checks the invariants the walks rely on (also run on models read
@@ -202,15 +245,25 @@ impl FlatForest {
         self.nodes.len()
     }
 
-    /// Adds each row's class probabilities summed over all trees to `out`
-    /// (`block.len() * n_classes`, row after row).
+    /// Adds each row's class probabilities summed over all trees (from
+    /// zero, in tree order) to `out` (`block.len() * n_classes`, row after
+    /// row), on the fastest path this CPU has.
     pub fn add_probabilities(&self, block: Block, out: &mut [f64]) {
         self.check_shapes(&block, out);
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { self.add_probabilities_avx2(block, out) };
-            return;
+        {
+            if let Some(records) = &self.records {
+                if super::avx512::available() {
+                    // SAFETY: the CPU has the features (checked just above).
+                    unsafe { super::avx512::add_probabilities(records, block, out) };
+                    return;
+                }
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { self.add_probabilities_avx2(block, out) };
+                return;
+            }
         }
         self.add_probabilities_portable(block, out);
     }
@@ -230,7 +283,7 @@ impl FlatForest {
     /// The portable path: the lane loop compiled for the baseline CPU.
     pub fn add_probabilities_portable(&self, block: Block, out: &mut [f64]) {
         self.check_shapes(&block, out);
-        self.walk::<LANES>(block, out);
+        self.walk_blocks::<LANES>(block, out);
     }
 
     /// The same loop compiled with AVX2 enabled.
@@ -241,13 +294,43 @@ impl FlatForest {
     #[target_feature(enable = "avx2")]
     pub unsafe fn add_probabilities_avx2(&self, block: Block, out: &mut [f64]) {
         self.check_shapes(&block, out);
-        self.walk::<LANES>(block, out);
+        self.walk_blocks::<LANES>(block, out);
     }
 
     /// One row at a time: the plainest form of the walk.
     pub fn add_probabilities_scalar(&self, block: Block, out: &mut [f64]) {
         self.check_shapes(&block, out);
-        self.walk::<1>(block, out);
+        self.walk_blocks::<1>(block, out);
+    }
+
+    /// The walk of [`FlatForest::add_probabilities`] on AVX-512 CPUs, or
+    /// `None` when this forest has no record layout.
+    ///
+    /// # Safety
+    /// The CPU must have the features [`super::avx512::available`] checks.
+    #[cfg(target_arch = "x86_64")]
+    pub unsafe fn add_probabilities_avx512(&self, block: Block, out: &mut [f64]) -> Option<()> {
+        self.check_shapes(&block, out);
+        let records = self.records.as_ref()?;
+        // SAFETY: the caller's contract.
+        unsafe { super::avx512::add_probabilities(records, block, out) };
+        Some(())
+    }
+
+    /// Sums from zero per block of rows, then adds them to `out`.
+    #[inline(always)]
+    fn walk_blocks<const L: usize>(&self, block: Block, out: &mut [f64]) {
+        let c = self.n_classes();
+        let mut sums = vec![0.0; PORTABLE_BLOCK_ROWS.min(block.len()) * c];
+        for start in (0..block.len()).step_by(PORTABLE_BLOCK_ROWS) {
+            let end = (start + PORTABLE_BLOCK_ROWS).min(block.len());
+            let sums = &mut sums[..(end - start) * c];
+            sums.fill(0.0);
+            self.walk::<L>(block.rows(start, end), sums);
+            for (o, s) in out[start * c..end * c].iter_mut().zip(sums.iter()) {
+                *o += s;
+            }
+        }
     }
 
     #[inline(always)]

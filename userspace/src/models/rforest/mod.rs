@@ -23,7 +23,10 @@
 //! Training grows pointer trees ([`tree::DecisionTree`]); inference runs on
 //! the flat layout ([`flat::FlatForest`]).
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod flat;
+pub mod records;
 pub mod tree;
 
 use std::fmt;
@@ -41,9 +44,8 @@ use crate::models::Block;
 pub use flat::FlatForest;
 pub use tree::DecisionTree;
 
-/// Rows scored per block: a block's features and sums stay in L1/L2 while
-/// every tree walks it.
-const BLOCK_ROWS: usize = 4096;
+/// The fewest rows worth a thread of their own in `predict_proba`.
+const MIN_ROWS_PER_THREAD: usize = 4096;
 
 /// Features tried at each split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -287,7 +289,7 @@ impl RandomForest {
         let c = self.n_classes();
         let mut out = vec![0.0; data.n_rows() * c];
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = data.n_rows().div_ceil(threads).max(BLOCK_ROWS);
+        let per_thread = data.n_rows().div_ceil(threads).max(MIN_ROWS_PER_THREAD);
         std::thread::scope(|scope| {
             for (i, chunk) in out.chunks_mut(per_thread * c).enumerate() {
                 let start = i * per_thread;
@@ -302,13 +304,8 @@ impl RandomForest {
 
     /// Probabilities of one block of rows, on this thread, into `out`.
     pub fn predict_proba_block(&self, block: Block, out: &mut [f64]) {
-        let c = self.n_classes();
         out.fill(0.0);
-        for start in (0..block.len()).step_by(BLOCK_ROWS) {
-            let end = (start + BLOCK_ROWS).min(block.len());
-            self.forest
-                .add_probabilities(block.rows(start, end), &mut out[start * c..end * c]);
-        }
+        self.forest.add_probabilities(block, out);
         let n_trees = self.forest.n_trees() as f64;
         for v in out.iter_mut() {
             *v /= n_trees;

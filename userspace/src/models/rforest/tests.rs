@@ -216,3 +216,176 @@ fn linfa_traits_fit_and_predict() {
     };
     assert!(bad.check_ref().is_err());
 }
+
+/// `k` classes over `features` columns (repeated values, a constant column)
+/// for the record layout tests.
+fn problem_k(rows: usize, features: usize, k: u32, seed: u64) -> (FeatureMatrix, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let labels: Vec<u32> = (0..rows).map(|_| rng.gen_range(0..k)).collect();
+    let columns = (0..features)
+        .map(|f| {
+            labels
+                .iter()
+                .map(|&y| match f % 3 {
+                    0 => y as f32 + rng.gen_range(-1.5f32..1.5),
+                    1 => rng.gen_range(-2..3) as f32,
+                    _ if f == 2 => -4.0,
+                    _ => rng.gen_range(-10.0f32..10.0) * (1 + y % 2) as f32,
+                })
+                .collect()
+        })
+        .collect();
+    let names = (0..features).map(|f| format!("f{f}")).collect();
+    (FeatureMatrix::from_columns(names, columns), labels)
+}
+
+/// `base` with some values replaced by the forest's own thresholds (ties
+/// go left), zeros of both signs, infinities and NaN (never greater).
+fn with_edge_values(base: &FeatureMatrix, forest: &FlatForest, seed: u64) -> FeatureMatrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let thresholds: Vec<f32> = forest
+        .nodes
+        .iter()
+        .map(|n| n.threshold)
+        .filter(|t| t.is_finite())
+        .collect();
+    let columns = (0..base.n_features())
+        .map(|f| {
+            (0..base.n_rows())
+                .map(|r| match rng.gen_range(0..10) {
+                    0 if !thresholds.is_empty() => thresholds[rng.gen_range(0..thresholds.len())],
+                    1 => {
+                        [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY][rng.gen_range(0..5)]
+                    }
+                    _ => base.get(r, f),
+                })
+                .collect()
+        })
+        .collect();
+    FeatureMatrix::from_columns(base.names().to_vec(), columns)
+}
+
+#[test]
+fn exit_table_follows_the_comparisons_down_three_levels() {
+    for mask in 0..256usize {
+        let bit = |p: usize| (mask >> p) & 1;
+        let b1 = bit(1);
+        let b2 = bit(2 + b1);
+        let b3 = bit(4 + 2 * b1 + b2);
+        assert_eq!(
+            records::EXIT[mask] as usize,
+            4 * b1 + 2 * b2 + b3,
+            "mask {mask:08b}"
+        );
+    }
+}
+
+#[test]
+fn record_walk_equals_the_pointer_trees() {
+    for (rows, features, k, depth) in [
+        (400, 5, 3, None),
+        (150, 16, 5, Some(4)),
+        (60, 1, 2, None),
+        (300, 11, 9, None),
+        (200, 3, 4, Some(1)),
+        (300, 24, 3, None),
+    ] {
+        let (train, labels) = problem_k(rows, features, k, 1);
+        let params = RandomForestParams {
+            n_estimators: 9,
+            max_depth: depth,
+            ..Default::default()
+        };
+        let trees = params
+            .grow_trees(&train, &labels, k as usize, &|| {})
+            .unwrap();
+        let model = params
+            .fit(&train, &labels, classes(k as usize), &|| {})
+            .unwrap();
+        let records = model
+            .forest
+            .records()
+            .expect("at most 32 features fit records");
+        let (test, _) = problem_k(257, features, k, 2);
+        for data in [&train, &with_edge_values(&test, &model.forest, 3)] {
+            let want = reference_proba(&trees, data);
+            let mut sums = vec![0.0; data.n_rows() * k as usize];
+            records.add_probabilities_scalar(Block::of_matrix(data, 0, data.n_rows()), &mut sums);
+            let got: Vec<f64> = sums.iter().map(|s| s / 9.0).collect();
+            assert_eq!(got, want, "{rows}x{features}, {k} classes, depth {depth:?}");
+        }
+    }
+}
+
+#[test]
+fn single_leaf_trees_and_wide_forests_score_like_the_pointer_trees() {
+    // Every label the same: each tree is one leaf (the root record leads
+    // to it from every exit).
+    let (data, _) = problem_k(50, 4, 2, 4);
+    let same = vec![1u32; 50];
+    let params = RandomForestParams {
+        n_estimators: 3,
+        ..Default::default()
+    };
+    let trees = params.grow_trees(&data, &same, 2, &|| {}).unwrap();
+    let model = params.fit(&data, &same, classes(2), &|| {}).unwrap();
+    assert!(trees.iter().all(|t| t.nodes.len() == 1));
+    assert!(model.forest.records().is_some());
+    assert_eq!(model.predict_proba(&data), reference_proba(&trees, &data));
+    // 33 features: no record layout; the portable walk scores instead.
+    let (data, labels) = problem_k(120, 33, 3, 5);
+    let trees = params.grow_trees(&data, &labels, 3, &|| {}).unwrap();
+    let model = params.fit(&data, &labels, classes(3), &|| {}).unwrap();
+    assert!(model.forest.records().is_none());
+    assert_eq!(model.predict_proba(&data), reference_proba(&trees, &data));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
+    if !avx512::available() {
+        eprintln!("skipped: avx512_walk_equals_the_record_walk_on_random_forests_and_blocks: this CPU has no AVX-512");
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    for round in 0..32 {
+        // Up to 16 features: rows in one register; 17 to 32: two.
+        let features = rng.gen_range(1..=32);
+        let k = rng.gen_range(2..=9);
+        let (train, labels) = problem_k(rng.gen_range(20..400), features, k, round);
+        let params = RandomForestParams {
+            n_estimators: rng.gen_range(1..8),
+            max_depth: [None, Some(rng.gen_range(1..9))][rng.gen_range(0..2)],
+            random_state: round,
+            ..Default::default()
+        };
+        let model = params
+            .fit(&train, &labels, classes(k as usize), &|| {})
+            .unwrap();
+        let records = model
+            .forest
+            .records()
+            .expect("at most 32 features fit records");
+        let (test, _) = problem_k(rng.gen_range(1..700), features, k, 100 + round);
+        let test = with_edge_values(&test, &model.forest, round);
+        // Sub-blocks exercise offsets, partial lane groups and tiles.
+        let start = rng.gen_range(0..test.n_rows());
+        let end = rng.gen_range(start..=test.n_rows());
+        let block = Block::of_matrix(&test, start, end);
+        let mut want = vec![0.0; block.len() * k as usize];
+        records.add_probabilities_scalar(block, &mut want);
+        let tile = rng.gen_range(1..300);
+        let (first, later) = (rng.gen_range(1..10), rng.gen_range(1..4));
+        let mut got = vec![0.0; block.len() * k as usize];
+        // SAFETY: the CPU has the features (checked at the top).
+        unsafe { avx512::add_probabilities_with(records, block, &mut got, tile, first, later) };
+        assert_eq!(
+            got, want,
+            "round {round}: tile {tile}, waves {first}/{later}"
+        );
+        let mut got = vec![0.0; block.len() * k as usize];
+        // SAFETY: as above.
+        unsafe { model.forest.add_probabilities_avx512(block, &mut got) }.unwrap();
+        assert_eq!(got, want, "round {round}: default tile and waves");
+    }
+}
