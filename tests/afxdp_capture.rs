@@ -875,6 +875,45 @@ mod privileged {
         }
     }
 
+    /// Loopback has no XDP driver mode: re-injection is impossible there,
+    /// which one sentence says (nothing is left behind); with `--consume`
+    /// the capture runs (generic mode).
+    #[test]
+    fn an_interface_without_driver_mode_needs_consume() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let out = lab
+            .sniff(&["-", "-i", "lo", "--capture", "af-xdp"])
+            .wait(WAIT)
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).ends_with(
+                "Error: lo has no XDP driver mode, which re-injecting frames into the host stack \
+                 needs: add --consume (frames are then kept from the host stack), or capture \
+                 records with --capture xdp\n"
+            ),
+            "{}",
+            describe(&out)
+        );
+        assert!(lab.taps().is_empty());
+        let sniff = lab.sniff(&["-", "-i", "lo", "--capture", "af-xdp", "--consume"]);
+        let xdp = lab.capture.wait_for_xdp("lo", WAIT).unwrap();
+        assert_eq!(xdp["mode"].as_u64(), Some(2), "generic mode: {xdp}");
+        sniff.signal(libc::SIGTERM).unwrap();
+        let out = sniff.wait(WAIT).unwrap();
+        // Nothing was sent: the usual "no packets" failure, after a clean
+        // stop.
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Rows written: 0 (terminated"),
+            "{}",
+            describe(&out)
+        );
+        assert_eq!(lab.capture.xdp_attachment("lo").unwrap(), None);
+    }
+
     /// Counts records and frames per queue; done after `stop_at` records.
     struct Count {
         records: u64,

@@ -242,7 +242,7 @@ fn raise_memlock_limit() {
     let _ = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) };
 }
 
-fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+pub(crate) fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     let mut source = Some(e);
     while let Some(err) = source {
         if let Some(io) = err.downcast_ref::<io::Error>() {

@@ -12,7 +12,9 @@ use aya::programs::{SchedClassifier, TcAttachType};
 use aya::Ebpf;
 use ml_sniffing_common::maps::{xsk, XskCounters};
 
-use crate::capture::xdp::{attach_error, interface_index, load_object, program_mut, XdpMode};
+use crate::capture::xdp::{
+    attach_error, interface_index, load_object, os_error, program_mut, XdpMode,
+};
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
@@ -52,13 +54,23 @@ impl XskPrograms {
             .with_context(|| format!("cannot put the AF_XDP socket of queue {queue} in the map"))
     }
 
-    /// Attaches the XDP program to `interface`.
-    pub fn attach(&mut self, interface: &str, mode: XdpMode) -> Result<()> {
+    /// Attaches the XDP program to `interface`. `reinjecting`: driver mode
+    /// was chosen because frames are re-injected (not asked for), which
+    /// changes what to suggest when the driver has no XDP.
+    pub fn attach(&mut self, interface: &str, mode: XdpMode, reinjecting: bool) -> Result<()> {
         let if_index = interface_index(interface)?;
         let program = program_mut(&mut self.ebpf, xsk::PROGRAM)?;
-        let link = program
-            .attach_to_if_index(if_index, mode.aya())
-            .map_err(|e| attach_error(e, interface, mode))?;
+        let link =
+            program
+                .attach_to_if_index(if_index, mode.aya())
+                .map_err(|e| match os_error(&e) {
+                    Some(libc::EOPNOTSUPP) if reinjecting => anyhow::anyhow!(
+                    "{interface} has no XDP driver mode, which re-injecting frames into the host \
+                     stack needs: add --consume (frames are then kept from the host stack), or \
+                     capture records with --capture xdp"
+                ),
+                    _ => attach_error(e, interface, mode),
+                })?;
         self.xdp = Some((link, interface.to_owned()));
         Ok(())
     }

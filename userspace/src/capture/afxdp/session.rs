@@ -272,7 +272,7 @@ async fn session(
         Some(tap)
     };
     // Last: frames flow only once every socket and the re-injection are ready.
-    programs.attach(interface, mode)?;
+    programs.attach(interface, mode, !af.consume && options.mode != XdpMode::Drv)?;
 
     let mut readiness = Vec::with_capacity(sockets.len());
     for socket in &sockets {
