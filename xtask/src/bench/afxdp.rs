@@ -61,6 +61,7 @@ pub fn run(_options: &BenchOptions) -> Result<()> {
         run("AF_XDP, re-injected", REINJECT, Some(5e5), 1_000_000),
         run("AF_XDP, re-injected", REINJECT, None, 1_000_000),
     ];
+    program_cost(&frame)?;
     println!(
         "`ml-sniffing sniff /dev/null -i IF ...` (release) on the capture end of a veth pair, \
          frames from the live-frames generator (the 66-byte IPv4 TCP frame):\n"
@@ -168,6 +169,62 @@ fn one(binary: &std::path::Path, tx: &[u8], frame: &[u8], run: &Run) -> Result<(
         cpu.as_secs_f64(),
         if accounted { "yes" } else { "NO" },
     );
+    Ok(())
+}
+
+/// The AF_XDP program's own cost per frame (BPF_PROG_TEST_RUN decides the
+/// redirect without carrying it out, so the kernel's copy into the UMEM is
+/// not included), with and without a socket for the frame's queue.
+fn program_cost(frame: &[u8]) -> Result<()> {
+    use ml_sniffing::capture::afxdp::kernel::XskPrograms;
+    use ml_sniffing::capture::afxdp::queue::QueueSocket;
+    use ml_sniffing::capture::afxdp::{BindMode, RingSizes};
+
+    const REPEAT: u32 = 200_000;
+    const ROUNDS: usize = 7;
+    let xsk = std::fs::read(crate::ebpf::object_dir().join("ml-sniffing-xsk"))
+        .context("reading the AF_XDP object")?;
+    let lab = lab()?;
+    let iface = lab.link.a.name.clone();
+    let frame = frame.to_vec();
+    let (no_socket, redirect) = lab.capture.enter(move || {
+        let mut programs = XskPrograms::load(&xsk)?;
+        let median = |programs: &mut XskPrograms, want: u32| -> Result<f64> {
+            let mut per_round = Vec::new();
+            for _ in 0..ROUNDS {
+                let run = programs.test_run(&frame, REPEAT)?;
+                if run.return_value != want {
+                    bail!(
+                        "the AF_XDP program returned {} instead of {want}",
+                        run.return_value
+                    );
+                }
+                per_round.push(run.duration.as_nanos() as f64);
+            }
+            per_round.sort_by(f64::total_cmp);
+            Ok(per_round[ROUNDS / 2])
+        };
+        // XDP_PASS (2) without a socket, XDP_REDIRECT (4) with one.
+        let no_socket = median(&mut programs, 2)?;
+        let ifindex = xdp::interface_index(&iface)?;
+        let socket = QueueSocket::bind(
+            &iface,
+            ifindex,
+            0,
+            RingSizes::plan(1, 1500, Some(64)),
+            BindMode::Copy,
+        )?;
+        programs.set_socket(0, socket.fd())?;
+        let redirect = median(&mut programs, 4)?;
+        Ok((no_socket, redirect))
+    })?;
+    println!(
+        "The AF_XDP program in the kernel, BPF_PROG_TEST_RUN, {REPEAT} runs x {ROUNDS} rounds \
+         (median), ns/frame (the 66-byte frame; the copy into the UMEM is not included):\n"
+    );
+    println!("| queue without a socket (pass) | timestamp + redirect decided |");
+    println!("|---|---|");
+    println!("| {no_socket:.1} | {redirect:.1} |\n");
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use aya::maps::{Array, PerCpuArray, XskMap};
 use aya::programs::tc::SchedClassifierLinkId;
 use aya::programs::xdp::XdpLinkId;
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::{SchedClassifier, TcAttachType, TestRun, TestRunOptions, TestRunResult};
 use aya::Ebpf;
 use ml_sniffing_common::maps::{xsk, XskCounters};
 
@@ -141,6 +141,18 @@ impl XskPrograms {
                 .context("cannot detach the re-injection program")?;
         }
         Ok(())
+    }
+
+    /// Runs the XDP program `repeat` times on `frame` with
+    /// BPF_PROG_TEST_RUN (a redirect is decided, not carried out).
+    pub fn test_run(&mut self, frame: &[u8], repeat: u32) -> Result<TestRunResult> {
+        let program = program_mut(&mut self.ebpf, xsk::PROGRAM)?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = repeat.max(1);
+        program
+            .test_run(opts)
+            .context("BPF_PROG_TEST_RUN of the AF_XDP program failed")
     }
 
     /// The programs' counters, summed over CPUs.
