@@ -1,7 +1,21 @@
 //! The capture-engine flags shared by the live commands (`sniff`, `run`):
 //! `--capture xdp|af-xdp` and the AF_XDP settings. Flatten [`EngineArgs`]
 //! into a command's arguments and call [`EngineArgs::apply`] on its
-//! `CaptureOptions`.
+//! `CaptureOptions`; `live::capture` then runs the engine chosen:
+//!
+//! ```ignore
+//! #[command(flatten)]
+//! pub engine: EngineArgs,
+//! // ...
+//! args.engine.apply(&mut options)?;
+//! ```
+//!
+//! A command that writes frames (`--write-pcap`) needs `--capture af-xdp`:
+//! its sink gets every frame through `RecordSink::frame` right before the
+//! frame's record, keeps the ones it may want in a
+//! `capture::frame_stash::FrameStash` (alongside its pending records), and
+//! writes the chosen ones with `capture::pcap::writer::PcapNgWriter`
+//! (`finish` with the session's `AfXdpSummary` counts at the end).
 
 use anyhow::{bail, Result};
 use clap::Args;
