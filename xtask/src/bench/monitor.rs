@@ -2,8 +2,10 @@
 //! root): `ml-sniffing run` with a saved 200-tree Isolation Forest scoring
 //! every packet, on a veth pair fed by the live-frames generator (see
 //! `kernel.rs`), paced at 1 Mpps and flat out; how many packets the kernel
-//! saw, how many were scored, and whether any was dropped. The scoring rate
-//! alone is the `detect` benchmark's (`iforest_scoring`).
+//! saw, how many were scored, and whether any was dropped. First the
+//! userspace path alone (`benches/monitor_path.rs`: records through
+//! features, batches and scoring, one thread and all cores). The scoring
+//! rate alone is the `detect` benchmark's (`iforest_scoring`).
 
 use anyhow::{Context, Result};
 use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
@@ -40,6 +42,28 @@ fn training_frames() -> Vec<Vec<u8>> {
 }
 
 pub fn run(_options: &BenchOptions) -> Result<()> {
+    println!("The userspace path alone (no kernel), `cargo bench -p ml-sniffing --bench monitor_path`:\n");
+    let output =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "bench",
+                "--locked",
+                "-q",
+                "-p",
+                "ml-sniffing",
+                "--bench",
+                "monitor_path",
+            ])
+            .current_dir(util::root())
+            .output()
+            .context("running the monitor_path benchmark")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the monitor_path benchmark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+
     util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
     let binary = util::root().join("target/release/ml-sniffing");
     let dir = tempfile::tempdir()?;
