@@ -475,6 +475,23 @@ mod privileged {
         }
     }
 
+    /// Joins an in-process capture; one that has not ended within `WAIT`
+    /// (a frame it waits for was lost) is ended as CTRL+C would, and the
+    /// test fails.
+    fn join_capture<T>(capture: std::thread::JoinHandle<Result<T>>) -> T {
+        let deadline = Instant::now() + WAIT;
+        while !capture.is_finished() {
+            if Instant::now() > deadline {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+                let _ = capture.join();
+                panic!("the capture did not end within {WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        capture.join().unwrap().unwrap()
+    }
+
     /// Collects every frame with its record until the sentinel frame.
     struct Collect {
         frames: Vec<(Vec<u8>, Option<PacketRecord>)>,
@@ -575,7 +592,7 @@ mod privileged {
         let sender = lab.sender();
         send_all(&sender, &frames);
         sender.send(&sentinel).unwrap();
-        let (sink, summary) = capture.join().unwrap().unwrap();
+        let (sink, summary) = join_capture(capture);
         assert_eq!(summary.reason, live::StopReason::SinkDone);
         let af = summary.af_xdp.as_ref().unwrap();
         assert!(af.all_accounted(), "{af:?}");
@@ -828,7 +845,7 @@ mod privileged {
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
             }
-            let (sink, summary) = capture.join().unwrap().unwrap();
+            let (sink, summary) = join_capture(capture);
             let af = summary.af_xdp.unwrap();
             assert!(af.all_accounted(), "{af:?}");
             if all {
