@@ -101,7 +101,7 @@ pub struct QueueSocket {
     device: DeviceQueue,
     user: User,
     // Kept for the socket's lifetime; the UMEM's fd closes with it.
-    _umem: Umem,
+    umem: Umem,
     free: FreeList,
     sizes: RingSizes,
     zero_copy: bool,
@@ -164,7 +164,7 @@ impl QueueSocket {
             rx,
             device,
             user,
-            _umem: umem,
+            umem,
             free: FreeList::all(sizes.chunks, sizes.chunk_size),
             sizes,
             zero_copy: false,
@@ -173,7 +173,7 @@ impl QueueSocket {
         };
         // Chunks are in the fill ring before the first frame can arrive.
         q.refill();
-        if let Err(e) = q._umem.bind(&q.user) {
+        if let Err(e) = q.umem.bind(&q.user) {
             let code = e.get_raw().abs();
             return Err(bind_error(code, interface, queue, bind));
         }
