@@ -10,7 +10,8 @@
 //! sending, and every lost frame with the counter that holds it (the
 //! capture interface's rx_dropped for frames lost before the program, the
 //! record ring's `ring_full`, the AF_XDP sockets' drops). "all accounted"
-//! checks that these add up to the frames sent, exactly.
+//! checks that these add up to the frames sent, exactly. Set
+//! `ML_SNIFFING_BENCH_VERBOSE=1` to see each run's whole report.
 
 use std::io::Read;
 use std::time::Duration;
