@@ -419,6 +419,74 @@ mod privileged {
         lab.assert_detached();
     }
 
+    /// AF_XDP mode: the frames of the packets scored as anomalies go to a
+    /// pcapng file, byte for byte, and nothing stays attached.
+    #[test]
+    fn af_xdp_monitor_keeps_the_anomalous_frames() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("anomalies.csv");
+        let pcap = dir.path().join("anomalies.pcapng");
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args([
+            "run",
+            "-i",
+            lab.iface(),
+            "--capture",
+            "af-xdp",
+            "--xdp-mode",
+            "drv",
+        ])
+        .args([
+            "--warmup",
+            "500",
+            "--contamination",
+            "0.01",
+            "--batch",
+            "64",
+            "--quiet",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .arg("--write-pcap")
+        .arg(&pcap)
+        .arg("--pcap-anomalies");
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        send_all(&sock, (0..NORMAL).map(normal_frame));
+        std::thread::sleep(Duration::from_millis(800));
+        send_all(&sock, (1..=SCAN).map(scan_frame));
+        std::thread::sleep(Duration::from_millis(1500));
+        child.signal(libc::SIGINT).unwrap();
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("AF_XDP counters"), "{stdout}");
+        let found = anomalies(&out);
+        assert_burst_found(&found, NORMAL);
+        // The pcapng holds exactly the anomalies' frames, in order.
+        let mut reader = ml_sniffing::capture::pcap::CaptureReader::open(&pcap).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = reader.next_frame().unwrap() {
+            frames.push(f.data.to_vec());
+        }
+        assert_eq!(frames.len(), found.len(), "one frame per anomaly");
+        for (frame, (source, port, _)) in frames.iter().zip(&found) {
+            if source == SCANNER {
+                assert_eq!(frame, &scan_frame(*port), "the scan SYN to port {port}");
+            }
+        }
+        assert!(
+            stdout.contains(&format!("(pcapng): {}", found.len())),
+            "{stdout}"
+        );
+        lab.assert_detached();
+    }
+
     #[test]
     fn a_packet_count_ends_the_monitor_with_its_summary() {
         if !can_run_kernel_tests() {

@@ -7,17 +7,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::engine_args::EngineArgs;
 use super::ForestArgs;
 
+use crate::capture::afxdp;
 use crate::capture::flows::FlowTable;
-use crate::capture::live::{self, CaptureOptions};
+use crate::capture::live::{self, CaptureMode, CaptureOptions};
 use crate::capture::pcap::records::{self, read_records};
+use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::pcap::CaptureReader;
 use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
 use crate::capture::{programs, route};
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
-use crate::monitor::{Monitor, MonitorOptions};
+use crate::monitor::{Monitor, MonitorOptions, PcapOut};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -32,7 +35,7 @@ pub struct RunArgs {
     pub iface: Option<String>,
     /// Replay a pcap/pcapng capture through the monitor instead of capturing
     /// live (no root needed).
-    #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only"])]
+    #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap"])]
     pub read: Option<PathBuf>,
     /// How the XDP program is attached: `auto` (driver mode where the driver
     /// supports it), `skb` (generic), `drv` (driver).
@@ -77,6 +80,17 @@ pub struct RunArgs {
     /// Stop after this many packets.
     #[arg(short = 'c', long, value_name = "N")]
     pub packet_count: Option<u64>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Write frames to this pcapng file (needs --capture af-xdp: only
+    /// AF_XDP sees whole frames): every frame, or with --pcap-anomalies
+    /// only those scored as anomalies.
+    #[arg(long, value_name = "FILE")]
+    pub write_pcap: Option<PathBuf>,
+    /// With --write-pcap: keep only the frames of packets scored as
+    /// anomalies.
+    #[arg(long, requires = "write_pcap")]
+    pub pcap_anomalies: bool,
     /// Parameters of the models fitted on the warm-up window and in refits
     /// (refits derive their seeds from --random-state).
     #[command(flatten)]
@@ -134,7 +148,7 @@ fn live(
     programs::capture()?;
     interface_index(&interface)?;
     check_privileges()?;
-    let capture = CaptureOptions {
+    let mut capture = CaptureOptions {
         mode: args.xdp_mode,
         ipv4_only: args.ipv4_only,
         sample_every: match args.sample {
@@ -143,14 +157,49 @@ fn live(
         },
         ..CaptureOptions::new(interface.clone())
     };
-    eprintln!(
-        "Monitoring {interface} (XDP, {} mode); CTRL+C to stop.",
-        args.xdp_mode.name()
-    );
+    args.engine.apply(&mut capture)?;
+    if args.write_pcap.is_some() && capture.capture != CaptureMode::AfXdp {
+        bail!("--write-pcap needs --capture af-xdp: the record path never sees whole frames");
+    }
+    match capture.capture {
+        CaptureMode::Xdp => {
+            eprintln!(
+                "Monitoring {interface} (XDP, {} mode); CTRL+C to stop.",
+                args.xdp_mode.name()
+            );
+        }
+        CaptureMode::AfXdp => {
+            afxdp::attach_mode(&capture)?;
+            programs::xsk()?;
+            eprintln!(
+                "Monitoring {interface} (AF_XDP, XDP {} mode); CTRL+C to stop.",
+                args.xdp_mode.name()
+            );
+        }
+    }
+    let pcap = match &args.write_pcap {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let writer =
+                PcapNgWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), &interface)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            Some(PcapOut {
+                writer,
+                path: path.clone(),
+                anomalies_only: args.pcap_anomalies,
+            })
+        }
+        None => None,
+    };
     let started = Instant::now();
+    let started_ns = epoch_ns();
     let mut summary_out: Vec<u8> = Vec::new();
     {
         let mut monitor = Monitor::new(options, detector, classifier, out)?;
+        if let Some(pcap) = pcap {
+            monitor.write_frames(pcap);
+        }
         let result = live::capture(&capture, &mut monitor);
         // What was gathered is scored and written even when capture failed.
         let finished = monitor.finish();
@@ -161,6 +210,37 @@ fn live(
                 .summary(started.elapsed(), Some(&session.counters))
                 .as_bytes(),
         );
+        if let Some(pcap) = monitor.take_pcap() {
+            let (received, dropped) = session
+                .af_xdp
+                .as_ref()
+                .map_or((0, 0), |a| (a.kernel.seen, a.lost()));
+            let frames = pcap.writer.frames();
+            let stats = CaptureStats {
+                start_ns: started_ns,
+                end_ns: epoch_ns(),
+                received,
+                dropped,
+            };
+            pcap.writer
+                .finish(&stats)
+                .and_then(|mut w| w.flush().map_err(Into::into))
+                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
+            summary_out.extend_from_slice(
+                format!(
+                    "Frames saved to {} (pcapng): {frames}\n",
+                    pcap.path.display()
+                )
+                .as_bytes(),
+            );
+        }
+        if let Some(a) = &session.af_xdp {
+            let report = afxdp::stats::Report {
+                counters: &session.counters,
+                af_xdp: a,
+            };
+            summary_out.extend_from_slice(report.to_string().as_bytes());
+        }
         if session.left_unread > 0 {
             summary_out.extend_from_slice(
                 format!(
@@ -221,6 +301,12 @@ fn replay(
         }
     }
     write_summary(out, &summary_out, json)
+}
+
+fn epoch_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Records between two ticks of a replay (refits, flushes, status).

@@ -27,7 +27,9 @@ use anyhow::{Context, Result};
 use ml_sniffing_common::maps::Counters;
 use ml_sniffing_common::record::PacketRecord;
 
-use crate::capture::live::{Control, RecordSink};
+use crate::capture::frame_stash::FrameStash;
+use crate::capture::live::{CapturedFrame, Control, RecordSink};
+use crate::capture::pcap::writer::PcapNgWriter;
 use crate::models::iforest::IsolationForestParams;
 use crate::models::rforest::argmax_rows;
 use crate::models::Block;
@@ -66,6 +68,15 @@ pub struct MonitorOptions {
     pub replay: bool,
 }
 
+/// Frames written to a pcapng file (`--write-pcap`, AF_XDP mode).
+pub struct PcapOut {
+    pub writer: PcapNgWriter<std::io::BufWriter<std::fs::File>>,
+    pub path: PathBuf,
+    /// Only the frames of packets scored as anomalies (`--pcap-anomalies`);
+    /// otherwise every frame.
+    pub anomalies_only: bool,
+}
+
 /// Running totals.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Totals {
@@ -101,6 +112,12 @@ pub struct Monitor<'a> {
     /// Anomalies per source address.
     talkers: HashMap<IpAddr, u64>,
     classes: Vec<u64>,
+    pcap: Option<PcapOut>,
+    /// With `--pcap-anomalies`: the frames of the records not scored yet,
+    /// in the same order (warm-up records, then the batch), and where the
+    /// batch being scored starts among them.
+    stash: FrameStash,
+    stash_offset: usize,
 }
 
 impl<'a> Monitor<'a> {
@@ -154,11 +171,47 @@ impl<'a> Monitor<'a> {
             totals: Totals::default(),
             talkers: HashMap::new(),
             classes: vec![0; classes],
+            pcap: None,
+            stash: FrameStash::new(),
+            stash_offset: 0,
             detector,
             fit_features,
             classifier,
             options,
         })
+    }
+
+    /// Writes frames to `pcap` from now on (AF_XDP mode only: the record
+    /// path never sees frames).
+    pub fn write_frames(&mut self, pcap: PcapOut) {
+        self.pcap = Some(pcap);
+    }
+
+    /// The pcapng writer, to finish the file after the capture.
+    pub fn take_pcap(&mut self) -> Option<PcapOut> {
+        self.pcap.take()
+    }
+
+    /// A whole frame, just before its record (AF_XDP mode).
+    fn on_frame(&mut self, frame: &CapturedFrame) -> Result<()> {
+        let Some(pcap) = &mut self.pcap else {
+            return Ok(());
+        };
+        if self
+            .options
+            .packet_count
+            .is_some_and(|n| self.totals.records >= n)
+        {
+            return Ok(());
+        }
+        if !pcap.anomalies_only {
+            pcap.writer
+                .write(frame.timestamp_ns, frame.data)
+                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
+        } else if frame.record.is_some() {
+            self.stash.push(frame.timestamp_ns, frame.data);
+        }
+        Ok(())
     }
 
     pub fn totals(&self) -> Totals {
@@ -240,13 +293,28 @@ impl<'a> Monitor<'a> {
         self.last_fit_ns = self.latest_ns;
         for chunk in records.chunks(self.options.batch.max(1)) {
             self.batch.extend_from_slice(chunk);
-            self.score_batch()?;
+            self.score_batch_at(self.stash_offset)?;
+            self.stash_offset += chunk.len();
         }
+        self.stash_offset = 0;
+        self.stash.clear();
         Ok(())
     }
 
     /// Scores the records gathered so far and reports the anomalies.
     fn score_batch(&mut self) -> Result<()> {
+        // During the warm-up the stash holds the warm-up records' frames.
+        if self.detector.is_none() || self.batch.is_empty() {
+            return Ok(());
+        }
+        self.score_batch_at(0)?;
+        self.stash.clear();
+        Ok(())
+    }
+
+    /// [`score_batch`](Self::score_batch), the batch's frames (if kept)
+    /// starting at `frames` in the stash.
+    fn score_batch_at(&mut self, frames: usize) -> Result<()> {
         let Some(detector) = self.detector.clone() else {
             return Ok(());
         };
@@ -314,6 +382,11 @@ impl<'a> Monitor<'a> {
             if let Some(csv) = &mut self.csv {
                 csv.write(&anomaly)?;
             }
+            if let (Some(pcap), Some((ts, data))) = (&mut self.pcap, self.stash.get(frames + i)) {
+                pcap.writer
+                    .write(ts, data)
+                    .with_context(|| format!("cannot write {}", pcap.path.display()))?;
+            }
             if self.options.json {
                 writeln!(self.out, "{}", output::json_line(&anomaly))?;
             } else if !self.options.quiet {
@@ -334,6 +407,12 @@ impl<'a> Monitor<'a> {
         self.score_batch()?;
         if let Some(csv) = &mut self.csv {
             csv.flush()?;
+        }
+        if let Some(pcap) = &mut self.pcap {
+            pcap.writer
+                .get_mut()
+                .flush()
+                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
         }
         self.out.flush()?;
         self.manage_refit()?;
@@ -485,6 +564,10 @@ impl RecordSink for Monitor<'_> {
             }
         }
         Ok(ControlFlow::Continue(()))
+    }
+
+    fn frame(&mut self, frame: &CapturedFrame<'_>) -> Result<()> {
+        self.on_frame(frame)
     }
 
     fn in_place(&self) -> bool {
