@@ -422,14 +422,23 @@ impl FlatIsolationForest {
                         _mm256_add_epi32(bit(b1, 2), bit(b2, 1)),
                     )
                 };
-                let mut idx = [0u32; AVX2_ROWS];
-                for half in 0..AVX2_ROWS / 8 {
-                    let j = top_index(8 * half);
-                    // SAFETY: idx[8 * half..] holds 8 u32s: an unaligned
-                    // 32-byte store.
-                    unsafe { _mm256_storeu_si256(idx[8 * half..].as_mut_ptr() as *mut __m256i, j) };
-                }
-                let mut idx = idx.map(|j| j as usize);
+                // Lane by lane out of the registers (a vector store read
+                // back as scalars would wait on store forwarding).
+                let (lo, hi) = (top_index(0), top_index(8));
+                let lanes = |v: __m256i| {
+                    [
+                        _mm256_extract_epi32::<0>(v) as usize,
+                        _mm256_extract_epi32::<1>(v) as usize,
+                        _mm256_extract_epi32::<2>(v) as usize,
+                        _mm256_extract_epi32::<3>(v) as usize,
+                        _mm256_extract_epi32::<4>(v) as usize,
+                        _mm256_extract_epi32::<5>(v) as usize,
+                        _mm256_extract_epi32::<6>(v) as usize,
+                        _mm256_extract_epi32::<7>(v) as usize,
+                    ]
+                };
+                let (a, b) = (lanes(lo), lanes(hi));
+                let mut idx: [usize; AVX2_ROWS] = std::array::from_fn(|l| if l < 8 { a[l] } else { b[l - 8] });
                 for _ in TOP..depth {
                     for (l, j) in idx.iter_mut().enumerate() {
                         debug_assert!(*j >= 1 && *j <= internal);
