@@ -353,10 +353,7 @@ impl FlatIsolationForest {
                         unsafe { step(j, nodes, xs, l) };
                     }
                 }
-                for (l, j) in idx.iter().enumerate() {
-                    // After `depth` steps, internal + 1 <= j <= 2 * internal + 1.
-                    sums[r + l] += leaves[*j - internal - 1] as f64;
-                }
+                add_leaves(&mut sums[r..r + L], leaves, &idx, internal);
             }
         }
     }
@@ -447,10 +444,24 @@ impl FlatIsolationForest {
                         unsafe { step(j, nodes, xs, l) };
                     }
                 }
-                for (l, j) in idx.iter().enumerate() {
-                    sums[r + l] += leaves[*j - internal - 1] as f64;
-                }
+                add_leaves(&mut sums[r..r + AVX2_ROWS], leaves, &idx, internal);
             }
+        }
+    }
+}
+
+/// Adds the leaf each lane reached (1-based heap index `j`, after the last
+/// level) to its sum.
+#[inline(always)]
+fn add_leaves<const L: usize>(sums: &mut [f64], leaves: &[f32], idx: &[usize; L], internal: usize) {
+    assert!(sums.len() == L && leaves.len() == internal + 1);
+    for (l, &j) in idx.iter().enumerate() {
+        debug_assert!(j > internal && j <= 2 * internal + 1);
+        // SAFETY: after `depth` steps from 1, internal + 1 <= j <= 2 *
+        // internal + 1, so j - internal - 1 indexes one of the
+        // internal + 1 leaves; l < L = sums.len() (asserted).
+        unsafe {
+            *sums.get_unchecked_mut(l) += *leaves.get_unchecked(j - internal - 1) as f64;
         }
     }
 }
