@@ -435,7 +435,8 @@ impl FlatIsolationForest {
                     ]
                 };
                 let (a, b) = (lanes(lo), lanes(hi));
-                let mut idx: [usize; AVX2_ROWS] = std::array::from_fn(|l| if l < 8 { a[l] } else { b[l - 8] });
+                let mut idx: [usize; AVX2_ROWS] =
+                    std::array::from_fn(|l| if l < 8 { a[l] } else { b[l - 8] });
                 for _ in TOP..depth {
                     for (l, j) in idx.iter_mut().enumerate() {
                         debug_assert!(*j >= 1 && *j <= internal);
