@@ -523,29 +523,9 @@ mod privileged {
     /// cut at every length, with random bytes changed (seeded), and random
     /// byte strings.
     fn differential_frames() -> Vec<Vec<u8>> {
-        use rand::{Rng, SeedableRng};
         let mut frames = known_frames();
         frames.extend(non_records());
-        let whole = frames.clone();
-        for f in &whole {
-            for len in (14..f.len()).step_by(3) {
-                frames.push(f[..len].to_vec());
-            }
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
-        for _ in 0..1500 {
-            let mut f = whole[rng.gen_range(0..whole.len())].clone();
-            for _ in 0..rng.gen_range(1..4) {
-                let at = rng.gen_range(12..f.len());
-                f[at] = rng.gen();
-            }
-            frames.push(f);
-        }
-        for _ in 0..300 {
-            let len = rng.gen_range(14..200);
-            frames.push((0..len).map(|_| rng.gen()).collect());
-        }
-        frames
+        crate::support::frames::variations(frames, 3, 1500, 300)
     }
 
     /// Each frame's AF_XDP record (shared parser and flow table in

@@ -536,7 +536,6 @@ mod privileged {
     /// cut at every length and with random bytes changed (seeded), and
     /// random byte strings.
     fn differential_frames() -> Vec<Vec<u8>> {
-        use rand::{Rng, SeedableRng};
         let mut frames: Vec<Vec<u8>> = known_packets().into_iter().map(|e| e.frame).collect();
         frames.extend(non_records());
         let (a, b) = (ip("192.0.2.1"), ip("198.51.100.7"));
@@ -578,26 +577,7 @@ mod privileged {
             .build(),
         );
 
-        let whole = frames.clone();
-        for f in &whole {
-            for len in 14..f.len() {
-                frames.push(f[..len].to_vec());
-            }
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
-        for _ in 0..3000 {
-            let mut f = whole[rng.gen_range(0..whole.len())].clone();
-            for _ in 0..rng.gen_range(1..4) {
-                let at = rng.gen_range(12..f.len());
-                f[at] = rng.gen();
-            }
-            frames.push(f);
-        }
-        for _ in 0..500 {
-            let len = rng.gen_range(14..200);
-            frames.push((0..len).map(|_| rng.gen()).collect());
-        }
-        frames
+        crate::support::frames::variations(frames, 1, 3000, 500)
     }
 
     /// The same frames through the kernel program (BPF_PROG_TEST_RUN) and

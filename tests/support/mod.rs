@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod frames;
 pub mod lab;
 pub mod netns;
 pub mod process;

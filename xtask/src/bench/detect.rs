@@ -86,25 +86,7 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     println!(
         "\nIsolation Forest scoring alone (200 trees, max_samples 256, 11 features, one thread):\n"
     );
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "bench",
-            "--locked",
-            "-q",
-            "-p",
-            "ml-sniffing",
-            "--bench",
-            "iforest_scoring",
-        ])
-        .current_dir(util::root())
-        .output()
-        .context("running the scoring benchmark")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the scoring benchmark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let table = String::from_utf8(output.stdout)?;
+    let table = super::userspace_bench("iforest_scoring")?;
     print!("{table}");
     let ours_rate = table
         .lines()

@@ -24,6 +24,32 @@ pub struct BenchOptions {
 
 type Bench = fn(&BenchOptions) -> Result<()>;
 
+/// Runs `cargo bench -p ml-sniffing --bench NAME` (release build) and
+/// returns what it printed.
+fn userspace_bench(name: &str) -> Result<String> {
+    use anyhow::Context;
+    let output =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "bench",
+                "--locked",
+                "-q",
+                "-p",
+                "ml-sniffing",
+                "--bench",
+                name,
+            ])
+            .current_dir(crate::util::root())
+            .output()
+            .with_context(|| format!("running the {name} benchmark"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the {name} benchmark failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
 /// Every benchmark, by name.
 const BENCHES: &[(&str, Bench)] = &[
     ("detect", detect::run),

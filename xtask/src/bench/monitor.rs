@@ -43,26 +43,7 @@ fn training_frames() -> Vec<Vec<u8>> {
 
 pub fn run(_options: &BenchOptions) -> Result<()> {
     println!("The userspace path alone (no kernel), `cargo bench -p ml-sniffing --bench monitor_path`:\n");
-    let output =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "bench",
-                "--locked",
-                "-q",
-                "-p",
-                "ml-sniffing",
-                "--bench",
-                "monitor_path",
-            ])
-            .current_dir(util::root())
-            .output()
-            .context("running the monitor_path benchmark")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the monitor_path benchmark failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    println!("{}", String::from_utf8_lossy(&output.stdout));
+    println!("{}", super::userspace_bench("monitor_path")?);
 
     util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
     let binary = util::root().join("target/release/ml-sniffing");
