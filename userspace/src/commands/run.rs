@@ -128,7 +128,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     };
     let json = args.json;
     match &args.read {
-        Some(path) => replay(path, &args, options, detector, classifier, out, json),
+        Some(path) => replay(path, options, detector, classifier, out, json),
         None => live(&args, options, detector, classifier, out, json),
     }
 }
@@ -145,9 +145,6 @@ fn live(
         Some(i) => i.clone(),
         None => route::default_interface()?,
     };
-    programs::capture()?;
-    interface_index(&interface)?;
-    check_privileges()?;
     let mut capture = CaptureOptions {
         mode: args.xdp_mode,
         ipv4_only: args.ipv4_only,
@@ -161,6 +158,16 @@ fn live(
     if args.write_pcap.is_some() && capture.capture != CaptureMode::AfXdp {
         bail!("--write-pcap needs --capture af-xdp: the record path never sees whole frames");
     }
+    // The failures that need no kernel come first.
+    match capture.capture {
+        CaptureMode::Xdp => programs::capture().map(|_| ())?,
+        CaptureMode::AfXdp => {
+            afxdp::attach_mode(&capture)?;
+            programs::xsk().map(|_| ())?;
+        }
+    }
+    interface_index(&interface)?;
+    check_privileges()?;
     match capture.capture {
         CaptureMode::Xdp => {
             eprintln!(
@@ -169,8 +176,6 @@ fn live(
             );
         }
         CaptureMode::AfXdp => {
-            afxdp::attach_mode(&capture)?;
-            programs::xsk()?;
             eprintln!(
                 "Monitoring {interface} (AF_XDP, XDP {} mode); CTRL+C to stop.",
                 args.xdp_mode.name()
@@ -256,7 +261,6 @@ fn live(
 
 fn replay(
     path: &std::path::Path,
-    _args: &RunArgs,
     options: MonitorOptions,
     detector: Option<crate::monitor::models::Detector>,
     classifier: Option<crate::monitor::models::Classifier>,
