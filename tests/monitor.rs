@@ -279,6 +279,82 @@ fn refits_swap_in_new_model_versions() {
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
 
+/// A classifier trained with `classify` on the capture's rows labels every
+/// packet; anomalies carry the predicted class.
+#[test]
+fn a_classifier_labels_the_packets() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = capture_file(dir.path());
+    // The capture as sniff writes it, with a label column added.
+    let rows = dir.path().join("rows.csv");
+    Command::new(BIN)
+        .args(["sniff"])
+        .arg(&rows)
+        .arg("--read")
+        .arg(&capture)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&rows).unwrap();
+    let mut labelled = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let label = match i {
+            0 => "label",
+            _ if line.contains(SCANNER) => "scan",
+            _ => "normal",
+        };
+        labelled.push_str(&format!("{line},{label}\n"));
+    }
+    let labelled_path = dir.path().join("labelled.csv");
+    std::fs::write(&labelled_path, labelled).unwrap();
+    let model = dir.path().join("classifier.bin");
+    Command::new(BIN)
+        .args([
+            "classify",
+            "--label-column",
+            "label",
+            "--n-estimators",
+            "20",
+            "--save-model",
+        ])
+        .arg(&model)
+        .arg(&labelled_path)
+        .assert()
+        .success();
+    let out = dir.path().join("anomalies.csv");
+    let assert = Command::new(BIN)
+        .args([
+            "run",
+            "--quiet",
+            "--warmup",
+            "500",
+            "--contamination",
+            "0.01",
+            "--classifier",
+        ])
+        .arg(&model)
+        .arg("--read")
+        .arg(&capture)
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    // Every packet classified: the counts add up to the packets.
+    let classes = stdout.lines().find(|l| l.starts_with("Classes:")).unwrap();
+    assert!(classes.contains(&format!("scan: {SCAN}")), "{classes}");
+    assert!(classes.contains(&format!("normal: {NORMAL}")), "{classes}");
+    let mut reader = csv::Reader::from_path(&out).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[headers.len() - 2], "predicted_class");
+    for r in reader.records() {
+        let r = r.unwrap();
+        let expected = if &r[1] == SCANNER { "scan" } else { "normal" };
+        assert_eq!(&r[headers.len() - 2], expected);
+        let p: f64 = r[headers.len() - 1].parse().unwrap();
+        assert!((0.5..=1.0).contains(&p));
+    }
+}
+
 #[test]
 fn models_of_the_wrong_kind_are_refused() {
     let dir = tempfile::tempdir().unwrap();
