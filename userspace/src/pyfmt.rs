@@ -1,8 +1,6 @@
 //! Number and date formats of the original tool (Python floats, pandas
 //! timestamps), so that CSV outputs read the same as the original's.
 
-use chrono::{DateTime, Utc};
-
 /// `repr(x)` of a Python float: the shortest text that reads back as `x`,
 /// in fixed notation for 1e-4 <= |x| < 1e16 (always with a fraction:
 /// `66.0`), scientific otherwise (`1e-05`, `1.5e+16`).
@@ -137,14 +135,6 @@ pub fn pandas_epoch_ns(seconds: f64) -> Option<i64> {
     };
     let ns = (base as i64).checked_mul(1_000_000_000)?;
     ns.checked_add((rounded * 1e9) as i64)
-}
-
-/// The UTC time of `ns` nanoseconds since the epoch.
-pub fn utc(ns: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(
-        ns.div_euclid(1_000_000_000),
-        ns.rem_euclid(1_000_000_000) as u32,
-    )
 }
 
 /// `(hour, day_of_week with Monday = 0, minute)` in UTC.
@@ -370,7 +360,13 @@ mod tests {
     /// The fast paths against chrono and against the exact (string) rounding.
     #[test]
     fn fast_paths_agree_with_references() {
-        use chrono::{Datelike, Timelike};
+        use chrono::{DateTime, Datelike, Timelike};
+        let utc = |ns: i64| {
+            DateTime::from_timestamp(
+                ns.div_euclid(1_000_000_000),
+                ns.rem_euclid(1_000_000_000) as u32,
+            )
+        };
         let exact = |seconds: f64| {
             let base = seconds.trunc();
             let frac: f64 = format!("{:.9}", seconds - base).parse().unwrap();

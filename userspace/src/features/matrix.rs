@@ -142,10 +142,6 @@ impl FeatureMatrix {
             })
         })
     }
-
-    pub fn heap_bytes(&self) -> usize {
-        self.data.capacity() * std::mem::size_of::<f32>()
-    }
 }
 
 /// Converts a feature value to the f32 the models use, as scikit-learn's

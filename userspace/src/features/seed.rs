@@ -175,11 +175,6 @@ impl SeedContext {
         &self.flow_of_row
     }
 
-    /// pandas nanoseconds of every row ([`NAT`] where unreadable).
-    pub fn timestamps_ns(&self) -> &[i64] {
-        &self.ts_ns
-    }
-
     /// Appends the row's timestamp as the original's output shows it
     /// (nothing for NaT).
     pub fn push_datetime(&self, row: usize, out: &mut String) {

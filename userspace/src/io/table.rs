@@ -135,14 +135,6 @@ impl Table {
             None => 0,
         }
     }
-
-    /// Bytes held, for memory accounting in benchmarks.
-    pub fn heap_bytes(&self) -> usize {
-        self.text.capacity()
-            + self.row_starts.capacity() * std::mem::size_of::<usize>()
-            + self.cell_ends.capacity() * std::mem::size_of::<u32>()
-            + self.line_marks.capacity() * std::mem::size_of::<(usize, u64)>()
-    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
