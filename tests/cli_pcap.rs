@@ -401,6 +401,37 @@ fn ipv4_only_and_packet_count() {
     assert!(stdout.contains("  frames read      3\n"), "{stdout}");
 }
 
+/// `-` as the output: rows on stdout (as live `sniff -`), the report on
+/// stderr, and no file named `-`.
+#[test]
+fn dash_writes_the_rows_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "c.pcap",
+        &classic(
+            &ethernet_packets(),
+            Endianness::Little,
+            TsResolution::MicroSecond,
+        ),
+    );
+    let out = ml_sniffing()
+        .current_dir(dir.path())
+        .args(["sniff", "-", "-c", "2", "--read"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        expected_csv(&EXPECTED_ROWS[..2])
+    );
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("  rows written     2\n"));
+    assert!(!dir.path().join("-").exists());
+}
+
 #[test]
 fn cooked_and_raw_ip_link_types() {
     let dir = tempfile::tempdir().unwrap();

@@ -60,6 +60,11 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
         bail!("{}", records::no_packets(reader.name(), &summary));
     }
     sink.commit()?;
+    if args.output.as_os_str() == "-" {
+        // The rows took stdout: the report goes to stderr.
+        write_summary(&mut std::io::stderr(), &reader, &summary, args)?;
+        return Ok(());
+    }
     writeln!(out, "Captured packets saved to {}", args.output.display())?;
     write_summary(out, &reader, &summary, args)?;
     Ok(())
@@ -129,10 +134,18 @@ fn write_summary<R: std::io::Read>(
 enum Output {
     Atomic(AtomicFile),
     Direct(BufWriter<File>, String),
+    /// `-`: the rows on stdout (the report then goes to stderr).
+    Stdout(BufWriter<std::io::Stdout>),
 }
 
 impl Output {
     fn create(path: &Path) -> Result<Self> {
+        if path.as_os_str() == "-" {
+            return Ok(Output::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout(),
+            )));
+        }
         let shown = path.display().to_string();
         match std::fs::metadata(path) {
             Ok(m) if !m.is_file() && !m.is_dir() => {
@@ -155,6 +168,7 @@ impl Output {
             Output::Direct(mut w, shown) => {
                 w.flush().with_context(|| format!("cannot write {shown}"))
             }
+            Output::Stdout(mut w) => w.flush().context("cannot write stdout"),
         }
     }
 }
@@ -165,6 +179,7 @@ impl Write for Output {
         match self {
             Output::Atomic(f) => f.write(buf),
             Output::Direct(w, _) => w.write(buf),
+            Output::Stdout(w) => w.write(buf),
         }
     }
 
@@ -173,6 +188,7 @@ impl Write for Output {
         match self {
             Output::Atomic(f) => f.writer().write_all(buf),
             Output::Direct(w, _) => w.write_all(buf),
+            Output::Stdout(w) => w.write_all(buf),
         }
     }
 
@@ -180,6 +196,7 @@ impl Write for Output {
         match self {
             Output::Atomic(f) => f.flush(),
             Output::Direct(w, _) => w.flush(),
+            Output::Stdout(w) => w.flush(),
         }
     }
 }
