@@ -226,22 +226,25 @@ fn json_lines_and_a_saved_model() {
 fn refits_swap_in_new_model_versions() {
     let dir = tempfile::tempdir().unwrap();
     let capture = capture_file(dir.path());
+    let replay = |out: &Path| {
+        Command::new(BIN)
+            .args([
+                "run",
+                "--quiet",
+                "--warmup",
+                "300",
+                "--refit-every",
+                "300ms",
+                "--read",
+            ])
+            .arg(&capture)
+            .arg("--output")
+            .arg(out)
+            .assert()
+            .success()
+    };
     let out = dir.path().join("anomalies.csv");
-    let assert = Command::new(BIN)
-        .args([
-            "run",
-            "--quiet",
-            "--warmup",
-            "300",
-            "--refit-every",
-            "300ms",
-            "--read",
-        ])
-        .arg(&capture)
-        .arg("--output")
-        .arg(&out)
-        .assert()
-        .success();
+    let assert = replay(&out);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     assert!(stderr.contains("Model v2 fitted on the"), "{stderr}");
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
@@ -261,21 +264,7 @@ fn refits_swap_in_new_model_versions() {
     // Refits follow the capture's clock (1.7 s of packets, one refit per
     // 300 ms at tick boundaries): the same output every time.
     let again = dir.path().join("again.csv");
-    Command::new(BIN)
-        .args([
-            "run",
-            "--quiet",
-            "--warmup",
-            "300",
-            "--refit-every",
-            "300ms",
-            "--read",
-        ])
-        .arg(&capture)
-        .arg("--output")
-        .arg(&again)
-        .assert()
-        .success();
+    replay(&again);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
 }
 
