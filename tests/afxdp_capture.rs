@@ -95,6 +95,7 @@ mod privileged {
     use crate::support::netns::{NetNs, VethPair};
     use crate::support::process::{describe, ChildGuard};
     use crate::support::raw::RawSocket;
+    use crate::support::report::{counter, read_rows, seconds_to_us};
     use crate::support::root::can_run_kernel_tests;
 
     use super::BIN;
@@ -284,37 +285,6 @@ mod privileged {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-    }
-
-    fn read_rows(text: &str) -> Vec<HashMap<String, String>> {
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let headers = reader.headers().unwrap().clone();
-        reader
-            .records()
-            .map(|r| {
-                let r = r.unwrap();
-                headers
-                    .iter()
-                    .map(str::to_owned)
-                    .zip(r.iter().map(str::to_owned))
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// A count from sniff's report (`  label:   7 ...`).
-    fn counter(report: &str, label: &str) -> u64 {
-        report
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label)?.trim().strip_prefix(':'))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {label:?} count in the report:\n{report}"))
-    }
-
-    fn seconds_to_us(s: &str) -> u64 {
-        let (secs, frac) = s.split_once('.').unwrap();
-        secs.parse::<u64>().unwrap() * 1_000_000 + frac.parse::<u64>().unwrap()
     }
 
     /// The same frames captured by `sniff` in record mode and in AF_XDP

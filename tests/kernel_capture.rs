@@ -20,6 +20,7 @@ mod privileged {
 
     use crate::support::lab::Lab;
     use crate::support::process::{describe, ChildGuard};
+    use crate::support::report::{counter, read_rows, seconds_to_us};
     use crate::support::root::can_run_kernel_tests;
 
     const BIN: &str = env!("CARGO_BIN_EXE_ml-sniffing");
@@ -137,41 +138,6 @@ mod privileged {
         .build();
         bad[14] = 0x44;
         vec![arp, bad]
-    }
-
-    /// The rows of a sniff CSV as string maps (header -> value).
-    fn read_rows(text: &str) -> Vec<HashMap<String, String>> {
-        let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let headers = reader.headers().unwrap().clone();
-        reader
-            .records()
-            .map(|r| {
-                let r = r.unwrap();
-                headers
-                    .iter()
-                    .map(str::to_owned)
-                    .zip(r.iter().map(str::to_owned))
-                    .collect()
-            })
-            .collect()
-    }
-
-    /// A counter from sniff's report (`  packets seen:   7`).
-    fn counter(report: &str, label: &str) -> u64 {
-        report
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(label)?.trim().strip_prefix(':'))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {label:?} count in the report:\n{report}"))
-    }
-
-    fn seconds_to_us(s: &str) -> u64 {
-        let (secs, frac) = s
-            .split_once('.')
-            .unwrap_or_else(|| panic!("no decimals in {s:?}"));
-        assert_eq!(frac.len(), 6, "6 decimals in {s:?}");
-        secs.parse::<u64>().unwrap() * 1_000_000 + frac.parse::<u64>().unwrap()
     }
 
     /// Checks every row against its frame, and the flow counters against a

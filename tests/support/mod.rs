@@ -8,4 +8,5 @@ pub mod lab;
 pub mod netns;
 pub mod process;
 pub mod raw;
+pub mod report;
 pub mod root;
