@@ -258,23 +258,7 @@ mod privileged {
         .collect()
     }
 
-    /// An ARP request (not IP) and an IPv4 header claiming 16 bytes
-    /// (unparsed).
-    fn non_records() -> Vec<Vec<u8>> {
-        let mut arp = vec![0xff; 6];
-        arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
-        arp.extend_from_slice(&0x0806u16.to_be_bytes());
-        arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
-        arp.extend_from_slice(&[0; 20]);
-        let mut bad = FrameSpec::new(
-            ip("10.10.0.2"),
-            ip("10.10.0.1"),
-            Transport::Udp { src: 1, dst: 2 },
-        )
-        .build();
-        bad[14] = 0x44;
-        vec![arp, bad]
-    }
+    use crate::support::frames::non_records;
 
     /// Sends `frames`, pausing now and then so the veth's queue never
     /// overflows.

@@ -33,3 +33,22 @@ pub fn variations(
     }
     frames
 }
+
+/// Frames that must not become records: an ARP request (not IP) and an
+/// IPv4 header claiming 16 bytes (IHL 4: unparsed).
+pub fn non_records() -> Vec<Vec<u8>> {
+    use ml_sniffing_common::build::{FrameSpec, Transport};
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x09]);
+    arp.extend_from_slice(&0x0806u16.to_be_bytes());
+    arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&[0; 20]);
+    let mut bad = FrameSpec::new(
+        "10.10.0.2".parse().unwrap(),
+        "10.10.0.1".parse().unwrap(),
+        Transport::Udp { src: 1, dst: 2 },
+    )
+    .build();
+    bad[14] = 0x44;
+    vec![arp, bad]
+}
