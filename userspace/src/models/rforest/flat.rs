@@ -57,7 +57,7 @@ pub struct FlatForest {
     pub(crate) values: Vec<f32>,
     /// Derived from the arrays above for the AVX-512 walk (`None` when the
     /// forest does not fit records).
-    records: Option<Records>,
+    records: Option<Box<Records>>,
 }
 
 impl FlatForest {
@@ -132,7 +132,7 @@ impl FlatForest {
             }
         }
         flat.validate()?;
-        flat.records = Records::new(&flat);
+        flat.records = Records::new(&flat).map(Box::new);
         Ok(flat)
     }
 
@@ -156,13 +156,13 @@ impl FlatForest {
             records: None,
         };
         flat.validate()?;
-        flat.records = Records::new(&flat);
+        flat.records = Records::new(&flat).map(Box::new);
         Ok(flat)
     }
 
     /// The record layout, when the forest fits it.
     pub fn records(&self) -> Option<&Records> {
-        self.records.as_ref()
+        self.records.as_deref()
     }
 
     /// Checks the invariants the walks rely on (also run on models read
@@ -268,6 +268,36 @@ impl FlatForest {
         self.add_probabilities_portable(block, out);
     }
 
+    /// The class of each row: the argmax (first on ties) of its summed
+    /// probabilities divided by the number of trees, into `out`
+    /// (`block.len()`), exactly as from [`FlatForest::add_probabilities`].
+    /// On the AVX-512 walk a row stops once the trees left cannot change
+    /// its class; elsewhere every row walks every tree.
+    pub fn predict_classes(&self, block: Block, out: &mut [u32]) {
+        assert_eq!(out.len(), block.len(), "one class per row");
+        #[cfg(target_arch = "x86_64")]
+        if let Some(records) = &self.records {
+            if super::avx512::available() {
+                // SAFETY: the CPU has the features (checked just above).
+                unsafe { super::avx512::predict_classes(records, block, out) };
+                return;
+            }
+        }
+        self.predict_classes_all_trees(block, out);
+    }
+
+    /// [`FlatForest::predict_classes`] from the full sums of every tree:
+    /// the reference for the early stop.
+    pub fn predict_classes_all_trees(&self, block: Block, out: &mut [u32]) {
+        let c = self.n_classes();
+        let n_trees = self.n_trees() as f64;
+        let mut sums = vec![0.0; block.len() * c];
+        self.add_probabilities(block, &mut sums);
+        for (o, row) in out.iter_mut().zip(sums.chunks_exact(c)) {
+            *o = super::argmax(row.iter().map(|s| s / n_trees));
+        }
+    }
+
     fn check_shapes(&self, block: &Block, out: &[f64]) {
         assert_eq!(
             out.len(),
@@ -311,7 +341,7 @@ impl FlatForest {
     #[cfg(target_arch = "x86_64")]
     pub unsafe fn add_probabilities_avx512(&self, block: Block, out: &mut [f64]) -> Option<()> {
         self.check_shapes(&block, out);
-        let records = self.records.as_ref()?;
+        let records = self.records.as_deref()?;
         // SAFETY: the caller's contract.
         unsafe { super::avx512::add_probabilities(records, block, out) };
         Some(())

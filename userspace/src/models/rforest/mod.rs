@@ -312,9 +312,24 @@ impl RandomForest {
         }
     }
 
-    /// The most probable class index of each row (first on ties).
+    /// The most probable class index of each row (first on ties): the
+    /// argmax of [`RandomForest::predict_proba`], on every CPU. Rows stop
+    /// walking trees once their class is decided
+    /// ([`FlatForest::predict_classes`]).
     pub fn predict(&self, data: &FeatureMatrix) -> Vec<u32> {
-        argmax_rows(&self.predict_proba(data), self.n_classes())
+        let mut out = vec![0; data.n_rows()];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = data.n_rows().div_ceil(threads).max(MIN_ROWS_PER_THREAD);
+        std::thread::scope(|scope| {
+            for (i, chunk) in out.chunks_mut(per_thread).enumerate() {
+                let start = i * per_thread;
+                scope.spawn(move || {
+                    let block = Block::of_matrix(data, start, start + chunk.len());
+                    self.forest.predict_classes(block, chunk);
+                });
+            }
+        });
+        out
     }
 }
 
@@ -323,16 +338,23 @@ impl RandomForest {
 pub fn argmax_rows(proba: &[f64], c: usize) -> Vec<u32> {
     proba
         .chunks(c)
-        .map(|row| {
-            let mut best = 0;
-            for (k, &p) in row.iter().enumerate() {
-                if p > row[best] {
-                    best = k;
-                }
-            }
-            best as u32
-        })
+        .map(|row| argmax(row.iter().copied()))
         .collect()
+}
+
+/// Index of the largest of `values` (first on ties; 0 when empty).
+pub fn argmax(values: impl IntoIterator<Item = f64>) -> u32 {
+    let mut values = values.into_iter();
+    let Some(mut top) = values.next() else {
+        return 0;
+    };
+    let mut best = 0;
+    for (k, v) in values.enumerate() {
+        if v > top {
+            (best, top) = (k + 1, v);
+        }
+    }
+    best as u32
 }
 
 /// The pointer trees' own probabilities for each row: the reference the

@@ -11,6 +11,13 @@
 //! itself: a row that reached its leaf keeps stepping in place, so a group
 //! of rows can take a fixed number of steps without a branch per row.
 //!
+//! Leaves: a fully grown forest has few distinct leaf value vectors (its
+//! leaves are pure, one class each, save a few with tied rows), so when
+//! there are at most [`MAX_SHARED_VALUES`] of them each leaf exit names its
+//! vector directly (`leaves[e]`, one byte) in a table that stays in L1.
+//! Otherwise leaves are numbered, each with its own values: the leaf of
+//! exit `e` is `keys[0] - 1 + popcount(leaves[0] & (2^(e+1) - 1))`.
+//!
 //! One step of a row through a record is three comparisons at once: the
 //! row's feature values are picked by the record's 7 feature indices (one
 //! permute of the row's keys), compared with the 7 threshold keys (one
@@ -19,8 +26,8 @@
 //! are the float comparisons `x > threshold` of the pointer trees.
 //!
 //! On the benchmark forest (200 trees of 11,300 nodes) a walk visits 6.1
-//! records on average, against 17.2 nodes. The records take 24 MB and the
-//! leaf values, padded to 4 classes, 18 MB, besides the stored arrays.
+//! records on average, against 17.2 nodes. The records take 24 MB; its
+//! leaves share 3 value vectors (numbered leaves would take 18 MB).
 
 use super::flat::{FlatForest, NOT_A_LEAF};
 use crate::models::iforest::flat::order_key;
@@ -33,6 +40,10 @@ pub const EXITS: usize = 8;
 /// registers of 16 lanes).
 pub const MAX_FEATURES: usize = 32;
 
+/// Most distinct leaf value vectors named by value ids (one byte per exit,
+/// and one id for the zero vector).
+pub const MAX_SHARED_VALUES: usize = 255;
+
 /// Threshold key of padding nodes: no row's key is greater.
 const PADDING_KEY: u32 = u32::MAX;
 
@@ -40,20 +51,20 @@ const PADDING_KEY: u32 = u32::MAX;
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Record {
-    /// `keys[0]`: the global number of the first leaf this record leads to
-    /// (the walk never uses the comparison in lane 0); `keys[1..8]`: the
-    /// nodes' threshold keys in heap order.
+    /// `keys[0]`: with numbered leaves, the global number of the first leaf
+    /// this record leads to (the walk never uses the comparison in lane 0);
+    /// `keys[1..8]`: the nodes' threshold keys in heap order.
     pub keys: [u32; 8],
     /// For each exit, the next record (counted from the tree's first
     /// record); a leaf exit holds the record's own number.
     pub next: [u16; EXITS],
     /// Feature of each node (`features[0]` is unused and 0).
     pub features: [u8; 8],
-    /// Bit `e` is set when exit `e` is the first exit leading to a leaf
-    /// (padding repeats a leaf over adjacent exits). The leaf of leaf exit
-    /// `e` is `keys[0] - 1 + popcount(leaf_starts & (2^(e+1) - 1))`.
-    pub leaf_starts: u8,
-    _pad: [u8; 7],
+    /// With shared values ([`Records::shared_values`]): the value id of
+    /// each leaf exit. With numbered leaves: `leaves[0]` has bit `e` set
+    /// when exit `e` is the first exit leading to a leaf (padding repeats
+    /// a leaf over adjacent exits).
+    pub leaves: [u8; EXITS],
 }
 
 /// The exit (0..8) a row leaves a record by, for each 8-bit comparison mask
@@ -82,16 +93,20 @@ pub struct Records {
     pub(crate) records: Vec<Record>,
     /// First record of each tree, and the total at the end.
     pub(crate) tree_records: Vec<u32>,
-    /// First leaf of each tree, and the total at the end.
+    /// First leaf of each tree, and the total at the end (all 0 with
+    /// shared values).
     pub(crate) tree_leaves: Vec<u32>,
     /// The most records a walk through each tree visits.
     pub(crate) tree_steps: Vec<u32>,
     /// For each tree, a record whose exit 0 is a leaf exit (the one an
     /// all-zero row reaches): where padding lanes of a walk wait.
     pub(crate) parking: Vec<u16>,
-    /// `padded_classes` probabilities per leaf (zeros after the classes),
-    /// then one leaf of zeros ([`Records::zero_leaf`]).
+    /// `padded_classes` probabilities (zeros after the classes) per shared
+    /// value vector or per numbered leaf, then one vector of zeros
+    /// ([`Records::zero_leaf`]).
     pub(crate) leaf_values: Vec<f32>,
+    /// Whether leaf exits name shared value vectors (`Record::leaves`).
+    pub(crate) shared_values: bool,
     pub(crate) n_classes: usize,
     /// Classes rounded up to a multiple of 4 (one 256-bit vector of f64).
     pub(crate) padded_classes: usize,
@@ -103,18 +118,49 @@ impl Records {
     /// the forest is outside what records hold: more than [`MAX_FEATURES`]
     /// features, or a tree of more than 65,536 records.
     pub fn new(forest: &FlatForest) -> Option<Records> {
+        Self::build(forest, true)
+    }
+
+    /// [`Records::new`] with numbered leaves whatever the values: the
+    /// layout of forests with many distinct leaves, for tests on any forest.
+    #[cfg(test)]
+    pub(crate) fn with_numbered_leaves(forest: &FlatForest) -> Option<Records> {
+        Self::build(forest, false)
+    }
+
+    fn build(forest: &FlatForest, may_share: bool) -> Option<Records> {
         let c = forest.n_classes();
         if forest.n_features() > MAX_FEATURES {
             return None;
         }
         let padded_classes = c.div_ceil(4) * 4;
+        let pad = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.resize(padded_classes, 0.0);
+            v
+        };
+        // The distinct leaf value vectors (bit for bit), if few enough.
+        let mut shared: std::collections::HashMap<Vec<u32>, u8> = Default::default();
+        let mut leaf_values = Vec::new();
+        for values in forest.values.chunks_exact(c) {
+            let bits = values.iter().map(|v| v.to_bits()).collect();
+            if shared.len() <= MAX_SHARED_VALUES && !shared.contains_key(&bits) {
+                shared.insert(bits, shared.len() as u8);
+                leaf_values.extend(pad(values));
+            }
+        }
+        let shared_values = may_share && shared.len() <= MAX_SHARED_VALUES;
+        if !shared_values {
+            leaf_values.clear();
+        }
         let mut r = Records {
             records: Vec::new(),
             tree_records: vec![0],
             tree_leaves: vec![0],
             tree_steps: Vec::with_capacity(forest.n_trees()),
             parking: Vec::with_capacity(forest.n_trees()),
-            leaf_values: Vec::new(),
+            leaf_values,
+            shared_values,
             n_classes: c,
             padded_classes,
             n_features: forest.n_features(),
@@ -147,8 +193,9 @@ impl Records {
                         at[2 * p + 1] = n;
                     }
                 }
-                let n_leaves = r.leaf_values.len() / padded_classes;
-                record.keys[0] = n_leaves as u32;
+                if !shared_values {
+                    record.keys[0] = (r.leaf_values.len() / padded_classes) as u32;
+                }
                 let mut previous = usize::MAX;
                 for e in 0..EXITS {
                     let n = at[EXITS + e];
@@ -162,13 +209,14 @@ impl Records {
                         record.next[e] = next as u16;
                     } else {
                         record.next[e] = index as u16;
-                        if n != previous {
-                            record.leaf_starts |= 1 << e;
-                            let leaf = forest.leaf_values[n] as usize;
-                            r.leaf_values
-                                .extend_from_slice(&forest.values[leaf * c..(leaf + 1) * c]);
-                            r.leaf_values
-                                .resize(r.leaf_values.len() + padded_classes - c, 0.0);
+                        let leaf = forest.leaf_values[n] as usize;
+                        let values = &forest.values[leaf * c..(leaf + 1) * c];
+                        if shared_values {
+                            let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+                            record.leaves[e] = shared[&bits];
+                        } else if n != previous {
+                            record.leaves[0] |= 1 << e;
+                            r.leaf_values.extend(pad(values));
                         }
                     }
                     previous = n;
@@ -183,8 +231,12 @@ impl Records {
             r.parking.push(parking as u16);
             r.tree_steps.push(steps);
             r.tree_records.push(r.records.len() as u32);
-            r.tree_leaves
-                .push((r.leaf_values.len() / padded_classes) as u32);
+            let leaves = if shared_values {
+                0
+            } else {
+                r.leaf_values.len() / padded_classes
+            };
+            r.tree_leaves.push(leaves as u32);
         }
         r.leaf_values
             .resize(r.leaf_values.len() + padded_classes, 0.0);
@@ -192,10 +244,10 @@ impl Records {
         Some(r)
     }
 
-    /// A leaf of zero probabilities after every tree's leaves: adding it
-    /// leaves a sum unchanged (sums are never -0.0).
+    /// The vector of zero probabilities after the others: adding it leaves
+    /// a sum unchanged (sums are never -0.0).
     pub(crate) fn zero_leaf(&self) -> u32 {
-        *self.tree_leaves.last().expect("at least 0")
+        (self.leaf_values.len() / self.padded_classes - 1) as u32
     }
 
     /// Asserts the invariants the unchecked reads of the walks rely on.
@@ -203,7 +255,12 @@ impl Records {
     fn check(&self) {
         let n_leaves = self.leaf_values.len() / self.padded_classes;
         assert!(self.leaf_values.len() == n_leaves * self.padded_classes);
-        assert!(self.zero_leaf() as usize + 1 == n_leaves);
+        let zeros = &self.leaf_values[(n_leaves.max(1) - 1) * self.padded_classes..];
+        assert!(
+            n_leaves >= 1 && zeros.iter().all(|&v| v == 0.0),
+            "zero vector last"
+        );
+        assert!(!self.shared_values || n_leaves <= MAX_SHARED_VALUES + 1);
         for t in 0..self.n_trees() {
             let (first, end) = (
                 self.tree_records[t] as usize,
@@ -223,8 +280,12 @@ impl Records {
                     let next = record.next[e] as usize;
                     assert!(next < end - first, "exits stay in the tree");
                     if next == i {
-                        let leaf = Self::leaf_of(record, e);
-                        assert!(leaf >= first_leaf && leaf < end_leaf, "leaf of tree {t}");
+                        let leaf = self.leaf_of(record, e);
+                        if self.shared_values {
+                            assert!(leaf < self.zero_leaf(), "shared values");
+                        } else {
+                            assert!(leaf >= first_leaf && leaf < end_leaf, "leaf of tree {t}");
+                        }
                     } else {
                         assert!(next > i, "walks move forward");
                     }
@@ -237,10 +298,23 @@ impl Records {
         self.tree_steps.len()
     }
 
-    /// The leaf reached by leaving `record` by leaf exit `e`.
+    /// The values (their index in `leaf_values`, in vectors) reached by
+    /// leaving `record` by leaf exit `e`.
+    pub(crate) fn leaf_of(&self, record: &Record, e: usize) -> u32 {
+        if self.shared_values {
+            Self::leaf_of_by::<true>(record, e)
+        } else {
+            Self::leaf_of_by::<false>(record, e)
+        }
+    }
+
+    /// [`Records::leaf_of`] for a known `shared_values`.
     #[inline(always)]
-    pub(crate) fn leaf_of(record: &Record, e: usize) -> u32 {
-        let starts = record.leaf_starts as u32 & ((2u32 << e) - 1);
+    pub(crate) fn leaf_of_by<const SHARED: bool>(record: &Record, e: usize) -> u32 {
+        if SHARED {
+            return record.leaves[e] as u32;
+        }
+        let starts = record.leaves[0] as u32 & ((2u32 << e) - 1);
         record.keys[0]
             .wrapping_add(starts.count_ones())
             .wrapping_sub(1)
@@ -272,7 +346,7 @@ impl Records {
                     let e = EXIT[mask] as usize;
                     let next = record.next[e] as usize;
                     if next == i {
-                        break Self::leaf_of(record, e) as usize;
+                        break self.leaf_of(record, e) as usize;
                     }
                     i = next;
                 };

@@ -374,18 +374,110 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         let block = Block::of_matrix(&test, start, end);
         let mut want = vec![0.0; block.len() * k as usize];
         records.add_probabilities_scalar(block, &mut want);
-        let tile = rng.gen_range(1..300);
-        let (first, later) = (rng.gen_range(1..10), rng.gen_range(1..4));
-        let mut got = vec![0.0; block.len() * k as usize];
-        // SAFETY: the CPU has the features (checked at the top).
-        unsafe { avx512::add_probabilities_with(records, block, &mut got, tile, first, later) };
+        // Fully grown trees share a few value vectors; the same forest with
+        // numbered leaves is the layout of forests with many.
+        let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
+        assert!(!numbered.shared_values);
+        let mut again = vec![0.0; block.len() * k as usize];
+        numbered.add_probabilities_scalar(block, &mut again);
         assert_eq!(
-            got, want,
-            "round {round}: tile {tile}, waves {first}/{later}"
+            again, want,
+            "round {round}: numbered leaves, one row at a time"
         );
+        for records in [records, &numbered] {
+            let tile = rng.gen_range(1..300);
+            let (first, later) = (rng.gen_range(1..10), rng.gen_range(1..4));
+            let mut got = vec![0.0; block.len() * k as usize];
+            // SAFETY: the CPU has the features (checked at the top).
+            unsafe { avx512::add_probabilities_with(records, block, &mut got, tile, first, later) };
+            assert_eq!(
+                got, want,
+                "round {round}: tile {tile}, waves {first}/{later}, shared {}",
+                records.shared_values
+            );
+        }
         let mut got = vec![0.0; block.len() * k as usize];
         // SAFETY: as above.
         unsafe { model.forest.add_probabilities_avx512(block, &mut got) }.unwrap();
         assert_eq!(got, want, "round {round}: default tile and waves");
     }
+}
+
+/// Classes with the early stop against the argmax of every tree's sums, on
+/// forests large enough for rows to stop (and some near-ties: random labels
+/// and noise features), with shared and numbered leaf values.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn early_stop_gives_the_classes_of_the_full_sums() {
+    if !avx512::available() {
+        eprintln!(
+            "skipped: early_stop_gives_the_classes_of_the_full_sums: this CPU has no AVX-512"
+        );
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for round in 0..6 {
+        let features = rng.gen_range(1..=20);
+        let k = rng.gen_range(2..=5);
+        let (train, labels) = problem_k(300, features, k, 50 + round);
+        let params = RandomForestParams {
+            n_estimators: rng.gen_range(30..90),
+            max_depth: [None, Some(4)][round as usize % 2],
+            random_state: round,
+            ..Default::default()
+        };
+        let model = params
+            .fit(&train, &labels, classes(k as usize), &|| {})
+            .unwrap();
+        let (test, _) = problem_k(rng.gen_range(1..900), features, k, 150 + round);
+        let test = with_edge_values(&test, &model.forest, round);
+        let block = Block::of_matrix(&test, 0, test.n_rows());
+        let mut want = vec![0; block.len()];
+        model.forest.predict_classes_all_trees(block, &mut want);
+        let proba = model.predict_proba(&test);
+        assert_eq!(want, argmax_rows(&proba, k as usize), "round {round}");
+        let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
+        let records = model.forest.records().unwrap();
+        assert!(
+            params.max_depth.is_some() || records.shared_values,
+            "pure leaves"
+        );
+        for records in [records, &numbered] {
+            let mut got = vec![u32::MAX; block.len()];
+            // SAFETY: the CPU has the features (checked at the top).
+            let walks = unsafe { avx512::predict_classes(records, block, &mut got) };
+            assert_eq!(got, want, "round {round}, shared {}", records.shared_values);
+            // Rows did stop early (the test would not see a wrong stop
+            // otherwise), and none walked more than every tree.
+            let all = block.len() * model.forest.n_trees();
+            assert!(walks < all, "round {round}: {walks} walks of {all}");
+        }
+        assert_eq!(model.predict(&test), want, "round {round}: predict");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn stop_needs_a_lead_the_trees_left_cannot_overturn() {
+    use avx512::lead;
+    assert_eq!(lead(&[3.0, 7.0, 5.0]), 2.0);
+    assert_eq!(lead(&[7.0, 7.0, 1.0]), 0.0);
+    assert_eq!(lead(&[4.0]), f64::INFINITY);
+    // Leaves of one class (spread 1): after 60 of 100 trees, 40 to go.
+    let (_, labels) = problem_k(200, 3, 2, 9);
+    let (data, _) = problem_k(200, 3, 2, 9);
+    let model = RandomForestParams {
+        n_estimators: 5,
+        ..Default::default()
+    }
+    .fit(&data, &labels, classes(2), &|| {})
+    .unwrap();
+    let stop = avx512::Stop::new(model.forest.records().unwrap()).unwrap();
+    assert!(stop.lead_needed(40) > 40.0 && stop.lead_needed(40) < 40.001);
+    assert!(
+        !stop.worth_checking(40, 60),
+        "a lead of 40 cannot beat 60 trees"
+    );
+    assert!(stop.worth_checking(64, 36));
+    assert!(!stop.worth_checking(100, 0), "nothing left to save");
 }
