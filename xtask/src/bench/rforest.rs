@@ -32,7 +32,9 @@ Xt, yt = load("bench_test.csv")
 m = RandomForestClassifier(n_estimators=200, random_state=42, n_jobs=1)
 t = time.perf_counter(); m.fit(X, y); fit = time.perf_counter() - t
 t = time.perf_counter(); p = m.predict(Xt); pred = time.perf_counter() - t
+t = time.perf_counter(); m.predict_proba(Xt); proba = time.perf_counter() - t
 out = {"fit_seconds": fit, "predict_per_second": len(Xt) / pred,
+       "predict_proba_per_second": len(Xt) / proba,
        "bench_accuracy": accuracy_score(yt, p)}
 Xq, yq = load("quality_train.csv")
 Xqt, yqt = load("quality_test.csv")
@@ -108,8 +110,16 @@ fn run_in(dir: &Path) -> Result<()> {
         get(&sk, "predict_per_second"),
     );
     println!(
-        "| predict | {op:.0} samples/s | {sp:.0} samples/s | {:.1}x faster |",
+        "| predict (classes) | {op:.0} samples/s | {sp:.0} samples/s | {:.1}x faster |",
         op / sp
+    );
+    let (opp, spp) = (
+        get(&ours, "predict_proba_per_second"),
+        get(&sk, "predict_proba_per_second"),
+    );
+    println!(
+        "| predict_proba (every tree) | {opp:.0} samples/s | {spp:.0} samples/s | {:.1}x faster |",
+        opp / spp
     );
     for (name, key) in [
         ("accuracy, 50,000 fresh rows", "bench_accuracy"),
