@@ -199,11 +199,11 @@ impl Stop {
     const EVERY: usize = 4;
     const SLACK: f64 = 1e-6;
 
-    /// `None` when the leaf values are not finite (no bound) or when the
-    /// forest has too many trees for the slack to cover the rounding.
+    /// `None` when the forest has too many trees for the slack to cover
+    /// the rounding (leaf values are finite: `FlatForest::validate`).
     pub(crate) fn new(records: &Records) -> Option<Stop> {
         let values = &records.leaf_values;
-        if records.n_trees() > 100_000 || values.iter().any(|v| !v.is_finite()) {
+        if records.n_trees() > 100_000 {
             return None;
         }
         let max = values.iter().fold(0.0f32, |m, &v| m.max(v)) as f64;
@@ -238,10 +238,6 @@ pub(crate) fn lead(sums: &[f64]) -> f64 {
     }
     first - second
 }
-
-/// Rows ahead whose sums the check prefetches (they are in L3 on large
-/// tiles).
-const CHECK_PREFETCH: usize = 16;
 
 /// How a walk goes: tile size, wave lengths (all at least 1) and whether
 /// rows stop once their class is decided.
@@ -436,14 +432,6 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
             let mut kept = 0;
             for i in 0..s.active.len() {
                 let r = s.active[i] as usize;
-                if let Some(&ahead) = s.active.get(i + CHECK_PREFETCH) {
-                    // SAFETY: a hint on an address inside `sums`.
-                    unsafe {
-                        _mm_prefetch::<_MM_HINT_T0>(
-                            s.sums.as_ptr().add(ahead as usize * p) as *const i8
-                        )
-                    };
-                }
                 s.active[kept] = r as u32;
                 kept += (lead(&s.sums[r * p..][..c]) <= decisive_lead) as usize;
             }
