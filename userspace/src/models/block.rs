@@ -89,3 +89,58 @@ impl<'a> Block<'a> {
         (0..self.n_features).map(|f| self.get(f, r)).collect()
     }
 }
+
+/// Splits `data`'s rows into one block per CPU (at least `min_rows` each)
+/// and runs `work(block, out)` on each in its own thread, `out` being the
+/// block's share of `out` (`per_row` values per row).
+pub fn on_every_cpu<T: Send>(
+    data: &FeatureMatrix,
+    out: &mut [T],
+    per_row: usize,
+    min_rows: usize,
+    work: impl Fn(Block, &mut [T]) + Sync,
+) {
+    assert_eq!(
+        out.len(),
+        data.n_rows() * per_row,
+        "{per_row} values per row"
+    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = data.n_rows().div_ceil(threads).max(min_rows).max(1);
+    let work = &work;
+    std::thread::scope(|scope| {
+        for (i, chunk) in out.chunks_mut(per_thread * per_row).enumerate() {
+            let start = i * per_thread;
+            scope.spawn(move || {
+                let block = Block::of_matrix(data, start, start + chunk.len() / per_row);
+                work(block, chunk);
+            });
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row's values land in its own slots, whatever the split: each
+    /// block writes its rows' feature values where they belong.
+    #[test]
+    fn on_every_cpu_gives_each_row_its_own_slots() {
+        for (rows, min_rows) in [(0, 1), (1, 1), (7, 1), (1001, 3), (1001, 2000)] {
+            let a: Vec<f32> = (0..rows).map(|r| r as f32).collect();
+            let b: Vec<f32> = (0..rows).map(|r| -(r as f32)).collect();
+            let m = FeatureMatrix::from_columns(vec!["a".into(), "b".into()], vec![a, b]);
+            let mut out = vec![f32::NAN; rows * 2];
+            on_every_cpu(&m, &mut out, 2, min_rows, |block, out| {
+                assert!(block.len() >= min_rows.min(rows));
+                for r in 0..block.len() {
+                    out[2 * r] = block.get(0, r);
+                    out[2 * r + 1] = block.get(1, r);
+                }
+            });
+            let expected: Vec<f32> = (0..rows).flat_map(|r| [r as f32, -(r as f32)]).collect();
+            assert_eq!(out, expected, "{rows} rows, at least {min_rows} per thread");
+        }
+    }
+}

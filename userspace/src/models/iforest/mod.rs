@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureMatrix;
+use crate::models::block::on_every_cpu;
 use crate::models::Block;
 pub use flat::FlatIsolationForest;
 pub use tree::{average_path_length, ITree};
@@ -235,16 +236,8 @@ impl IsolationForest {
     /// scikit-learn's `score_samples`: in [-1, 0), lower = more anomalous.
     pub fn score_samples(&self, data: &FeatureMatrix) -> Vec<f64> {
         let mut out = vec![0.0; data.n_rows()];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = data.n_rows().div_ceil(threads).max(BLOCK_ROWS);
-        std::thread::scope(|scope| {
-            for (i, chunk) in out.chunks_mut(per_thread).enumerate() {
-                let start = i * per_thread;
-                scope.spawn(move || {
-                    let block = Block::of_matrix(data, start, start + chunk.len());
-                    self.score_block(block, chunk);
-                });
-            }
+        on_every_cpu(data, &mut out, 1, BLOCK_ROWS, |block, out| {
+            self.score_block(block, out)
         });
         out
     }

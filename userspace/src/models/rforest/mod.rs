@@ -40,6 +40,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureMatrix;
+use crate::models::block::on_every_cpu;
 use crate::models::Block;
 pub use flat::FlatForest;
 pub use tree::DecisionTree;
@@ -288,16 +289,8 @@ impl RandomForest {
     pub fn predict_proba(&self, data: &FeatureMatrix) -> Vec<f64> {
         let c = self.n_classes();
         let mut out = vec![0.0; data.n_rows() * c];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = data.n_rows().div_ceil(threads).max(MIN_ROWS_PER_THREAD);
-        std::thread::scope(|scope| {
-            for (i, chunk) in out.chunks_mut(per_thread * c).enumerate() {
-                let start = i * per_thread;
-                scope.spawn(move || {
-                    let block = Block::of_matrix(data, start, start + chunk.len() / c);
-                    self.predict_proba_block(block, chunk);
-                });
-            }
+        on_every_cpu(data, &mut out, c, MIN_ROWS_PER_THREAD, |block, out| {
+            self.predict_proba_block(block, out)
         });
         out
     }
@@ -318,16 +311,8 @@ impl RandomForest {
     /// ([`FlatForest::predict_classes`]).
     pub fn predict(&self, data: &FeatureMatrix) -> Vec<u32> {
         let mut out = vec![0; data.n_rows()];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = data.n_rows().div_ceil(threads).max(MIN_ROWS_PER_THREAD);
-        std::thread::scope(|scope| {
-            for (i, chunk) in out.chunks_mut(per_thread).enumerate() {
-                let start = i * per_thread;
-                scope.spawn(move || {
-                    let block = Block::of_matrix(data, start, start + chunk.len());
-                    self.forest.predict_classes(block, chunk);
-                });
-            }
+        on_every_cpu(data, &mut out, 1, MIN_ROWS_PER_THREAD, |block, out| {
+            self.forest.predict_classes(block, out)
         });
         out
     }
