@@ -201,11 +201,16 @@ mod privileged {
         }
     }
 
-    fn known_packets_in_mode(mode: &str, attach_mode: u64) {
+    /// `sniff --xdp-mode MODE` on the known packets, the program attached
+    /// in `attach_mode`; `mtu`: the veth pair's MTU first.
+    fn known_packets_in_mode(mode: &str, attach_mode: u64, mtu: Option<&str>) {
         if !can_run_kernel_tests() {
             return;
         }
         let lab = Lab::new();
+        if let Some(mtu) = mtu {
+            lab.set_mtu(mtu);
+        }
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("capture.csv");
         let sent = known_packets();
@@ -244,6 +249,13 @@ mod privileged {
             stdout.contains(&format!("Captured packets saved to {}", out.display())),
             "{stdout}"
         );
+        let fell_back = format!("note: {}'s driver refused XDP in driver mode", lab.iface());
+        assert_eq!(
+            String::from_utf8_lossy(&result.stderr).contains(&fell_back),
+            mode == "auto" && attach_mode == 2,
+            "{}",
+            describe(&result)
+        );
         assert_eq!(counter(&stdout, "Rows written"), sent.len() as u64);
         assert_eq!(counter(&stdout, "packets seen"), sent.len() as u64 + 2);
         assert_eq!(counter(&stdout, "records emitted"), sent.len() as u64);
@@ -262,12 +274,45 @@ mod privileged {
     /// ip's `xdp.mode`: 1 driver, 2 generic (XDP_ATTACHED_DRV / _SKB).
     #[test]
     fn known_packets_driver_mode() {
-        known_packets_in_mode("drv", 1);
+        known_packets_in_mode("drv", 1, None);
     }
 
     #[test]
     fn known_packets_generic_mode() {
-        known_packets_in_mode("skb", 2);
+        known_packets_in_mode("skb", 2, None);
+    }
+
+    /// `auto` asks for the kernel's choice, driver mode on veth.
+    #[test]
+    fn known_packets_auto_mode() {
+        known_packets_in_mode("auto", 1, None);
+    }
+
+    /// veth refuses driver-mode XDP above a page-sized MTU (as virtio_net
+    /// refuses it without spare queues): `auto` falls back to generic mode
+    /// and says so; `drv` fails with one sentence, leaving nothing behind.
+    #[test]
+    fn auto_mode_falls_back_to_generic_when_the_driver_refuses() {
+        known_packets_in_mode("auto", 2, Some("9000"));
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        lab.set_mtu("9000");
+        let result = sniff(&lab, &["-", "-i", lab.iface(), "--xdp-mode", "drv"])
+            .wait(WAIT)
+            .unwrap();
+        assert_eq!(result.status.code(), Some(1), "{}", describe(&result));
+        assert!(
+            String::from_utf8_lossy(&result.stderr).ends_with(&format!(
+                "Error: {}'s driver refused XDP in driver mode (Numerical result out of range \
+                 (os error 34)): use --xdp-mode skb or auto\n",
+                lab.iface()
+            )),
+            "{}",
+            describe(&result)
+        );
+        lab.assert_detached();
     }
 
     /// `--ipv4-only` leaves IPv6 out (counted as filtered); `-` writes rows

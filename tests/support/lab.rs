@@ -36,6 +36,16 @@ impl Lab {
         self.peer.enter(move || RawSocket::bind(&peer_if)).unwrap()
     }
 
+    /// Sets the MTU of both ends of the pair.
+    pub fn set_mtu(&self, mtu: &str) {
+        self.capture
+            .ip(&["link", "set", &self.link.a.name, "mtu", mtu])
+            .unwrap();
+        self.peer
+            .ip(&["link", "set", &self.link.b.name, "mtu", mtu])
+            .unwrap();
+    }
+
     /// Waits until an XDP program is attached to the capture interface.
     pub fn wait_attached(&self, timeout: Duration) -> serde_json::Value {
         self.capture.wait_for_xdp(self.iface(), timeout).unwrap()

@@ -11,6 +11,7 @@ use std::io;
 
 use anyhow::{bail, Context, Result};
 use aya::maps::{MapData, RingBuf};
+use aya::programs::xdp::XdpLinkId;
 use aya::programs::{
     ProgramError, TestRun, TestRunOptions, TestRunResult, Xdp, XdpMode as AyaXdpMode,
 };
@@ -23,7 +24,8 @@ use super::stats;
 /// How the program is attached (`--xdp-mode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum XdpMode {
-    /// Driver (native) mode when the driver supports it, else generic.
+    /// Driver (native) mode when the driver supports it, else generic
+    /// (also when the driver has XDP but refuses it in its present setup).
     #[default]
     Auto,
     /// Generic XDP in the kernel's network stack: works on any interface.
@@ -111,11 +113,8 @@ impl Loaded {
 
     /// Attaches the program to `interface`.
     pub fn attach(mut self, interface: &str, mode: XdpMode) -> Result<Attached> {
-        let if_index = interface_index(interface)?;
         let program = self.program()?;
-        let link = program
-            .attach_to_if_index(if_index, mode.aya())
-            .map_err(|e| attach_error(e, interface, mode))?;
+        let link = attach_program(program, interface, mode)?;
         Ok(Attached {
             loaded: self,
             link: Some(link),
@@ -131,7 +130,7 @@ impl Loaded {
 /// The program attached to an interface; detached when dropped.
 pub struct Attached {
     loaded: Loaded,
-    link: Option<aya::programs::xdp::XdpLinkId>,
+    link: Option<XdpLinkId>,
     interface: String,
 }
 
@@ -291,6 +290,43 @@ fn program_load_error(e: ProgramError, name: &str) -> anyhow::Error {
     }
 }
 
+/// Attaches `program` to `interface` in `mode`.
+///
+/// In `auto` mode the kernel picks driver mode whenever the driver has XDP
+/// support, but some drivers that have it refuse it for their present
+/// configuration (virtio_net without spare transmit queues or with
+/// hardware GRO, veth with an MTU above a page): any such refusal is
+/// retried in generic mode, which works on every interface, and said on
+/// stderr. Errors are [`attach_error`]'s sentences.
+pub fn attach_program(program: &mut Xdp, interface: &str, mode: XdpMode) -> Result<XdpLinkId> {
+    let if_index = interface_index(interface)?;
+    match program.attach_to_if_index(if_index, mode.aya()) {
+        Ok(link) => Ok(link),
+        Err(e) if mode == XdpMode::Auto && driver_refused(&e) => {
+            let link = program
+                .attach_to_if_index(if_index, XdpMode::Skb.aya())
+                .map_err(|e| attach_error(e, interface, XdpMode::Skb))?;
+            eprintln!(
+                "note: {interface}'s driver refused XDP in driver mode ({}); \
+                 attached in generic (skb) mode instead",
+                io::Error::from_raw_os_error(os_error(&e).unwrap_or(0))
+            );
+            Ok(link)
+        }
+        Err(e) => Err(attach_error(e, interface, mode)),
+    }
+}
+
+/// Whether a failed attach is the driver refusing driver mode, not a
+/// program already there or missing privileges (which generic mode would
+/// meet too).
+pub(crate) fn driver_refused(e: &ProgramError) -> bool {
+    !matches!(
+        os_error(e),
+        None | Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES)
+    )
+}
+
 /// The one-sentence error for a failed attach (another XDP program already
 /// there, driver mode unsupported, no privileges), for every loader.
 pub fn attach_error(e: ProgramError, interface: &str, mode: XdpMode) -> anyhow::Error {
@@ -302,6 +338,10 @@ pub fn attach_error(e: ProgramError, interface: &str, mode: XdpMode) -> anyhow::
             anyhow::anyhow!("{interface} does not support XDP in driver mode: use --xdp-mode skb or auto")
         }
         Some(libc::EPERM | libc::EACCES) => anyhow::anyhow!(NEEDS_PRIVILEGES),
+        Some(code) if mode == XdpMode::Drv => anyhow::anyhow!(
+            "{interface}'s driver refused XDP in driver mode ({}): use --xdp-mode skb or auto",
+            io::Error::from_raw_os_error(code)
+        ),
         _ => anyhow::Error::new(e).context(format!(
             "cannot attach the XDP program to {interface} in {} mode",
             mode.name()

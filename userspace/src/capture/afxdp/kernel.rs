@@ -13,7 +13,8 @@ use aya::Ebpf;
 use ml_sniffing_common::maps::{xsk, XskCounters};
 
 use crate::capture::xdp::{
-    attach_error, interface_index, load_object, os_error, program_mut, XdpMode,
+    attach_error, attach_program, driver_refused, interface_index, load_object, os_error,
+    program_mut, XdpMode,
 };
 
 #[repr(transparent)]
@@ -58,19 +59,29 @@ impl XskPrograms {
     /// was chosen because frames are re-injected (not asked for), which
     /// changes what to suggest when the driver has no XDP.
     pub fn attach(&mut self, interface: &str, mode: XdpMode, reinjecting: bool) -> Result<()> {
-        let if_index = interface_index(interface)?;
         let program = program_mut(&mut self.ebpf, xsk::PROGRAM)?;
-        let link =
+        let link = if reinjecting {
+            let if_index = interface_index(interface)?;
             program
                 .attach_to_if_index(if_index, mode.aya())
-                .map_err(|e| match os_error(&e) {
-                    Some(libc::EOPNOTSUPP) if reinjecting => anyhow::anyhow!(
-                    "{interface} has no XDP driver mode, which re-injecting frames into the host \
-                     stack needs: add --consume (frames are then kept from the host stack), or \
-                     capture records with --capture xdp"
-                ),
-                    _ => attach_error(e, interface, mode),
-                })?;
+                .map_err(|e| {
+                    let advice = "which re-injecting frames into the host stack needs: add \
+                                  --consume (frames are then kept from the host stack), or \
+                                  capture records with --capture xdp";
+                    match os_error(&e) {
+                        Some(libc::EOPNOTSUPP) => {
+                            anyhow::anyhow!("{interface} has no XDP driver mode, {advice}")
+                        }
+                        Some(code) if driver_refused(&e) => anyhow::anyhow!(
+                            "{interface} refused XDP in driver mode ({}), {advice}",
+                            std::io::Error::from_raw_os_error(code)
+                        ),
+                        _ => attach_error(e, interface, mode),
+                    }
+                })?
+        } else {
+            attach_program(program, interface, mode)?
+        };
         self.xdp = Some((link, interface.to_owned()));
         Ok(())
     }
