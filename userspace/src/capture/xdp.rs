@@ -300,31 +300,33 @@ fn program_load_error(e: ProgramError, name: &str) -> anyhow::Error {
 /// stderr. Errors are [`attach_error`]'s sentences.
 pub fn attach_program(program: &mut Xdp, interface: &str, mode: XdpMode) -> Result<XdpLinkId> {
     let if_index = interface_index(interface)?;
-    match program.attach_to_if_index(if_index, mode.aya()) {
-        Ok(link) => Ok(link),
-        Err(e) if mode == XdpMode::Auto && driver_refused(&e) => {
+    let e = match program.attach_to_if_index(if_index, mode.aya()) {
+        Ok(link) => return Ok(link),
+        Err(e) => e,
+    };
+    match driver_refusal(&e) {
+        Some(refusal) if mode == XdpMode::Auto => {
             let link = program
                 .attach_to_if_index(if_index, XdpMode::Skb.aya())
                 .map_err(|e| attach_error(e, interface, XdpMode::Skb))?;
             eprintln!(
-                "note: {interface}'s driver refused XDP in driver mode ({}); \
-                 attached in generic (skb) mode instead",
-                io::Error::from_raw_os_error(os_error(&e).unwrap_or(0))
+                "note: {interface}'s driver refused XDP in driver mode ({refusal}); \
+                 attached in generic (skb) mode instead"
             );
             Ok(link)
         }
-        Err(e) => Err(attach_error(e, interface, mode)),
+        _ => Err(attach_error(e, interface, mode)),
     }
 }
 
-/// Whether a failed attach is the driver refusing driver mode, not a
-/// program already there or missing privileges (which generic mode would
-/// meet too).
-pub(crate) fn driver_refused(e: &ProgramError) -> bool {
-    !matches!(
-        os_error(e),
-        None | Some(libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES)
-    )
+/// The driver's refusal of driver mode, when that is why an attach failed:
+/// not a program already there or missing privileges (which generic mode
+/// would meet too).
+pub(crate) fn driver_refusal(e: &ProgramError) -> Option<io::Error> {
+    match os_error(e)? {
+        libc::EBUSY | libc::EEXIST | libc::EPERM | libc::EACCES => None,
+        code => Some(io::Error::from_raw_os_error(code)),
+    }
 }
 
 /// The one-sentence error for a failed attach (another XDP program already

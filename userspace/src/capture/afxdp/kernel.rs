@@ -13,7 +13,7 @@ use aya::Ebpf;
 use ml_sniffing_common::maps::{xsk, XskCounters};
 
 use crate::capture::xdp::{
-    attach_error, attach_program, driver_refused, interface_index, load_object, os_error,
+    attach_error, attach_program, driver_refusal, interface_index, load_object, os_error,
     program_mut, XdpMode,
 };
 
@@ -68,13 +68,12 @@ impl XskPrograms {
                     let advice = "which re-injecting frames into the host stack needs: add \
                                   --consume (frames are then kept from the host stack), or \
                                   capture records with --capture xdp";
-                    match os_error(&e) {
-                        Some(libc::EOPNOTSUPP) => {
+                    match (os_error(&e), driver_refusal(&e)) {
+                        (Some(libc::EOPNOTSUPP), _) => {
                             anyhow::anyhow!("{interface} has no XDP driver mode, {advice}")
                         }
-                        Some(code) if driver_refused(&e) => anyhow::anyhow!(
-                            "{interface} refused XDP in driver mode ({}), {advice}",
-                            std::io::Error::from_raw_os_error(code)
+                        (_, Some(refusal)) => anyhow::anyhow!(
+                            "{interface} refused XDP in driver mode ({refusal}), {advice}"
                         ),
                         _ => attach_error(e, interface, mode),
                     }
