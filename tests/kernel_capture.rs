@@ -312,6 +312,8 @@ mod privileged {
             "{}",
             describe(&result)
         );
+        // Nothing on stdout: the CSV header waits for the capture to start.
+        assert!(result.stdout.is_empty(), "{}", describe(&result));
         lab.assert_detached();
     }
 

@@ -234,21 +234,44 @@ pub struct CsvRowWriter<W: Write> {
     out: W,
     formatter: RowFormatter,
     rows: u64,
+    header_written: bool,
 }
 
 impl<W: Write> CsvRowWriter<W> {
     /// Writes the header line.
-    pub fn new(mut out: W) -> io::Result<Self> {
-        out.write_all(header_line().as_bytes())?;
-        Ok(CsvRowWriter {
+    pub fn new(out: W) -> io::Result<Self> {
+        let mut writer = Self::deferred(out);
+        writer.write_header()?;
+        Ok(writer)
+    }
+
+    /// A writer that writes the header line only with the first row or at
+    /// [`write_header`](Self::write_header): a live capture to stdout
+    /// prints nothing until the capture has started, so a failed attach
+    /// leaves no stray header ahead of its error.
+    pub fn deferred(out: W) -> Self {
+        CsvRowWriter {
             out,
             formatter: RowFormatter::new(),
             rows: 0,
-        })
+            header_written: false,
+        }
+    }
+
+    /// Writes the header line if it is not written yet.
+    pub fn write_header(&mut self) -> io::Result<()> {
+        if !self.header_written {
+            self.out.write_all(header_line().as_bytes())?;
+            self.header_written = true;
+        }
+        Ok(())
     }
 
     #[inline]
     pub fn write(&mut self, record: &PacketRecord) -> io::Result<()> {
+        if !self.header_written {
+            self.write_header()?;
+        }
         self.formatter.format(record);
         self.rows += 1;
         self.out.write_all(self.formatter.line())
@@ -452,5 +475,29 @@ mod tests {
             row
         );
         assert_eq!(table.cell(1, 1), "::");
+    }
+
+    #[test]
+    fn a_deferred_header_comes_once_before_the_first_row_or_when_asked() {
+        let w = CsvRowWriter::deferred(Vec::new());
+        assert!(
+            w.into_inner().is_empty(),
+            "nothing before a row or a request"
+        );
+
+        let mut w = CsvRowWriter::deferred(Vec::new());
+        w.write(&record()).unwrap();
+        w.write_header().unwrap();
+        w.write(&record()).unwrap();
+        let mut eager = CsvRowWriter::new(Vec::new()).unwrap();
+        eager.write(&record()).unwrap();
+        eager.write(&record()).unwrap();
+        assert_eq!(w.into_inner(), eager.into_inner());
+
+        let mut w = CsvRowWriter::deferred(Vec::new());
+        w.write_header().unwrap();
+        w.write_header().unwrap();
+        assert_eq!(w.rows(), 0);
+        assert_eq!(String::from_utf8(w.into_inner()).unwrap(), header_line());
     }
 }

@@ -83,9 +83,11 @@ impl<W: Write> RecordSink for Rows<W> {
     }
 
     fn tick(&mut self, _control: &mut live::Control) -> Result<()> {
+        // Ticks come once the program is attached: the header of a deferred
+        // writer (stdout) shows the capture has started.
         self.rows
-            .get_mut()
-            .flush()
+            .write_header()
+            .and_then(|()| self.rows.get_mut().flush())
             .with_context(|| format!("cannot write {}", self.shown))?;
         if let Some(pcap) = &mut self.pcap {
             pcap.writer
@@ -142,7 +144,8 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
     if to_stdout {
         // Rows go to stdout: everything else to stderr.
         let mut sink = Rows {
-            rows: CsvRowWriter::new(&mut *out).context("cannot write stdout")?,
+            // The header waits for the capture to start (first tick).
+            rows: CsvRowWriter::deferred(&mut *out),
             limit: args.packet_count,
             shown: "stdout".into(),
             pcap,
