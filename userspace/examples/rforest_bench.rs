@@ -332,6 +332,7 @@ fn main() -> Result<()> {
         record("trees_walked_per_row", per_row);
     }
     compare_paths(&model, &test);
+    compare_portable_classes(&model, &test);
     if predict_only {
         return Ok(());
     }
@@ -482,6 +483,80 @@ fn compare_paths(model: &RandomForest, test: &FeatureMatrix) {
             "| sums, {name}, 1 thread | {:.0} samples/s ({:.0} per CPU second) |",
             block.len() as f64 / wall,
             block.len() as f64 / cpu
+        );
+    }
+}
+
+/// The portable lane walk (the path of CPUs without AVX-512) predicting
+/// classes, with the early stop and through every tree, one thread,
+/// interleaved rounds: rates side by side, and a check that the classes
+/// are the same.
+fn compare_portable_classes(model: &RandomForest, test: &FeatureMatrix) {
+    let forest = &model.forest;
+    let c = model.n_classes();
+    let all = Block::of_matrix(test, 0, test.n_rows());
+    let n_trees = forest.n_trees() as f64;
+    let every_tree = |sums: &[f64], out: &mut [u32]| {
+        for (o, row) in out.iter_mut().zip(sums.chunks_exact(c)) {
+            *o = ml_sniffing::models::rforest::argmax(row.iter().map(|s| s / n_trees));
+        }
+        0
+    };
+    type Path<'a> = (&'a str, Box<dyn Fn(&mut [u32]) -> usize + 'a>);
+    let mut paths: Vec<Path> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        paths.push((
+            "with the early stop, AVX2 build",
+            // SAFETY: AVX2 checked just above.
+            Box::new(|o| unsafe { forest.predict_classes_avx2(all, o) }),
+        ));
+        paths.push((
+            "every tree, AVX2 build",
+            Box::new(|o| {
+                let mut sums = vec![0.0; all.len() * c];
+                // SAFETY: AVX2 checked above.
+                unsafe { forest.add_probabilities_avx2(all, &mut sums) };
+                every_tree(&sums, o)
+            }),
+        ));
+    }
+    paths.push((
+        "with the early stop, baseline build",
+        Box::new(|o| forest.predict_classes_portable(all, o)),
+    ));
+    paths.push((
+        "every tree, baseline build",
+        Box::new(|o| {
+            let mut sums = vec![0.0; all.len() * c];
+            forest.add_probabilities_portable(all, &mut sums);
+            every_tree(&sums, o)
+        }),
+    ));
+    let mut want = vec![0; all.len()];
+    forest.predict_classes_all_trees(all, &mut want);
+    let mut best = vec![(f64::INFINITY, f64::INFINITY, 0); paths.len()];
+    for _ in 0..3 {
+        for ((_, run), best) in paths.iter().zip(&mut best) {
+            let mut classes = vec![u32::MAX; all.len()];
+            let (t, cpu) = (Instant::now(), thread_cpu_seconds());
+            let walks = run(&mut classes);
+            best.0 = best.0.min(t.elapsed().as_secs_f64());
+            best.1 = best.1.min(thread_cpu_seconds() - cpu);
+            best.2 = walks;
+            assert!(classes == want, "the portable class paths differ");
+        }
+    }
+    for ((name, _), (wall, cpu, walks)) in paths.iter().zip(best) {
+        let trees = if walks > 0 {
+            format!(", {:.1} trees per row", walks as f64 / all.len() as f64)
+        } else {
+            String::new()
+        };
+        println!(
+            "| classes, portable lane walk {name}, 1 thread | {:.0} samples/s ({:.0} per CPU second{trees}) |",
+            all.len() as f64 / wall,
+            all.len() as f64 / cpu
         );
     }
 }

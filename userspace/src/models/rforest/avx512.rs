@@ -29,6 +29,7 @@
 use std::arch::x86_64::*;
 
 use super::records::{Records, EXIT};
+use super::stop::{lead, Stop};
 use crate::models::iforest::flat::order_key;
 use crate::models::Block;
 
@@ -148,7 +149,7 @@ pub unsafe fn add_probabilities_with(
 /// The class of each row (the index of its largest probability, first on
 /// ties), as the argmax of [`add_probabilities`]'s sums divided by the
 /// number of trees, into `out` (`block.len()`). A row leaves the walk as
-/// soon as the trees left cannot change its class ([`Stop`]). Returns the
+/// soon as the trees left cannot change its class (`stop::Stop`). Returns the
 /// number of (row, tree) walks taken.
 ///
 /// # Safety
@@ -160,7 +161,7 @@ pub unsafe fn predict_classes(records: &Records, block: Block, out: &mut [u32]) 
         tile_rows: TILE_ROWS,
         first_wave: FIRST_WAVE_STEPS,
         later_waves: LATER_WAVE_STEPS,
-        stop: Stop::new(records),
+        stop: Stop::new(records.n_trees(), &records.leaf_values),
     };
     let n_trees = records.n_trees() as f64;
     // SAFETY: the caller's contract.
@@ -172,71 +173,6 @@ pub unsafe fn predict_classes(records: &Records, block: Block, out: &mut [u32]) 
             }
         })
     }
-}
-
-/// When a row's class is decided before the last tree.
-///
-/// A leaf adds at most `spread` to one class's sum over another's, so after
-/// a tree with `left` trees to go, a class whose sum leads every other by
-/// more than `left * spread` stays the largest whatever the other trees
-/// say. The margin [`Stop::SLACK`] covers the rounding of the remaining
-/// additions (at most about 1e-11 for a few hundred trees of values at
-/// most one) and keeps the lead strict after the division by the number
-/// of trees, so the class is exactly the one the full sums give.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Stop {
-    /// Trees walked between two checks.
-    every: usize,
-    /// Largest leaf value minus the smallest (0 counts: a leaf adds
-    /// nothing to the other classes).
-    spread: f64,
-}
-
-impl Stop {
-    /// Checking after every tree took 125.4 trees per row on the benchmark
-    /// forest, every 4 trees 126.9, every 16 132.5: the check costs less
-    /// than a tree walk but more than the trees it saves below 4.
-    const EVERY: usize = 4;
-    const SLACK: f64 = 1e-6;
-
-    /// `None` when the forest has too many trees for the slack to cover
-    /// the rounding (leaf values are finite: `FlatForest::validate`).
-    pub(crate) fn new(records: &Records) -> Option<Stop> {
-        let values = &records.leaf_values;
-        if records.n_trees() > 100_000 {
-            return None;
-        }
-        let max = values.iter().fold(0.0f32, |m, &v| m.max(v)) as f64;
-        let min = values.iter().fold(0.0f32, |m, &v| m.min(v)) as f64;
-        Some(Stop {
-            every: Self::EVERY,
-            spread: max - min,
-        })
-    }
-
-    /// Whether a check after `walked` trees, `left` to go, can find a
-    /// decided row: a lead is at most `walked * spread`.
-    pub(crate) fn worth_checking(&self, walked: usize, left: usize) -> bool {
-        left > 0 && walked.is_multiple_of(self.every) && walked > left
-    }
-
-    /// The lead over every other class that decides a row's class with
-    /// `left` trees to go.
-    pub(crate) fn lead_needed(&self, left: usize) -> f64 {
-        left as f64 * self.spread + Self::SLACK
-    }
-}
-
-/// How far the largest of `sums` is above the second largest (+inf for one
-/// class). No branch per class.
-#[inline(always)]
-pub(crate) fn lead(sums: &[f64]) -> f64 {
-    let (mut first, mut second) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for &s in sums {
-        second = second.max(first.min(s));
-        first = first.max(s);
-    }
-    first - second
 }
 
 /// How a walk goes: tile size, wave lengths (all at least 1) and whether

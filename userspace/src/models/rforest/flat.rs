@@ -15,11 +15,14 @@
 //! below goes through a block of rows tree by tree, `LANES` rows at a time
 //! so the independent walks overlap in the CPU. Both add each leaf's class
 //! probabilities to the rows' sums in tree order (the same order as the
-//! pointer trees, so the sums are bit-identical).
+//! pointer trees, so the sums are bit-identical), and both stop a row's
+//! walk once its class is decided when only classes are asked for
+//! (`super::stop`).
 
 use anyhow::{bail, Result};
 
 use super::records::Records;
+use super::stop::{lead, Stop};
 use super::tree::{DecisionTree, Node};
 use crate::models::Block;
 
@@ -40,7 +43,7 @@ pub struct FlatNode {
     pub children: u32,
 }
 
-/// Marks a node that is not a leaf in [`FlatForest::leaf_values`].
+/// Marks a node that is not a leaf in `FlatForest::leaf_values`.
 pub const NOT_A_LEAF: u32 = u32::MAX;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -271,19 +274,41 @@ impl FlatForest {
     /// The class of each row: the argmax (first on ties) of its summed
     /// probabilities divided by the number of trees, into `out`
     /// (`block.len()`), exactly as from [`FlatForest::add_probabilities`].
-    /// On the AVX-512 walk a row stops once the trees left cannot change
-    /// its class; elsewhere every row walks every tree.
+    /// A row stops once the trees left cannot change its class (`stop::Stop`).
     pub fn predict_classes(&self, block: Block, out: &mut [u32]) {
         assert_eq!(out.len(), block.len(), "one class per row");
         #[cfg(target_arch = "x86_64")]
-        if let Some(records) = &self.records {
-            if super::avx512::available() {
-                // SAFETY: the CPU has the features (checked just above).
-                unsafe { super::avx512::predict_classes(records, block, out) };
+        {
+            if let Some(records) = &self.records {
+                if super::avx512::available() {
+                    // SAFETY: the CPU has the features (checked just above).
+                    unsafe { super::avx512::predict_classes(records, block, out) };
+                    return;
+                }
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                unsafe { self.predict_classes_avx2(block, out) };
                 return;
             }
         }
-        self.predict_classes_all_trees(block, out);
+        self.predict_classes_portable(block, out);
+    }
+
+    /// [`FlatForest::predict_classes`] on the portable lane walk, compiled
+    /// for the baseline CPU. Returns the number of (row, tree) walks.
+    pub fn predict_classes_portable(&self, block: Block, out: &mut [u32]) -> usize {
+        self.classes_by_blocks::<LANES>(block, out)
+    }
+
+    /// The same compiled with AVX2 enabled.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn predict_classes_avx2(&self, block: Block, out: &mut [u32]) -> usize {
+        self.classes_by_blocks::<LANES>(block, out)
     }
 
     /// [`FlatForest::predict_classes`] from the full sums of every tree:
@@ -352,19 +377,67 @@ impl FlatForest {
     fn walk_blocks<const L: usize>(&self, block: Block, out: &mut [f64]) {
         let c = self.n_classes();
         let mut sums = vec![0.0; PORTABLE_BLOCK_ROWS.min(block.len()) * c];
+        let mut rows = Vec::with_capacity(PORTABLE_BLOCK_ROWS.min(block.len()));
         for start in (0..block.len()).step_by(PORTABLE_BLOCK_ROWS) {
             let end = (start + PORTABLE_BLOCK_ROWS).min(block.len());
             let sums = &mut sums[..(end - start) * c];
             sums.fill(0.0);
-            self.walk::<L>(block.rows(start, end), sums);
+            rows.clear();
+            rows.extend(0..(end - start) as u32);
+            let tile = block.rows(start, end);
+            for &root in &self.roots {
+                self.walk_tree::<L>(root, tile, &rows, sums);
+            }
             for (o, s) in out[start * c..end * c].iter_mut().zip(sums.iter()) {
                 *o += s;
             }
         }
     }
 
+    /// [`FlatForest::predict_classes`] on the lane walk: per block of rows,
+    /// tree after tree, the rows whose class is not decided yet (`stop::Stop`).
+    /// Returns the number of (row, tree) walks.
     #[inline(always)]
-    fn walk<const L: usize>(&self, block: Block, out: &mut [f64]) {
+    fn classes_by_blocks<const L: usize>(&self, block: Block, out: &mut [u32]) -> usize {
+        assert_eq!(out.len(), block.len(), "one class per row");
+        let c = self.n_classes();
+        let stop = Stop::new(self.n_trees(), &self.values);
+        let n_trees = self.n_trees();
+        let mut sums = vec![0.0; PORTABLE_BLOCK_ROWS.min(block.len()) * c];
+        let mut active = Vec::with_capacity(PORTABLE_BLOCK_ROWS.min(block.len()));
+        let mut walked = 0;
+        for start in (0..block.len()).step_by(PORTABLE_BLOCK_ROWS) {
+            let end = (start + PORTABLE_BLOCK_ROWS).min(block.len());
+            let sums = &mut sums[..(end - start) * c];
+            sums.fill(0.0);
+            active.clear();
+            active.extend(0..(end - start) as u32);
+            let tile = block.rows(start, end);
+            for (t, &root) in self.roots.iter().enumerate() {
+                if active.is_empty() {
+                    break;
+                }
+                walked += active.len();
+                self.walk_tree::<L>(root, tile, &active, sums);
+                let left = n_trees - t - 1;
+                if let Some(stop) = stop.filter(|s| s.worth_checking(t + 1, left)) {
+                    let needed = stop.lead_needed(left);
+                    active.retain(|&r| lead(&sums[r as usize * c..][..c]) <= needed);
+                }
+            }
+            let n = n_trees as f64;
+            for (o, row) in out[start..end].iter_mut().zip(sums.chunks_exact(c)) {
+                *o = super::argmax(row.iter().map(|s| s / n));
+            }
+        }
+        walked
+    }
+
+    /// Walks the rows `rows` of `block` through the tree at `root`, adding
+    /// each one's leaf probabilities to its sums in `out` (`n_classes` per
+    /// row of the block), `L` rows side by side.
+    #[inline(always)]
+    fn walk_tree<const L: usize>(&self, root: u32, block: Block, rows: &[u32], out: &mut [f64]) {
         let c = self.n_classes();
         let (data, stride, offset) = block.raw();
         let n = block.len();
@@ -372,57 +445,54 @@ impl FlatForest {
         // Bounds the unchecked reads below: rows stay below `n`, and `Block`
         // holds rows `offset..offset + n` of every column.
         assert!(n == 0 || (self.n_features() - 1) * stride + offset + n <= data.len());
-        for &root in &self.roots {
-            let mut r = 0;
-            while r < n {
-                let lanes = L.min(n - r);
-                let base = offset + r;
-                let mut idx = [root; L];
-                if lanes == L {
+        assert!(rows.iter().all(|&r| (r as usize) < n), "rows of the block");
+        for group in rows.chunks(L) {
+            let mut idx = [root; L];
+            let mut at = [offset; L];
+            for (a, &r) in at.iter_mut().zip(group) {
+                *a += r as usize;
+            }
+            if group.len() == L {
+                loop {
+                    let mut moved = false;
+                    for (i, &a) in idx.iter_mut().zip(&at) {
+                        // SAFETY: `validate` (run on every forest built or
+                        // loaded; the fields are not public) keeps a walk
+                        // inside its tree (children after the parent, leaves
+                        // pointing at themselves) and features below
+                        // `n_features`; `a` is `offset` plus a row of the
+                        // block (both asserted above). The tests compare
+                        // this path with the pointer trees.
+                        let node = unsafe { *nodes.get_unchecked(*i as usize) };
+                        let v = unsafe { *data.get_unchecked(node.feature as usize * stride + a) };
+                        let next = node.children + (v > node.threshold) as u32;
+                        moved |= next != *i;
+                        *i = next;
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
+            } else {
+                for (i, &a) in idx.iter_mut().zip(&at).take(group.len()) {
                     loop {
-                        let mut moved = false;
-                        for (l, i) in idx.iter_mut().enumerate() {
-                            // SAFETY: `validate` (run on every forest built
-                            // or loaded; the fields are not public) keeps a
-                            // walk inside its tree (children after the
-                            // parent, leaves pointing at themselves) and
-                            // features below `n_features`; `base + l` is a
-                            // row of the block (asserted above). The tests
-                            // compare this path with the pointer trees.
-                            let node = unsafe { *nodes.get_unchecked(*i as usize) };
-                            let v = unsafe {
-                                *data.get_unchecked(node.feature as usize * stride + base + l)
-                            };
-                            let next = node.children + (v > node.threshold) as u32;
-                            moved |= next != *i;
-                            *i = next;
-                        }
-                        if !moved {
+                        let node = nodes[*i as usize];
+                        let v = data[node.feature as usize * stride + a];
+                        let next = node.children + (v > node.threshold) as u32;
+                        if next == *i {
                             break;
                         }
-                    }
-                } else {
-                    for (l, i) in idx.iter_mut().enumerate().take(lanes) {
-                        loop {
-                            let node = nodes[*i as usize];
-                            let v = data[node.feature as usize * stride + base + l];
-                            let next = node.children + (v > node.threshold) as u32;
-                            if next == *i {
-                                break;
-                            }
-                            *i = next;
-                        }
+                        *i = next;
                     }
                 }
-                for (l, &i) in idx.iter().enumerate().take(lanes) {
-                    let leaf = self.leaf_values[i as usize] as usize;
-                    let probs = &self.values[leaf * c..(leaf + 1) * c];
-                    let sums = &mut out[(r + l) * c..(r + l + 1) * c];
-                    for (s, &p) in sums.iter_mut().zip(probs) {
-                        *s += p as f64;
-                    }
+            }
+            for (&i, &r) in idx.iter().zip(group) {
+                let leaf = self.leaf_values[i as usize] as usize;
+                let probs = &self.values[leaf * c..(leaf + 1) * c];
+                let sums = &mut out[r as usize * c..(r as usize + 1) * c];
+                for (s, &p) in sums.iter_mut().zip(probs) {
+                    *s += p as f64;
                 }
-                r += lanes;
             }
         }
     }

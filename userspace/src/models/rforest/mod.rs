@@ -27,6 +27,7 @@
 pub mod avx512;
 pub mod flat;
 pub mod records;
+pub(crate) mod stop;
 pub mod tree;
 
 use std::fmt;

@@ -60,7 +60,7 @@ pub struct Record {
     pub next: [u16; EXITS],
     /// Feature of each node (`features[0]` is unused and 0).
     pub features: [u8; 8],
-    /// With shared values ([`Records::shared_values`]): the value id of
+    /// With shared values (`Records::shared_values`): the value id of
     /// each leaf exit. With numbered leaves: `leaves[0]` has bit `e` set
     /// when exit `e` is the first exit leading to a leaf (padding repeats
     /// a leaf over adjacent exits).

@@ -405,15 +405,20 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
 
 /// Classes with the early stop against the argmax of every tree's sums, on
 /// forests large enough for rows to stop (and some near-ties: random labels
-/// and noise features), with shared and numbered leaf values.
-#[cfg(target_arch = "x86_64")]
+/// and noise features): the portable lane walk (baseline and AVX2 builds),
+/// and the AVX-512 walk with shared and numbered leaf values.
 #[test]
 fn early_stop_gives_the_classes_of_the_full_sums() {
-    if !avx512::available() {
+    #[cfg(target_arch = "x86_64")]
+    let (avx2, avx512) = (std::is_x86_feature_detected!("avx2"), avx512::available());
+    #[cfg(not(target_arch = "x86_64"))]
+    let (avx2, avx512) = (false, false);
+    if !avx2 || !avx512 {
         eprintln!(
-            "skipped: early_stop_gives_the_classes_of_the_full_sums: this CPU has no AVX-512"
+            "early_stop_gives_the_classes_of_the_full_sums: this CPU lacks {}: \
+             that build of the walk is skipped",
+            if avx2 { "AVX-512" } else { "AVX2 and AVX-512" }
         );
-        return;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for round in 0..6 {
@@ -436,30 +441,46 @@ fn early_stop_gives_the_classes_of_the_full_sums() {
         model.forest.predict_classes_all_trees(block, &mut want);
         let proba = model.predict_proba(&test);
         assert_eq!(want, argmax_rows(&proba, k as usize), "round {round}");
-        let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
-        let records = model.forest.records().unwrap();
-        assert!(
-            params.max_depth.is_some() || records.shared_values,
-            "pure leaves"
-        );
-        for records in [records, &numbered] {
+        // Rows did stop early (the test would not see a wrong stop
+        // otherwise), and none walked more than every tree.
+        let all = block.len() * model.forest.n_trees();
+        let check = |got: &[u32], walks: usize, walk: &str| {
+            assert_eq!(got, want, "round {round}, {walk}");
+            assert!(walks < all, "round {round}, {walk}: {walks} walks of {all}");
+        };
+        let mut got = vec![u32::MAX; block.len()];
+        let walks = model.forest.predict_classes_portable(block, &mut got);
+        check(&got, walks, "portable");
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
             let mut got = vec![u32::MAX; block.len()];
-            // SAFETY: the CPU has the features (checked at the top).
-            let walks = unsafe { avx512::predict_classes(records, block, &mut got) };
-            assert_eq!(got, want, "round {round}, shared {}", records.shared_values);
-            // Rows did stop early (the test would not see a wrong stop
-            // otherwise), and none walked more than every tree.
-            let all = block.len() * model.forest.n_trees();
-            assert!(walks < all, "round {round}: {walks} walks of {all}");
+            // SAFETY: the CPU has AVX2 (checked at the top).
+            let walks = unsafe { model.forest.predict_classes_avx2(block, &mut got) };
+            check(&got, walks, "AVX2 build");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx512 {
+            let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
+            let records = model.forest.records().unwrap();
+            assert!(
+                params.max_depth.is_some() || records.shared_values,
+                "pure leaves"
+            );
+            for records in [records, &numbered] {
+                let mut got = vec![u32::MAX; block.len()];
+                // SAFETY: the CPU has the features (checked at the top).
+                let walks = unsafe { avx512::predict_classes(records, block, &mut got) };
+                let walk = format!("AVX-512, shared {}", records.shared_values);
+                check(&got, walks, &walk);
+            }
         }
         assert_eq!(model.predict(&test), want, "round {round}: predict");
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 #[test]
 fn stop_needs_a_lead_the_trees_left_cannot_overturn() {
-    use avx512::lead;
+    use stop::lead;
     assert_eq!(lead(&[3.0, 7.0, 5.0]), 2.0);
     assert_eq!(lead(&[7.0, 7.0, 1.0]), 0.0);
     assert_eq!(lead(&[4.0]), f64::INFINITY);
@@ -472,7 +493,7 @@ fn stop_needs_a_lead_the_trees_left_cannot_overturn() {
     }
     .fit(&data, &labels, classes(2), &|| {})
     .unwrap();
-    let stop = avx512::Stop::new(model.forest.records().unwrap()).unwrap();
+    let stop = stop::Stop::new(model.forest.n_trees(), &model.forest.values).unwrap();
     assert!(stop.lead_needed(40) > 40.0 && stop.lead_needed(40) < 40.001);
     assert!(
         !stop.worth_checking(40, 60),
