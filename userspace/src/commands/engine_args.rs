@@ -3,7 +3,7 @@
 //! into a command's arguments and call [`EngineArgs::apply`] on its
 //! `CaptureOptions`; `live::capture` then runs the engine chosen:
 //!
-//! ```ignore
+//! ```text
 //! #[command(flatten)]
 //! pub engine: EngineArgs,
 //! // ...
