@@ -1,12 +1,13 @@
 //! The AVX-512 walk over [`Records`]: 16 rows side by side, one record (three
 //! tree levels) per step.
 //!
-//! Rows are copied, a tile at a time, into a scratch of 16 order keys per
-//! row (64 bytes, one register). A step of one row: load the record's 8
-//! feature indices, permute the row's register by them (`vpermd`), compare
-//! with the record's 8 threshold keys (`vpcmpud`, a mask), look the exit up
-//! in [`EXIT`], read the next record's number: 8 instructions for three
-//! levels, and 16 rows give the CPU 16 independent chains of loads.
+//! Rows are ranked, a tile at a time, into a scratch of 16 keys per row
+//! (64 bytes, one register; [`Records::row_key`]). A step of one row: load
+//! the record's 8 node keys, permute the row's register by them (`vpermd`
+//! reads the feature in their low bits), compare with the same keys
+//! (`vpcmpud`, a mask), look the exit up in [`EXIT`], read the next
+//! record's number: 7 instructions for three levels, and 16 rows give the
+//! CPU 16 independent chains of loads.
 //!
 //! Rows need different numbers of records to reach their leaf. A group of
 //! 16 rows takes a fixed number of steps with no branch per row (rows at
@@ -30,7 +31,6 @@ use std::arch::x86_64::*;
 
 use super::records::{Records, EXIT};
 use super::stop::{lead, Stop};
-use crate::models::iforest::flat::order_key;
 use crate::models::Block;
 
 /// Rows walked side by side (one register each). 8 lanes ran 10-15 %
@@ -265,12 +265,11 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
     assert!(records.n_features <= stride);
     let end = parked_row + LANES;
     assert!(s.sums.len() >= end * p && s.keys.len() >= end * stride);
-    // Keys, row-major: a row is one or two 64-byte registers.
+    // Keys, row-major: a row is one or two 64-byte registers. Feature by
+    // feature, so one feature's thresholds stay in cache while ranking.
     s.keys[..end * stride].fill(0);
     for f in 0..records.n_features {
-        for (r, &x) in tile.column(f).iter().enumerate() {
-            s.keys[r * stride + f] = order_key(x);
-        }
+        records.row_keys(f, tile.column(f), |r, key| s.keys[r * stride + f] = key);
     }
     s.sums[..end * p].fill(0.0);
     s.active.clear();
@@ -483,9 +482,10 @@ unsafe fn walk_group<const VECTORS: usize, const WIDE: bool, const SHARED: bool>
         macro_rules! step {
             ($l:expr) => {{
                 let record = &*base.add(idx[$l]);
-                let features = _mm512_castsi256_si512(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                    record.features.as_ptr() as *const __m128i,
-                )));
+                // The node keys are also the permute's indices (their
+                // feature bits); the upper 8 indices are unused.
+                let t = _mm256_load_si256(record.keys.as_ptr() as *const __m256i);
+                let features = _mm512_castsi256_si512(t);
                 let x = if WIDE {
                     let row = row_ptrs[$l] as *const __m512i;
                     let (low, high) = (_mm512_loadu_si512(row), _mm512_loadu_si512(row.add(1)));
@@ -494,7 +494,6 @@ unsafe fn walk_group<const VECTORS: usize, const WIDE: bool, const SHARED: bool>
                     _mm512_permutexvar_epi32(features, row_regs[$l])
                 };
                 let x = _mm512_castsi512_si256(x);
-                let t = _mm256_load_si256(record.keys.as_ptr() as *const __m256i);
                 let mask = _mm256_cmpgt_epu32_mask(x, t);
                 let e = *EXIT.get_unchecked(mask as usize) as usize;
                 (record, e, *record.next.get_unchecked(e) as usize)

@@ -281,6 +281,44 @@ fn exit_table_follows_the_comparisons_down_three_levels() {
 }
 
 #[test]
+fn lockstep_ranks_equal_the_plain_search() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for len in (0..70).chain([255, 256, 257, 1000]) {
+        let mut sorted: Vec<u32> = (0..len).map(|_| rng.gen_range(1..u32::MAX - 1)).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        // Keys on, beside and outside the sorted ones.
+        let mut keys = [0u32; 16];
+        for k in &mut keys {
+            *k = match (rng.gen_range(0..4), sorted.is_empty()) {
+                (0, false) => sorted[rng.gen_range(0..sorted.len())],
+                (1, false) => sorted[rng.gen_range(0..sorted.len())] + 1,
+                (2, _) => [0, u32::MAX][rng.gen_range(0..2)],
+                _ => rng.gen(),
+            };
+        }
+        let want = keys.map(|k| records::rank_below(&sorted, k));
+        assert_eq!(records::ranks_below(&sorted, &keys), want, "{len} keys");
+    }
+    // Whole columns (not a multiple of 16 rows, edge values included) give
+    // the keys of one value at a time.
+    let (train, labels) = problem_k(300, 4, 3, 7);
+    let model = RandomForestParams::default()
+        .fit(&train, &labels, classes(3), &|| {})
+        .unwrap();
+    let records = model.forest.records().unwrap();
+    let test = with_edge_values(&problem_k(37, 4, 3, 8).0, &model.forest, 2);
+    for f in 0..4 {
+        let mut got = vec![None; test.n_rows()];
+        records.row_keys(f, test.column(f), |r, key| got[r] = Some(key));
+        let want: Vec<_> = (0..test.n_rows())
+            .map(|r| Some(records.row_key(f, test.get(r, f))))
+            .collect();
+        assert_eq!(got, want, "feature {f}");
+    }
+}
+
+#[test]
 fn record_walk_equals_the_pointer_trees() {
     for (rows, features, k, depth) in [
         (400, 5, 3, None),
