@@ -79,6 +79,9 @@ struct Scratch {
     keys: Vec<u32>,
     /// `padded_classes` sums per row (and the parking rows).
     sums: Vec<f64>,
+    /// With [`Records::votes`], the walk counts votes here instead
+    /// (`vote_stride` per row), then writes them to `sums`.
+    votes: Vec<u16>,
     /// Rows of the tile whose class is not decided yet (all of them
     /// without a [`Stop`]): the rows the next tree walks.
     active: Vec<u32>,
@@ -211,6 +214,11 @@ unsafe fn walk_tiles(
     let mut s = Scratch {
         keys: vec![0; (cap + LANES) * row_keys(wide)],
         sums: vec![0.0; (cap + LANES) * records.padded_classes],
+        votes: if records.votes() {
+            vec![0; (cap + LANES) * records.vote_stride()]
+        } else {
+            Vec::new()
+        },
         active: Vec::with_capacity(cap),
         items: Vec::with_capacity(cap + LANES),
         next_items: Vec::with_capacity(cap + LANES),
@@ -221,14 +229,16 @@ unsafe fn walk_tiles(
         // SAFETY: the caller guarantees the CPU features. One, two or any
         // number of 4-class vectors per leaf (a loop of constant length
         // unrolls; the general loop costs branches per row), rows of one or
-        // two registers, shared or numbered leaf values.
+        // two registers, votes, shared or numbered leaf values.
         walked += unsafe {
             macro_rules! walk {
                 ($vectors:literal, $wide:literal) => {
-                    if records.shared_values {
-                        walk_tile::<$vectors, $wide, true>(records, tile, &mut s, walk)
+                    if records.votes() {
+                        walk_tile::<$vectors, $wide, true, true>(records, tile, &mut s, walk)
+                    } else if records.shared_values {
+                        walk_tile::<$vectors, $wide, true, false>(records, tile, &mut s, walk)
                     } else {
-                        walk_tile::<$vectors, $wide, false>(records, tile, &mut s, walk)
+                        walk_tile::<$vectors, $wide, false, false>(records, tile, &mut s, walk)
                     }
                 };
             }
@@ -249,9 +259,14 @@ unsafe fn walk_tiles(
 /// returns the number of (row, tree) walks.
 /// `VECTORS`: the number of 4-class vectors per leaf, or 0 for any; `WIDE`:
 /// rows of 32 keys (more than 16 features); `SHARED`: the records'
-/// `shared_values`.
+/// `shared_values`; `VOTES`: [`Records::votes`].
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
+unsafe fn walk_tile<
+    const VECTORS: usize,
+    const WIDE: bool,
+    const SHARED: bool,
+    const VOTES: bool,
+>(
     records: &Records,
     tile: Block,
     s: &mut Scratch,
@@ -272,6 +287,11 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
         records.row_keys(f, tile.column(f), |r, key| s.keys[r * stride + f] = key);
     }
     s.sums[..end * p].fill(0.0);
+    let v = records.vote_stride();
+    if VOTES {
+        assert!(s.votes.len() >= end * v);
+        s.votes[..end * v].fill(0);
+    }
     s.active.clear();
     s.active.extend(0..n as u32);
     let n_trees = records.n_trees();
@@ -316,7 +336,7 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
             // (capacity cap + LANES, each row listed at most once); the CPU
             // features are the caller's.
             unsafe {
-                walk_group::<VECTORS, WIDE, SHARED>(
+                walk_group::<VECTORS, WIDE, SHARED, VOTES>(
                     tree,
                     &s.keys,
                     rows,
@@ -324,6 +344,7 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
                     walk.first_wave.min(steps),
                     records,
                     &mut s.sums,
+                    &mut s.votes,
                     &mut s.next_items,
                 )
             };
@@ -345,7 +366,7 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
                 // records of this tree (written by `walk_group` or parking
                 // pairs).
                 unsafe {
-                    walk_group::<VECTORS, WIDE, SHARED>(
+                    walk_group::<VECTORS, WIDE, SHARED, VOTES>(
                         tree,
                         &s.keys,
                         rows,
@@ -353,6 +374,7 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
                         walk.later_waves.min(steps),
                         records,
                         &mut s.sums,
+                        &mut s.votes,
                         &mut s.next_items,
                     )
                 };
@@ -368,9 +390,27 @@ unsafe fn walk_tile<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
             for i in 0..s.active.len() {
                 let r = s.active[i] as usize;
                 s.active[kept] = r as u32;
-                kept += (lead(&s.sums[r * p..][..c]) <= decisive_lead) as usize;
+                let lead = if VOTES {
+                    lead(&s.votes[r * v..][..c])
+                } else {
+                    lead(&s.sums[r * p..][..c])
+                };
+                kept += (lead <= decisive_lead) as usize;
             }
             s.active.truncate(kept);
+        }
+    }
+    if VOTES {
+        // Counts are exact, so they are the sums of one-hot leaf values
+        // in any order.
+        let c = records.n_classes;
+        for (sums, votes) in s.sums[..n * p]
+            .chunks_exact_mut(p)
+            .zip(s.votes.chunks_exact(v))
+        {
+            for (s, &v) in sums[..c].iter_mut().zip(votes) {
+                *s = v as f64;
+            }
         }
     }
     walked
@@ -428,18 +468,24 @@ impl<'a> Prefetch<'a> {
 
 /// Walks `LANES` rows (`rows`, at records `at`) through `tree` for `steps`
 /// steps. Rows that reached their leaf add its probabilities to their sums
-/// (`padded_classes` per row); the others are appended to `walking` (its
+/// (`padded_classes` per row) or, with `VOTES`, count its class in `votes`
+/// (`vote_stride` per row); the others are appended to `walking` (its
 /// capacity must allow `LANES` more).
 /// `VECTORS` is `padded_classes / 4`, or 0 for a loop over any number.
 ///
 /// # Safety
-/// Every row has [`row_keys`]`(WIDE)` keys in `keys` and `padded_classes` sums in
-/// `sums`, every `at` is a record of `tree` (a tree of `records`),
+/// Every row has [`row_keys`]`(WIDE)` keys in `keys`, `padded_classes` sums in
+/// `sums` and, with `VOTES`, `vote_stride` counts in `votes`, every `at` is a record of `tree` (a tree of `records`),
 /// `steps >= 1`, and the caller is compiled with the features of
 /// [`available`] (this function is always inlined into it).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn walk_group<const VECTORS: usize, const WIDE: bool, const SHARED: bool>(
+unsafe fn walk_group<
+    const VECTORS: usize,
+    const WIDE: bool,
+    const SHARED: bool,
+    const VOTES: bool,
+>(
     tree: &[super::records::Record],
     keys: &[u32],
     rows: [u32; LANES],
@@ -447,15 +493,18 @@ unsafe fn walk_group<const VECTORS: usize, const WIDE: bool, const SHARED: bool>
     steps: usize,
     records: &Records,
     sums: &mut [f64],
+    votes: &mut [u16],
     walking: &mut Vec<(u32, u32)>,
 ) {
     let p = records.padded_classes;
     debug_assert!(VECTORS == 0 || VECTORS * 4 == p);
     let zero_leaf = records.zero_leaf() as usize;
+    let v = records.vote_stride();
     debug_assert!(rows
         .iter()
         .all(|&r| (r as usize + 1) * row_keys(WIDE) <= keys.len()
-            && (r as usize + 1) * p <= sums.len()));
+            && (r as usize + 1) * p <= sums.len()
+            && (!VOTES || (r as usize + 1) * v <= votes.len())));
     debug_assert!(at.iter().all(|&i| (i as usize) < tree.len()));
     debug_assert!(steps >= 1);
     debug_assert!(walking.capacity() >= walking.len() + LANES);
@@ -521,11 +570,17 @@ unsafe fn walk_group<const VECTORS: usize, const WIDE: bool, const SHARED: bool>
         let (list, mut cnt) = (walking.as_mut_ptr(), walking.len());
         for l in 0..LANES {
             let row = rows[l] as usize;
-            let (v, s) = (values.add(leaves[l] * p), sums.as_mut_ptr().add(row * p));
-            let vectors = if VECTORS == 0 { p / 4 } else { VECTORS };
-            for q in (0..vectors).map(|q| 4 * q) {
-                let v = _mm256_cvtps_pd(_mm_loadu_ps(v.add(q)));
-                _mm256_storeu_pd(s.add(q), _mm256_add_pd(_mm256_loadu_pd(s.add(q)), v));
+            if VOTES {
+                // A class, or the slot after the classes for the zero leaf.
+                let slot = *records.vote_slots.get_unchecked(leaves[l]) as usize;
+                *votes.get_unchecked_mut(row * v + slot) += 1;
+            } else {
+                let (v, s) = (values.add(leaves[l] * p), sums.as_mut_ptr().add(row * p));
+                let vectors = if VECTORS == 0 { p / 4 } else { VECTORS };
+                for q in (0..vectors).map(|q| 4 * q) {
+                    let v = _mm256_cvtps_pd(_mm_loadu_ps(v.add(q)));
+                    _mm256_storeu_pd(s.add(q), _mm256_add_pd(_mm256_loadu_pd(s.add(q)), v));
+                }
             }
             // Bit 31 of `idx`: still walking.
             *list.add(cnt) = (row as u32, idx[l] as u32 & !(1 << 31));

@@ -58,9 +58,9 @@ impl Stop {
 /// How far the largest of `sums` is above the second largest (+inf for one
 /// class). No branch per class.
 #[inline(always)]
-pub(crate) fn lead(sums: &[f64]) -> f64 {
+pub(crate) fn lead<T: Copy + Into<f64>>(sums: &[T]) -> f64 {
     let (mut first, mut second) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for &s in sums {
+    for s in sums.iter().map(|&s| s.into()) {
         second = second.max(first.min(s));
         first = first.max(s);
     }

@@ -386,6 +386,8 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         return;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(6);
+    // Forests seen with each leaf layout: votes, other shared values.
+    let (mut votes, mut shared) = (0, 0);
     for round in 0..32 {
         // Up to 16 features: rows in one register; 17 to 32: two.
         let features = rng.gen_range(1..=32);
@@ -416,6 +418,9 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         // numbered leaves is the layout of forests with many.
         let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
         assert!(!numbered.shared_values);
+        assert!(!numbered.votes());
+        votes += records.votes() as usize;
+        shared += (records.shared_values && !records.votes()) as usize;
         let mut again = vec![0.0; block.len() * k as usize];
         numbered.add_probabilities_scalar(block, &mut again);
         assert_eq!(
@@ -439,6 +444,7 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         unsafe { model.forest.add_probabilities_avx512(block, &mut got) }.unwrap();
         assert_eq!(got, want, "round {round}: default tile and waves");
     }
+    assert!(votes > 0 && shared > 0, "{votes} voting, {shared} shared");
 }
 
 /// Classes with the early stop against the argmax of every tree's sums, on
@@ -501,8 +507,8 @@ fn early_stop_gives_the_classes_of_the_full_sums() {
             let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
             let records = model.forest.records().unwrap();
             assert!(
-                params.max_depth.is_some() || records.shared_values,
-                "pure leaves"
+                params.max_depth.is_some() || records.votes(),
+                "pure leaves: votes"
             );
             for records in [records, &numbered] {
                 let mut got = vec![u32::MAX; block.len()];
