@@ -25,7 +25,7 @@
 //! result names the exit through a 256-entry table ([`EXIT`]).
 //!
 //! Keys are ranks. For each feature, the forest's distinct thresholds are
-//! sorted ([`Records::row_key`]); a node's key is its threshold's rank
+//! sorted (`Records::row_key`); a node's key is its threshold's rank
 //! shifted left by [`FEATURE_BITS`], with its feature in the low bits; a
 //! row's key for a feature is the number of that feature's thresholds
 //! below the row's value, shifted the same way, low bits zero. Then
@@ -367,7 +367,7 @@ impl Records {
         self.tree_steps.len()
     }
 
-    /// Whether walks count votes ([`Records::vote_slots`]).
+    /// Whether walks count votes (`Records::vote_slots`).
     pub(crate) fn votes(&self) -> bool {
         !self.vote_slots.is_empty()
     }
@@ -388,7 +388,7 @@ impl Records {
         (rank_below(&self.thresholds[feature], order_key(x)) as u32) << FEATURE_BITS
     }
 
-    /// [`Records::row_key`] of every value of a column, handed to `put`
+    /// `Records::row_key` of every value of a column, handed to `put`
     /// with its row, 16 rows searched in lockstep: the searches' loads are
     /// independent, so they overlap. On the benchmark forest (78,000 to
     /// 107,000 thresholds per feature) one search after the other gave
