@@ -478,10 +478,11 @@ impl<'a> Prefetch<'a> {
 /// `VECTORS` is `padded_classes / 4`, or 0 for a loop over any number.
 ///
 /// # Safety
-/// Every row has [`row_keys`]`(WIDE)` keys in `keys`, `padded_classes` sums in
-/// `sums` and, with `VOTES`, `vote_stride` counts in `votes`, every `at` is a record of `tree` (a tree of `records`),
-/// `steps >= 1`, and the caller is compiled with the features of
-/// [`available`] (this function is always inlined into it).
+/// Every row has [`row_keys`]`(WIDE)` keys in `keys`, `padded_classes`
+/// sums in `sums` and, with `VOTES`, `vote_stride` counts in `votes`; every
+/// `at` is a record of `tree` (a tree of `records`), `steps >= 1`, and the
+/// caller is compiled with the features of [`available`] (this function is
+/// always inlined into it).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn walk_group<

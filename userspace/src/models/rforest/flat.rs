@@ -376,32 +376,41 @@ impl FlatForest {
     #[inline(always)]
     fn walk_blocks<const L: usize>(&self, block: Block, out: &mut [f64]) {
         let c = self.n_classes();
-        let mut sums = vec![0.0; PORTABLE_BLOCK_ROWS.min(block.len()) * c];
-        let mut rows = Vec::with_capacity(PORTABLE_BLOCK_ROWS.min(block.len()));
-        for start in (0..block.len()).step_by(PORTABLE_BLOCK_ROWS) {
-            let end = (start + PORTABLE_BLOCK_ROWS).min(block.len());
-            let sums = &mut sums[..(end - start) * c];
-            sums.fill(0.0);
-            rows.clear();
-            rows.extend(0..(end - start) as u32);
-            let tile = block.rows(start, end);
-            for &root in &self.roots {
-                self.walk_tree::<L>(root, tile, &rows, sums);
-            }
-            for (o, s) in out[start * c..end * c].iter_mut().zip(sums.iter()) {
+        self.by_blocks::<L>(block, None, |start, sums| {
+            for (o, s) in out[start * c..][..sums.len()].iter_mut().zip(sums) {
                 *o += s;
             }
-        }
+        });
     }
 
-    /// [`FlatForest::predict_classes`] on the lane walk: per block of rows,
-    /// tree after tree, the rows whose class is not decided yet (`stop::Stop`).
-    /// Returns the number of (row, tree) walks.
+    /// [`FlatForest::predict_classes`] on the lane walk, rows stopping once
+    /// their class is decided (`stop::Stop`). Returns the number of (row,
+    /// tree) walks.
     #[inline(always)]
     fn classes_by_blocks<const L: usize>(&self, block: Block, out: &mut [u32]) -> usize {
         assert_eq!(out.len(), block.len(), "one class per row");
-        let c = self.n_classes();
+        let (c, n) = (self.n_classes(), self.n_trees() as f64);
         let stop = Stop::new(self.n_trees(), &self.values);
+        self.by_blocks::<L>(block, stop, |start, sums| {
+            for (o, row) in out[start..].iter_mut().zip(sums.chunks_exact(c)) {
+                *o = super::argmax(row.iter().map(|s| s / n));
+            }
+        })
+    }
+
+    /// Walks `block` a block of rows at a time, tree after tree, through
+    /// the rows whose class is not decided yet (every row without a
+    /// `stop`), handing each block's first row and its rows' sums from zero
+    /// (`n_classes` per row) to `done`. Returns the number of (row, tree)
+    /// walks.
+    #[inline(always)]
+    fn by_blocks<const L: usize>(
+        &self,
+        block: Block,
+        stop: Option<Stop>,
+        mut done: impl FnMut(usize, &[f64]),
+    ) -> usize {
+        let c = self.n_classes();
         let n_trees = self.n_trees();
         let mut sums = vec![0.0; PORTABLE_BLOCK_ROWS.min(block.len()) * c];
         let mut active = Vec::with_capacity(PORTABLE_BLOCK_ROWS.min(block.len()));
@@ -425,10 +434,7 @@ impl FlatForest {
                     active.retain(|&r| lead(&sums[r as usize * c..][..c]) <= needed);
                 }
             }
-            let n = n_trees as f64;
-            for (o, row) in out[start..end].iter_mut().zip(sums.chunks_exact(c)) {
-                *o = super::argmax(row.iter().map(|s| s / n));
-            }
+            done(start, sums);
         }
         walked
     }

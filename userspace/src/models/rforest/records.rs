@@ -32,8 +32,9 @@
 //! `row key > node key` exactly when `x > threshold` (NaN counts below
 //! every threshold and goes left, as in the pointer trees), and the node's
 //! key is also the permute index that picks the row's key. The record needs
-//! no separate feature indices: one load and no widening per step (7-8 %
-//! more rows/s than order keys with a byte index per node, measured A/B).
+//! no separate feature indices: one load and no widening per step (about
+//! 5 % more rows/s than order keys with a byte index per node, ranking
+//! included, measured A/B).
 //!
 //! On the benchmark forest (200 trees of 11,300 nodes) a walk visits 6.1
 //! records on average, against 17.2 nodes. The records take 24 MB; its
