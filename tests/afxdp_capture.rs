@@ -728,6 +728,26 @@ mod privileged {
         }
     }
 
+    /// This process's sockets that a spawned child would inherit.
+    fn sockets_without_cloexec() -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            // SAFETY: F_GETFD reads a flag; a closed fd gives -1.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with("socket:") && flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                found.push(format!("fd {fd}: {target}"));
+            }
+        }
+        found
+    }
+
     /// `--queues all` binds one socket per receive queue and gets every
     /// frame; `--queues 0` leaves the other queues' frames to the host,
     /// counted; a queue that does not exist is one sentence; so is
@@ -771,6 +791,9 @@ mod privileged {
                 Ok((sink, summary))
             });
             lab.wait_attached();
+            // A process another test thread spawns now must not inherit
+            // the capture's sockets (it would keep the queues bound).
+            assert_eq!(sockets_without_cloexec(), Vec::<String>::new());
             let sender = lab.sender();
             send_all(&sender, &frames);
             if !all {

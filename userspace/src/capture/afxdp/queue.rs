@@ -171,6 +171,14 @@ impl QueueSocket {
             events: QueueEvents::default(),
             area,
         };
+        // xdpilone opens the socket without SOCK_CLOEXEC: a process another
+        // thread spawns would inherit it and keep the queue bound after this
+        // socket closes (a later bind then finds the queue taken).
+        // SAFETY: fcntl on a descriptor this socket owns.
+        if unsafe { libc::fcntl(q.fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("cannot mark the AF_XDP socket close-on-exec: {e}");
+        }
         // Chunks are in the fill ring before the first frame can arrive.
         q.refill();
         if let Err(e) = q.umem.bind(&q.user) {
