@@ -288,7 +288,8 @@ unsafe fn walk_tile<
     // feature, so one feature's thresholds stay in cache while ranking.
     s.keys[..end * stride].fill(0);
     for f in 0..records.n_features {
-        records.row_keys(f, tile.column(f), |r, key| s.keys[r * stride + f] = key);
+        // SAFETY: the caller guarantees the CPU features.
+        unsafe { records.row_keys(f, tile.column(f), |r, key| s.keys[r * stride + f] = key) };
     }
     s.sums[..end * p].fill(0.0);
     let v = records.vote_stride();

@@ -26,6 +26,7 @@
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod flat;
+pub(crate) mod rank_tree;
 pub mod records;
 pub(crate) mod stop;
 pub mod tree;

@@ -1,6 +1,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::rank_tree::RankTree;
 use super::*;
 
 /// Three noisy classes over `features` columns, some with repeated values
@@ -281,40 +282,63 @@ fn exit_table_follows_the_comparisons_down_three_levels() {
 }
 
 #[test]
-fn lockstep_ranks_equal_the_plain_search() {
+fn rank_tree_searches_equal_the_plain_search() {
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = avx512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    if !avx512 {
+        eprintln!("partly skipped: rank_tree_searches_equal_the_plain_search: this CPU has no AVX-512, only the plain search is checked");
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(12);
-    for len in (0..70).chain([255, 256, 257, 1000]) {
+    // Lengths around whole lines and around one more level (15, 255 and
+    // 4095 keys and their pad fill 1, 2 and 3 levels exactly).
+    let lengths = [255, 256, 257, 1000, 4095, 4096, 4097, 70_000];
+    for len in (0..70).chain(lengths) {
         let mut sorted: Vec<u32> = (0..len).map(|_| rng.gen_range(1..u32::MAX - 1)).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        // Keys on, beside and outside the sorted ones.
-        let mut keys = [0u32; 16];
-        for k in &mut keys {
-            *k = match (rng.gen_range(0..4), sorted.is_empty()) {
-                (0, false) => sorted[rng.gen_range(0..sorted.len())],
-                (1, false) => sorted[rng.gen_range(0..sorted.len())] + 1,
-                (2, _) => [0, u32::MAX][rng.gen_range(0..2)],
-                _ => rng.gen(),
-            };
+        let tree = RankTree::new(&sorted);
+        assert_eq!(tree.sorted(), sorted);
+        for _ in 0..8 {
+            // Keys on, beside and outside the sorted ones.
+            let mut keys = [0u32; 16];
+            for k in &mut keys {
+                *k = match (rng.gen_range(0..4), sorted.is_empty()) {
+                    (0, false) => sorted[rng.gen_range(0..sorted.len())],
+                    (1, false) => sorted[rng.gen_range(0..sorted.len())] + 1,
+                    (2, _) => [0, 1, u32::MAX - 1, u32::MAX][rng.gen_range(0..4)],
+                    _ => rng.gen(),
+                };
+            }
+            let want = keys.map(|k| sorted.partition_point(|&s| s < k));
+            assert_eq!(keys.map(|k| tree.rank(k)), want, "{len} keys");
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                // SAFETY: the CPU has AVX-512 (checked above).
+                assert_eq!(unsafe { tree.ranks_avx512(&keys) }, want, "{len} keys");
+            }
         }
-        let want = keys.map(|k| records::rank_below(&sorted, k));
-        assert_eq!(records::ranks_below(&sorted, &keys), want, "{len} keys");
     }
     // Whole columns (not a multiple of 16 rows, edge values included) give
     // the keys of one value at a time.
-    let (train, labels) = problem_k(300, 4, 3, 7);
-    let model = RandomForestParams::default()
-        .fit(&train, &labels, classes(3), &|| {})
-        .unwrap();
-    let records = model.forest.records().unwrap();
-    let test = with_edge_values(&problem_k(37, 4, 3, 8).0, &model.forest, 2);
-    for f in 0..4 {
-        let mut got = vec![None; test.n_rows()];
-        records.row_keys(f, test.column(f), |r, key| got[r] = Some(key));
-        let want: Vec<_> = (0..test.n_rows())
-            .map(|r| Some(records.row_key(f, test.get(r, f))))
-            .collect();
-        assert_eq!(got, want, "feature {f}");
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        let (train, labels) = problem_k(300, 4, 3, 7);
+        let model = RandomForestParams::default()
+            .fit(&train, &labels, classes(3), &|| {})
+            .unwrap();
+        let records = model.forest.records().unwrap();
+        let test = with_edge_values(&problem_k(37, 4, 3, 8).0, &model.forest, 2);
+        for f in 0..4 {
+            let mut got = vec![None; test.n_rows()];
+            // SAFETY: the CPU has AVX-512 (checked above).
+            unsafe { records.row_keys(f, test.column(f), |r, key| got[r] = Some(key)) };
+            let want: Vec<_> = (0..test.n_rows())
+                .map(|r| Some(records.row_key(f, test.get(r, f))))
+                .collect();
+            assert_eq!(got, want, "feature {f}");
+        }
     }
 }
 
