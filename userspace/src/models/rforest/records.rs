@@ -126,8 +126,8 @@ pub struct Records {
     /// value vector or per numbered leaf, then one vector of zeros
     /// ([`Records::zero_leaf`]).
     pub(crate) leaf_values: Vec<f32>,
-    /// Per feature, the distinct thresholds' order keys, ascending: a
-    /// node's rank is its threshold's index here.
+    /// Per feature, the distinct thresholds' order keys, ascending (laid
+    /// out for searching): a node's rank is its threshold's index.
     pub(crate) thresholds: Vec<RankTree>,
     /// Whether leaf exits name shared value vectors (`Record::leaves`).
     pub(crate) shared_values: bool,
@@ -394,8 +394,10 @@ impl Records {
     /// `Records::row_key` of every value of a column, handed to `put`
     /// with its row, 16 rows searched in lockstep down the feature's
     /// [`RankTree`]. On the benchmark forest (78,000 to 107,000 thresholds
-    /// per feature) one binary search after the other gave 730,000
-    /// classes/s, 16 in lockstep 900,000.
+    /// per feature), ranking 50,000 rows took 6.0 ms with 16 branch-free
+    /// binary searches in lockstep, 4.4 ms down the tree, 3.3 ms with the
+    /// tree prefetched (one binary search after the other: 730,000
+    /// classes/s overall, against 900,000 for the lockstep searches).
     ///
     /// # Safety
     /// The CPU must support AVX-512F.
@@ -409,6 +411,7 @@ impl Records {
     ) {
         const LOCKSTEP: usize = 16;
         let sorted = &self.thresholds[feature];
+        sorted.prefetch_for(column.len());
         for (c, values) in column.chunks(LOCKSTEP).enumerate() {
             let mut keys = [0u32; LOCKSTEP];
             for (k, &x) in keys.iter_mut().zip(values) {
