@@ -22,7 +22,7 @@ const PAD: u32 = u32::MAX;
 struct Line([u32; LINE]);
 
 /// Sorted distinct keys, searched by [`RankTree::rank`] (plain) and
-/// [`RankTree::ranks`] (line by line, many keys in lockstep).
+/// [`RankTree::ranks_avx512`] (line by line, many keys in lockstep).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RankTree {
     /// The number of keys.
@@ -75,7 +75,7 @@ impl RankTree {
     }
 
     /// The number of keys below `key`: the plain search, the reference for
-    /// [`RankTree::ranks`].
+    /// [`RankTree::ranks_avx512`].
     pub(crate) fn rank(&self, key: u32) -> usize {
         self.sorted().partition_point(|&k| k < key)
     }
