@@ -475,7 +475,6 @@ impl<'a> Prefetch<'a> {
 /// that the compiler keeps rolled indexes the rows' registers at run time,
 /// so it first writes them all to the stack (16 stores of 64 bytes per
 /// group): the last step as such a loop cost 3-6 % of the classes/s.
-const _: () = assert!(LANES == 16, "for_each_lane expands 16 lanes");
 macro_rules! for_each_lane {
     ($step:ident) => {
         $step!(0);
@@ -496,6 +495,7 @@ macro_rules! for_each_lane {
         $step!(15);
     };
 }
+const _: () = assert!(LANES == 16, "for_each_lane expands 16 lanes");
 
 /// Walks `LANES` rows (`rows`, at records `at`) through `tree` for `steps`
 /// steps. Rows that reached their leaf add its probabilities to their sums
