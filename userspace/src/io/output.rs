@@ -3,9 +3,14 @@
 //! Rows go to a temporary file beside the destination; only a successful
 //! [`AtomicFile::commit`] renames it into place, so an error half-way never
 //! leaves a partial CSV that looks complete. (No fsync: that would guard
-//! against power loss, at a cost of seconds for large outputs.)
+//! against power loss, at a cost of seconds for large outputs.) The file
+//! gets the permissions `File::create` would give it: the destination's
+//! own when it exists, otherwise 0o666 less the umask (a temporary file's
+//! default, owner only, would hide outputs from the other users).
 
+use std::fs::Permissions;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -30,8 +35,14 @@ impl AtomicFile {
         let temp = tempfile::Builder::new()
             .prefix(".ml-sniffing-")
             .suffix(".partial")
+            .permissions(Permissions::from_mode(0o666))
             .tempfile_in(&parent)
             .with_context(|| format!("cannot write in {}", parent.display()))?;
+        if let Ok(existing) = std::fs::metadata(destination) {
+            temp.as_file()
+                .set_permissions(existing.permissions())
+                .with_context(|| format!("cannot write in {}", parent.display()))?;
+        }
         Ok(AtomicFile {
             destination: destination.to_path_buf(),
             writer: BufWriter::with_capacity(1 << 20, temp),
@@ -86,5 +97,28 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a,b\n1,2\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn files_get_the_permissions_file_create_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        // A new file: as `File::create` makes one (0o666 less the umask).
+        let plain = dir.path().join("plain.csv");
+        std::fs::File::create(&plain).unwrap();
+        let dest = dir.path().join("out.csv");
+        AtomicFile::create(&dest).unwrap().commit().unwrap();
+        assert_eq!(mode(&dest), mode(&plain));
+        // An existing file keeps its permissions, as when truncated.
+        for kept in [0o640, 0o604, 0o600] {
+            std::fs::set_permissions(&dest, Permissions::from_mode(kept)).unwrap();
+            let mut f = AtomicFile::create(&dest).unwrap();
+            f.write_all(b"x\n").unwrap();
+            f.commit().unwrap();
+            assert_eq!(mode(&dest), kept, "{kept:o}");
+        }
     }
 }
