@@ -13,17 +13,16 @@
 /// of trees, so the class is exactly the one the full sums give.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stop {
-    /// Trees walked between two checks.
-    every: usize,
     /// Largest leaf value minus the smallest (0 counts: a leaf adds
     /// nothing to the other classes).
     spread: f64,
 }
 
 impl Stop {
-    /// Checking after every tree took 125.4 trees per row on the benchmark
-    /// forest, every 4 trees 126.9, every 16 132.5: the check costs less
-    /// than a tree walk but more than the trees it saves below 4.
+    /// Trees walked between two checks. Checking after every tree took
+    /// 125.4 trees per row on the benchmark forest, every 4 trees 126.9,
+    /// every 16 132.5: the check costs less than a tree walk but more than
+    /// the trees it saves below 4.
     const EVERY: usize = 4;
     const SLACK: f64 = 1e-6;
 
@@ -36,16 +35,13 @@ impl Stop {
         }
         let max = values.iter().fold(0.0f32, |m, &v| m.max(v)) as f64;
         let min = values.iter().fold(0.0f32, |m, &v| m.min(v)) as f64;
-        Some(Stop {
-            every: Self::EVERY,
-            spread: max - min,
-        })
+        Some(Stop { spread: max - min })
     }
 
     /// Whether a check after `walked` trees, `left` to go, can find a
     /// decided row: a lead is at most `walked * spread`.
     pub(crate) fn worth_checking(&self, walked: usize, left: usize) -> bool {
-        left > 0 && walked.is_multiple_of(self.every) && walked > left
+        left > 0 && walked.is_multiple_of(Self::EVERY) && walked > left
     }
 
     /// The lead over every other class that decides a row's class with
