@@ -63,6 +63,12 @@ pub const FEATURE_BITS: u32 = 5;
 /// Most distinct thresholds per feature: ranks fit above the feature bits.
 const MAX_RANKS: usize = (u32::MAX >> FEATURE_BITS) as usize;
 
+/// A rank as keys hold it: above [`FEATURE_BITS`] zero bits (a row's key;
+/// a node's key adds its feature in those bits).
+fn rank_key(rank: usize) -> u32 {
+    (rank as u32) << FEATURE_BITS
+}
+
 /// Key of padding nodes: no row's key is greater (row keys have zero low
 /// bits; the feature it names, 31, is a padding lane or a zero key).
 const PADDING_KEY: u32 = u32::MAX;
@@ -233,7 +239,7 @@ impl Records {
                         let split = forest.nodes[n];
                         let f = split.feature as usize;
                         let rank = r.thresholds[f].rank(order_key(split.threshold));
-                        record.keys[p] = ((rank as u32) << FEATURE_BITS) | f as u32;
+                        record.keys[p] = rank_key(rank) | f as u32;
                         at[2 * p] = split.children as usize;
                         at[2 * p + 1] = split.children as usize + 1;
                     } else {
@@ -388,7 +394,7 @@ impl Records {
     /// A row's key for `feature` at value `x`: the number of the feature's
     /// thresholds below `x` (0 for NaN), above [`FEATURE_BITS`] zero bits.
     pub(crate) fn row_key(&self, feature: usize, x: f32) -> u32 {
-        (self.thresholds[feature].rank(order_key(x)) as u32) << FEATURE_BITS
+        rank_key(self.thresholds[feature].rank(order_key(x)))
     }
 
     /// `Records::row_key` of every value of a column, handed to `put`
@@ -420,7 +426,7 @@ impl Records {
             // SAFETY: the caller's contract.
             let ranks = unsafe { sorted.ranks_avx512(&keys) };
             for (i, &rank) in ranks[..values.len()].iter().enumerate() {
-                put(c * LOCKSTEP + i, (rank as u32) << FEATURE_BITS);
+                put(c * LOCKSTEP + i, rank_key(rank));
             }
         }
     }
