@@ -269,9 +269,7 @@ impl<W: Write> CsvRowWriter<W> {
 
     #[inline]
     pub fn write(&mut self, record: &PacketRecord) -> io::Result<()> {
-        if !self.header_written {
-            self.write_header()?;
-        }
+        self.write_header()?;
         self.formatter.format(record);
         self.rows += 1;
         self.out.write_all(self.formatter.line())
