@@ -330,6 +330,10 @@ fn main() -> Result<()> {
             model.forest.n_trees()
         );
         record("trees_walked_per_row", per_row);
+        println!(
+            "| AVX-512 walk: rows per tile (from this CPU's L2) | {} |",
+            ml_sniffing::models::rforest::avx512::tile_rows()
+        );
     }
     compare_paths(&model, &test);
     compare_portable_classes(&model, &test);

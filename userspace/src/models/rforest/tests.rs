@@ -570,3 +570,17 @@ fn stop_needs_a_lead_the_trees_left_cannot_overturn() {
     assert!(stop.worth_checking(64, 36));
     assert!(!stop.worth_checking(100, 0), "nothing left to save");
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn tiles_keep_row_keys_in_a_large_l2_only() {
+    // 1 MiB or unknown: the large tiles measured best there.
+    assert_eq!(avx512::tile_rows_for(0), 50_000);
+    assert_eq!(avx512::tile_rows_for(1 << 20), 50_000);
+    // 2 MiB: 64-byte row keys in 3/4 of it.
+    assert_eq!(avx512::tile_rows_for(2 << 20), 24_576);
+    assert_eq!(avx512::tile_rows_for(3 << 20), 36_864);
+    assert_eq!(avx512::tile_rows_for(8 << 20), 50_000);
+    let rows = avx512::tile_rows();
+    assert!((24_576..=50_000).contains(&rows), "{rows} rows per tile");
+}
