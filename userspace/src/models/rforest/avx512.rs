@@ -65,11 +65,13 @@ pub fn tile_rows() -> usize {
     *ROWS.get_or_init(|| tile_rows_for(l2_bytes()))
 }
 
-/// [`tile_rows`] for an L2 of `l2` bytes (0: unknown).
-pub fn tile_rows_for(l2: usize) -> usize {
+/// [`tile_rows`] for an L2 of `l2` bytes (0: unknown), sized for rows of
+/// one register (forests of up to 16 features, the only ones measured).
+pub(crate) fn tile_rows_for(l2: usize) -> usize {
     const LARGE_TILE: usize = 50_000;
+    let row_bytes = row_keys(false) * std::mem::size_of::<u32>();
     if l2 >= 2 << 20 {
-        (l2 / 4 * 3 / (16 * 4)).min(LARGE_TILE)
+        (l2 / 4 * 3 / row_bytes).min(LARGE_TILE)
     } else {
         LARGE_TILE
     }
