@@ -578,14 +578,15 @@ mod privileged {
     }
 
     /// The same frames through the kernel program (BPF_PROG_TEST_RUN) and
-    /// through the userspace parser give identical records, flow counters
-    /// and outcome counts.
+    /// through the userspace parser and state tables give identical
+    /// records (flow counters and host and pair behaviour included, bit for
+    /// bit) and outcome counts.
     #[test]
     fn kernel_and_userspace_give_identical_records() {
         use ml_sniffing::capture::programs;
         use ml_sniffing::capture::ringbuf::drain_ring;
+        use ml_sniffing::capture::state::StateTables;
         use ml_sniffing::capture::xdp::Loaded;
-        use ml_sniffing_common::flow::{FlowKey, FlowState};
         use ml_sniffing_common::maps::{Config, Counters};
         use ml_sniffing_common::parser::{parse, Link, Outcome};
         use ml_sniffing_common::record::PacketRecord;
@@ -596,9 +597,10 @@ mod privileged {
         const XDP_PASS: u32 = 2;
         let mut loaded = Loaded::new(programs::capture().unwrap(), Config::default()).unwrap();
         let mut ring = loaded.take_ring().unwrap();
-        let mut flows: HashMap<FlowKey, FlowState> = HashMap::new();
+        let mut tables = StateTables::default();
         let mut want_counters = Counters::default();
         let mut malformed_items = 0;
+        let mut repeated_hosts = 0;
         let mut outcomes: HashMap<&str, usize> = HashMap::new();
         let frames = differential_frames();
         for (i, frame) in frames.iter().enumerate() {
@@ -616,12 +618,11 @@ mod privileged {
                     let kernel = got[0];
                     want.timestamp_ns = kernel.timestamp_ns;
                     want.frame_len = frame.len() as u32;
-                    let flow = flows
-                        .entry(want.flow_key())
-                        .or_default()
-                        .record(want.frame_len, kernel.timestamp_ns);
-                    want.set_flow(&flow);
+                    tables.count(&mut want);
                     assert_eq!(kernel, want, "frame {i}: {frame:02x?}");
+                    if want.behaviour.src.packets[0] > 16 {
+                        repeated_hosts += 1;
+                    }
                 }
                 Outcome::NotIp { .. } => {
                     *outcomes.entry("not ip").or_default() += 1;
@@ -637,6 +638,9 @@ mod privileged {
         }
         assert_eq!(malformed_items, 0);
         assert_eq!(loaded.counters().unwrap(), want_counters);
+        // Hosts come back, so decayed state is compared, not only first
+        // packets.
+        assert!(repeated_hosts >= 100, "{repeated_hosts}");
         // The frames exercise every outcome, many times.
         for kind in ["ip", "not ip", "malformed"] {
             assert!(

@@ -4,6 +4,7 @@
 //! `bpfel-unknown-none`: no allocation, no panics on any input, bounded loops.
 #![cfg_attr(target_arch = "bpf", no_std)]
 
+pub mod behaviour;
 #[cfg(feature = "user")]
 pub mod build;
 pub mod flow;

@@ -5,6 +5,12 @@
 pub const EVENTS: &str = "EVENTS";
 /// Per-flow state (`LruHashMap<FlowKey, FlowState>`).
 pub const FLOWS: &str = "FLOWS";
+/// Per-source host state (`LruHashMap<HostKey, HostState>`).
+pub const SOURCES: &str = "SOURCES";
+/// Per-destination host state (`LruHashMap<HostKey, HostState>`).
+pub const DESTINATIONS: &str = "DESTINATIONS";
+/// Per-pair state (`LruHashMap<PairKey, PairState>`).
+pub const PAIRS: &str = "PAIRS";
 /// Per-CPU [`Counters`] (`PerCpuArray<Counters>`, one entry).
 pub const COUNTERS: &str = "COUNTERS";
 /// The [`Config`] userspace writes before attaching (`Array<Config>`, one entry).
@@ -28,6 +34,11 @@ pub const WAKEUP_EVERY: u64 = 1024;
 /// Flows remembered at once, in the kernel's LRU map and in userspace flow
 /// tables (pcap reading, AF_XDP); the least recently seen are evicted first.
 pub const FLOWS_MAX: u32 = 1 << 18;
+/// Hosts remembered per role (source, destination), as for flows: 65,536
+/// of 192 bytes, about 17 MiB per map with the kernel's overhead.
+pub const HOSTS_MAX: u32 = 1 << 16;
+/// Pairs of hosts remembered: 131,072 of 88 bytes.
+pub const PAIRS_MAX: u32 = 1 << 17;
 
 /// What the program counted, per CPU. Every frame lands in exactly one of
 /// the outcome counters, so nothing the program fails to hand to userspace
@@ -55,8 +66,9 @@ pub struct Counters {
     /// Parsed packets left out by 1-in-N sampling (their flows still count
     /// them).
     pub sampled_out: u64,
-    /// Flow-map insertions that failed (the record still goes out, counted
-    /// as its flow's first packet). Not an outcome: overlaps the others.
+    /// Packets whose flow, host or pair state could not be inserted (the
+    /// record still goes out: as its flow's first packet, with the missing
+    /// host or pair part zero). Not an outcome: overlaps the others.
     pub flow_insert_failed: u64,
 }
 const _: () = assert!(core::mem::size_of::<Counters>() == 64);
@@ -107,12 +119,16 @@ const _: () = assert!(core::mem::size_of::<Config>() == 8);
 impl Config {
     /// Keep IPv4 only (the original tool's behaviour); IPv6 is `filtered`.
     pub const IPV4_ONLY: u32 = 1;
-    /// Leave the flow map alone (records carry zero flow counters). For
-    /// measuring its cost (`cargo xtask bench --only kernel`).
+    /// Leave the flow, host and pair maps alone (records carry zero flow
+    /// counters and behaviour). For measuring their cost (`cargo xtask bench
+    /// --only kernel`).
     pub const SKIP_FLOW: u32 = 2;
     /// Do not write records to the ring buffer (nor count them). For
     /// measuring its cost.
     pub const SKIP_OUTPUT: u32 = 4;
+    /// Count flows but leave the host and pair maps alone. For measuring
+    /// their cost.
+    pub const SKIP_BEHAVIOUR: u32 = 8;
 }
 
 /// The AF_XDP program's object (`ml-sniffing-xsk`): maps and programs.

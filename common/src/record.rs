@@ -1,6 +1,7 @@
 //! The packet record: one per packet, written by the XDP program into the
 //! ring buffer and built by userspace from pcap files and AF_XDP frames.
 
+use crate::behaviour::Behaviour;
 use crate::flow::{FlowCounters, FlowKey};
 
 /// The packet is an IP fragment (first or later).
@@ -15,7 +16,9 @@ pub const FLAG_SNAPPED: u8 = 8;
 
 /// Layout, chosen so that no field needs implicit padding (size asserted
 /// below): four u64 first, then the two 16-byte addresses, then the u32, the
-/// u16s and the u8s, closed by one explicit padding byte to a multiple of 8.
+/// u16s and the u8s, closed by one explicit padding byte to a multiple of 8
+/// (80 bytes: the packet and its flow), then the behaviour of its hosts and
+/// pair (184 bytes of `u32` and `u16`, see [`crate::behaviour`]): 264 bytes.
 ///
 /// Addresses are 16 bytes; IPv4 addresses are stored IPv4-mapped
 /// (`::ffff:a.b.c.d`) so one key type serves both versions.
@@ -55,9 +58,12 @@ pub struct PacketRecord {
     /// `FLAG_*` bits.
     pub flags: u8,
     pub _pad: u8,
+    /// Its source, destination and pair, right after counting it.
+    pub behaviour: Behaviour,
 }
 
-const _: () = assert!(core::mem::size_of::<PacketRecord>() == 80);
+const _: () = assert!(core::mem::size_of::<PacketRecord>() == 264);
+const _: () = assert!(core::mem::offset_of!(PacketRecord, behaviour) == 80);
 const _: () = assert!(core::mem::align_of::<PacketRecord>() == 8);
 
 impl PacketRecord {

@@ -1,7 +1,8 @@
 //! The ml-sniffing XDP program: parses each frame with the shared parser
-//! (`ml_sniffing_common::parser`), counts it in its flow, and hands one
-//! fixed-size record per packet to userspace through a ring buffer. It never
-//! changes or drops traffic: every path returns XDP_PASS.
+//! (`ml_sniffing_common::parser`), counts it in its flow and in the
+//! behaviour of its hosts and pair (`ml_sniffing_common::behaviour`), and
+//! hands one fixed-size record per packet to userspace through a ring
+//! buffer. It never changes or drops traffic: every path returns XDP_PASS.
 //!
 //! On the host this file builds to an empty binary so `cargo build
 //! --workspace` and clippy work without the BPF target.
@@ -18,6 +19,7 @@ mod program {
         programs::XdpContext,
     };
     use ml_sniffing_common::{
+        behaviour::{self, HostKey, HostState, PairKey, PairState, StateMaps},
         flow::{FlowKey, FlowState},
         maps::{self, Config, Counters},
         parser::{self, Frame, Link, Outcome},
@@ -33,6 +35,29 @@ mod program {
     /// practice.
     #[map(name = "FLOWS")]
     static FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(maps::FLOWS_MAX, 0);
+
+    /// Host and pair states, shared by all CPUs and updated without a lock
+    /// (why: `ml_sniffing_common::behaviour`).
+    #[map(name = "SOURCES")]
+    static SOURCES: LruHashMap<HostKey, HostState> =
+        LruHashMap::with_max_entries(maps::HOSTS_MAX, 0);
+
+    #[map(name = "DESTINATIONS")]
+    static DESTINATIONS: LruHashMap<HostKey, HostState> =
+        LruHashMap::with_max_entries(maps::HOSTS_MAX, 0);
+
+    #[map(name = "PAIRS")]
+    static PAIRS: LruHashMap<PairKey, PairState> = LruHashMap::with_max_entries(maps::PAIRS_MAX, 0);
+
+    /// The record being built, per CPU: at 264 bytes it would take half of
+    /// the program's 512-byte stack.
+    #[map(name = "SCRATCH")]
+    static SCRATCH: PerCpuArray<PacketRecord> = PerCpuArray::with_max_entries(1, 0);
+
+    /// A zeroed host state, never written: what new keys are inserted with
+    /// (a stack copy would cost 192 bytes of stack).
+    #[map(name = "ZERO")]
+    static ZERO: Array<HostState> = Array::with_max_entries(1, 0);
 
     #[map(name = "COUNTERS")]
     static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
@@ -65,6 +90,56 @@ mod program {
         }
     }
 
+    /// `map`'s value for `key`, inserted as `zero` when missing; None when
+    /// the map refused it.
+    #[inline(always)]
+    fn lookup_or_insert<K, V>(map: &LruHashMap<K, V>, key: &K, zero: &V) -> Option<&'static mut V> {
+        if let Some(v) = map.get_ptr_mut(key) {
+            // SAFETY: a pointer into the map's value, valid for this run of
+            // the program (see the maps on concurrency).
+            return Some(unsafe { &mut *v });
+        }
+        // BPF_NOEXIST: a key another CPU inserted meanwhile is kept.
+        let _ = map.insert(key, zero, 1);
+        // SAFETY: as above.
+        map.get_ptr_mut(key).map(|v| unsafe { &mut *v })
+    }
+
+    /// The zeroed host state, or None if the map is missing.
+    #[inline(always)]
+    fn zero_host() -> Option<&'static HostState> {
+        // SAFETY: a pointer to an array map's value, valid for the run.
+        ZERO.get_ptr(0).map(|p| unsafe { &*p })
+    }
+
+    /// The program's maps as `behaviour::count_*` sees them.
+    struct KernelMaps;
+
+    impl StateMaps for KernelMaps {
+        #[inline(always)]
+        fn flow(&mut self, key: &FlowKey) -> Option<&mut FlowState> {
+            lookup_or_insert(&FLOWS, key, &FlowState::default())
+        }
+
+        #[inline(always)]
+        fn source(&mut self, key: &HostKey) -> Option<&mut HostState> {
+            lookup_or_insert(&SOURCES, key, zero_host()?)
+        }
+
+        #[inline(always)]
+        fn destination(&mut self, key: &HostKey) -> Option<&mut HostState> {
+            lookup_or_insert(&DESTINATIONS, key, zero_host()?)
+        }
+
+        #[inline(always)]
+        fn pair(&mut self, key: &PairKey) -> Option<&mut PairState> {
+            // SAFETY: the zeroed host state is larger than a pair state and
+            // all zero bits, a valid PairState (plain integers).
+            let zero = unsafe { &*(zero_host()? as *const HostState as *const PairState) };
+            lookup_or_insert(&PAIRS, key, zero)
+        }
+    }
+
     #[xdp]
     pub fn ml_sniffing(ctx: XdpContext) -> u32 {
         try_ml_sniffing(&ctx).unwrap_or(xdp_action::XDP_PASS)
@@ -87,8 +162,12 @@ mod program {
             end: ctx.data_end(),
         };
         let frame_len = frame.len();
-        let mut record = PacketRecord::default();
-        match parser::parse(&frame, Link::Ethernet, frame_len, &mut record) {
+        let record = SCRATCH.get_ptr_mut(0).ok_or(())?;
+        // SAFETY: a per-CPU array slot, used by this CPU only while the
+        // program runs.
+        let record = unsafe { &mut *record };
+        *record = PacketRecord::default();
+        match parser::parse(&frame, Link::Ethernet, frame_len, record) {
             Outcome::Ip => {}
             Outcome::NotIp { .. } => {
                 counters.not_ip += 1;
@@ -110,20 +189,13 @@ mod program {
         record.frame_len = frame_len as u32;
 
         if config.flags & Config::SKIP_FLOW == 0 {
-            let key = record.flow_key();
-            let flow = match FLOWS.get_ptr_mut(key) {
-                // SAFETY: a pointer into the map's value, valid for this
-                // run (see FLOWS on concurrency).
-                Some(state) => unsafe { (*state).record(record.frame_len, now) },
-                None => {
-                    let state = FlowState::first(record.frame_len, now);
-                    if FLOWS.insert(key, state, 0).is_err() {
-                        counters.flow_insert_failed += 1;
-                    }
-                    state.counters(0)
-                }
-            };
-            record.set_flow(&flow);
+            let mut failed = behaviour::count_flow(&mut KernelMaps, record);
+            if config.flags & Config::SKIP_BEHAVIOUR == 0 {
+                failed |= behaviour::count_behaviour(&mut KernelMaps, record);
+            }
+            if failed != 0 {
+                counters.flow_insert_failed += 1;
+            }
         }
 
         if config.sample_every > 1 {
@@ -143,7 +215,7 @@ mod program {
             } else {
                 BPF_RB_NO_WAKEUP
             };
-            match EVENTS.output::<PacketRecord>(&record, wakeup as u64) {
+            match EVENTS.output::<PacketRecord>(&*record, wakeup as u64) {
                 Ok(()) => counters.emitted += 1,
                 Err(_) => counters.ring_full += 1,
             }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ml_sniffing::capture::flows::FlowTable;
 use ml_sniffing::capture::pcap::{self, CaptureReader, Options};
+use ml_sniffing::capture::state::StateTables;
 
 fn main() -> Result<()> {
     let path: PathBuf = std::env::args_os()
@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         .into();
     let start = Instant::now();
     let mut reader = CaptureReader::open(&path)?;
-    let mut flows = FlowTable::default();
+    let mut flows = StateTables::default();
     let mut checksum = 0u64;
     let summary = pcap::read_records(
         &mut reader,

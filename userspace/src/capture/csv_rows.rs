@@ -367,6 +367,7 @@ mod tests {
                 tcp_flags: bytes[2],
                 flags: bytes[3],
                 _pad: 0,
+                behaviour: Default::default(),
             };
             if v4 {
                 r.src_addr[..12].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
@@ -407,6 +408,7 @@ mod tests {
             tcp_flags: 0x12,
             flags: FLAG_VLAN,
             _pad: 0,
+            behaviour: Default::default(),
         }
     }
 

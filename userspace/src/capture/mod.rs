@@ -13,7 +13,7 @@
 //! - [`live`]: a whole live session: attach, stream batches of records
 //!   (epoch timestamps) to a [`live::RecordSink`] until it is done or CTRL+C /
 //!   SIGTERM arrive, detach, report. `sniff` uses it; the live monitor will.
-//! - [`pcap`]: capture files; [`flows`]: the userspace flow table.
+//! - [`pcap`]: capture files; [`state`]: the userspace flow, host and pair tables.
 //! - [`csv_rows`]: records as CSV rows (seed columns first).
 //! - [`afxdp`]: the AF_XDP engine (`--capture af-xdp`): whole frames to
 //!   userspace, the same records, re-injection into the host stack;
@@ -23,12 +23,12 @@
 pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
-pub mod flows;
 pub mod frame_stash;
 pub mod live;
 pub mod pcap;
 pub mod programs;
 pub mod ringbuf;
 pub mod route;
+pub mod state;
 pub mod stats;
 pub mod xdp;

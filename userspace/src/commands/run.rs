@@ -11,11 +11,11 @@ use super::engine_args::EngineArgs;
 use super::ForestArgs;
 
 use crate::capture::afxdp;
-use crate::capture::flows::FlowTable;
 use crate::capture::live::{self, CaptureMode, CaptureOptions};
 use crate::capture::pcap::records::{self, read_records};
 use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::pcap::CaptureReader;
+use crate::capture::state::StateTables;
 use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
 use crate::capture::{programs, route};
 use crate::monitor::models::{load_classifier, load_detector};
@@ -268,7 +268,7 @@ fn replay(
     json: bool,
 ) -> Result<()> {
     let mut reader = CaptureReader::open(path)?;
-    let mut flows = FlowTable::default();
+    let mut flows = StateTables::default();
     let started = Instant::now();
     let limit = options.packet_count;
     let mut summary_out: Vec<u8> = Vec::new();

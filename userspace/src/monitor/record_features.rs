@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn records_give_the_features_their_csv_rows_give() {
         use crate::capture::csv_rows::{new_table, push_record, RowFormatter};
-        use crate::capture::flows::FlowTable;
+        use crate::capture::state::StateTables;
         use crate::features::{engineer, FeatureSet, Selection};
         use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
         use ml_sniffing_common::parser::{parse, Link, Outcome};
@@ -174,7 +174,7 @@ mod tests {
             "fd00::1",
             "2001:db8::9",
         ];
-        let mut flows = FlowTable::default();
+        let mut flows = StateTables::default();
         let mut records = Vec::new();
         let mut now = 1_712_589_010_000_000_000u64;
         for _ in 0..2000 {

@@ -5,7 +5,7 @@
 //! through an `XskMap` to the AF_XDP socket of its receive queue, one
 //! socket per selected queue ([`queue`], on [`xdpilone`] rings over a UMEM
 //! of our own, [`umem`]). Userspace parses each frame with THE shared parser
-//! and counts it with THE shared flow update (`capture::flows`, the same
+//! and counts it with THE shared flow update (`capture::state`, the same
 //! `FlowState::record` the record program runs), so records are the same as
 //! on the record path; the sink also gets the whole frame
 //! ([`RecordSink::frame`](super::live::RecordSink::frame)).

@@ -30,11 +30,11 @@ use super::stats::{AfXdpSummary, QueueSummary, SocketStats};
 use super::tap::Tap;
 use super::{interface_mtu, rx_queue_count, BindMode, RingSizes};
 use crate::capture::clock::{monotonic_ns, KernelClock};
-use crate::capture::flows::FlowTable;
 use crate::capture::live::{
     CaptureOptions, CapturedFrame, Control, RecordSink, StopReason, Summary, TICK,
 };
 use crate::capture::programs;
+use crate::capture::state::StateTables;
 use crate::capture::xdp::{interface_index, XdpMode};
 
 /// Frames taken from one ring before the next ring's turn.
@@ -93,7 +93,7 @@ impl AsRawFd for Readable {
 /// filtering and sampling (in the record program's order), and the hand
 /// over to the sink.
 struct Frames {
-    flows: FlowTable,
+    flows: StateTables,
     counters: Counters,
     ipv4_only: bool,
     sample_every: u32,
@@ -287,7 +287,7 @@ async fn session(
     }
 
     let mut frames = Frames {
-        flows: FlowTable::with_capacity(maps::FLOWS_MAX as usize),
+        flows: StateTables::with_capacity(maps::FLOWS_MAX as usize),
         counters: Counters::default(),
         ipv4_only: options.ipv4_only,
         sample_every: options.sample_every,

@@ -10,7 +10,7 @@ use ml_sniffing_common::record::{PacketRecord, FLAG_SNAPPED};
 
 use super::{CaptureReader, Truncation};
 use crate::capture::csv_rows::{self, RowFormatter};
-use crate::capture::flows::FlowTable;
+use crate::capture::state::StateTables;
 use crate::io::Table;
 use crate::progress;
 
@@ -97,7 +97,7 @@ impl Summary {
 /// byte offset now and then.
 pub fn read_records<R: Read>(
     reader: &mut CaptureReader<R>,
-    flows: &mut FlowTable,
+    flows: &mut StateTables,
     options: Options,
     mut on_record: impl FnMut(&PacketRecord) -> Result<()>,
     mut on_progress: impl FnMut(u64),
@@ -155,7 +155,7 @@ pub fn read_table(path: &Path) -> Result<Table> {
     let bar = progress::bytes(size, "reading capture");
     let mut table = csv_rows::new_table();
     let mut formatter = RowFormatter::new();
-    let mut flows = FlowTable::default();
+    let mut flows = StateTables::default();
     let summary = read_records(
         &mut reader,
         &mut flows,
@@ -181,7 +181,7 @@ pub fn read_table(path: &Path) -> Result<Table> {
 }
 
 /// The sentence for a full flow table.
-pub fn evictions_warning(flows: &FlowTable, evicted: u64) -> String {
+pub fn evictions_warning(flows: &StateTables, evicted: u64) -> String {
     format!(
         "the capture holds more than {} concurrent flows: {evicted} flows were evicted \
          (least recently seen first) and restarted their counters when they came back, \
@@ -248,7 +248,7 @@ mod tests {
         }
         let bytes = w.into_writer();
         let mut reader = CaptureReader::new(&bytes[..], "x").unwrap();
-        let mut flows = FlowTable::with_capacity(2);
+        let mut flows = StateTables::with_capacity(2);
         let mut packets = Vec::new();
         let summary = read_records(
             &mut reader,

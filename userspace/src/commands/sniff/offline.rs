@@ -9,8 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use super::SniffArgs;
 use crate::capture::csv_rows::CsvRowWriter;
-use crate::capture::flows::FlowTable;
 use crate::capture::pcap::{self, records, CaptureReader, Options, Summary};
+use crate::capture::state::StateTables;
 use crate::io::output::AtomicFile;
 use crate::progress;
 
@@ -26,7 +26,7 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
     let shown_output = args.output.display().to_string();
     let size = std::fs::metadata(capture).map(|m| m.len()).unwrap_or(0);
     let bar = progress::bytes(size, "reading capture");
-    let mut flows = FlowTable::default();
+    let mut flows = StateTables::default();
     let options = Options {
         ipv4_only: args.ipv4_only,
         limit: args.packet_count,
