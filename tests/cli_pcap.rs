@@ -930,7 +930,7 @@ fn written_flow_counters_equal_the_ones_features_recompute() {
                 .push_row(keep.iter().map(|&c| table.cell(row, c)), row as u64 + 2)
                 .unwrap();
         }
-        let selection = Selection::Set(FeatureSet::Default);
+        let selection = Selection::Set(FeatureSet::Packet);
         let written = engineer(&table, &selection).unwrap().matrix;
         let recomputed = engineer(&without, &selection).unwrap().matrix;
         assert_eq!(written.names(), recomputed.names());

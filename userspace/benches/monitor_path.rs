@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
+use ml_sniffing::features::records::RecordFeatures;
 use ml_sniffing::models::iforest::IsolationForestParams;
 use ml_sniffing::monitor::models::Detector;
-use ml_sniffing::monitor::record_features::RecordFeatures;
 use ml_sniffing::monitor::status::Sampling;
 use ml_sniffing::monitor::{Monitor, MonitorOptions};
 use ml_sniffing_common::record::{addr_bytes, PacketRecord};
@@ -48,7 +48,7 @@ fn records() -> Vec<PacketRecord> {
 
 fn main() {
     let records = records();
-    let features = RecordFeatures::all();
+    let features = RecordFeatures::default_set();
     let mut columns = vec![Vec::with_capacity(50_000); features.len()];
     for r in &records[..50_000] {
         for (f, c) in columns.iter_mut().enumerate() {

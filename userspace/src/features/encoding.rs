@@ -204,6 +204,33 @@ impl FeaturePlan {
     /// columns the table lacks.
     pub fn apply(&self, table: &Table) -> Result<FeatureMatrix> {
         match self {
+            FeaturePlan::Packet {
+                set: FeatureSet::Default | FeatureSet::Packet,
+                features,
+            } => {
+                // Any record feature by name, so that models of earlier
+                // versions of a set still apply.
+                let context =
+                    |e: anyhow::Error| anyhow!("{e:#} (the model uses {})", self.describe());
+                let cols = cells::PacketColumns::find(table).map_err(context)?;
+                let lacking: Vec<&String> = features
+                    .iter()
+                    .filter(|f| {
+                        super::records::OPTIONAL_COLUMNS.contains(&f.as_str())
+                            && table.column(f).is_none()
+                    })
+                    .collect();
+                if !lacking.is_empty() {
+                    bail!(
+                        "the model uses the feature{} {}, which this input cannot give (it has \
+                         no such column)",
+                        if lacking.len() == 1 { "" } else { "s" },
+                        quoted(&lacking),
+                    );
+                }
+                let seed = super::seed::SeedContext::new(table, cols)?;
+                super::from_records(table, &cols, &seed, features)
+            }
             FeaturePlan::Packet { set, features } => {
                 let engineered = engineer(table, &Selection::Set(*set))
                     .map_err(|e| anyhow!("{e:#} (the model uses {})", self.describe()))?;
@@ -255,10 +282,7 @@ impl FeaturePlan {
 }
 
 fn feature_set_name(set: FeatureSet) -> &'static str {
-    match set {
-        FeatureSet::Default => "default",
-        FeatureSet::Seed => "seed",
-    }
+    set.name()
 }
 
 /// A cell as a number: `Ok(None)` when it is not one.

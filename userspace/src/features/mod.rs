@@ -2,11 +2,12 @@
 //! and the derived columns written beside each row in outputs.
 
 pub mod cells;
-pub mod default_set;
 pub mod encoding;
 pub mod flows;
 pub mod matrix;
+pub mod records;
 pub mod seed;
+pub mod table_records;
 
 use anyhow::{bail, Result};
 
@@ -23,11 +24,24 @@ use crate::pyfmt;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum FeatureSet {
-    /// Stable protocol numbers, causal flow statistics and the capture's
-    /// extra columns (ports, TTL, TCP flags) when present.
+    /// How the packet's hosts and pair behave over time: rates of packets
+    /// and new flows per source and per destination, fan-out, SYN shares,
+    /// bytes each way.
     Default,
+    /// The first version's set: per-packet fields and 5-tuple counters.
+    Packet,
     /// The original tool's 11 features, quirks included.
     Seed,
+}
+
+impl FeatureSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureSet::Default => "default",
+            FeatureSet::Packet => "packet",
+            FeatureSet::Seed => "seed",
+        }
+    }
 }
 
 /// The features chosen on the command line.
@@ -180,7 +194,10 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             let ctx = SeedContext::new(table, cols)?;
             let matrix = match set {
                 FeatureSet::Seed => ctx.features(table)?,
-                FeatureSet::Default => default_set::features(table, &cols, &ctx)?,
+                FeatureSet::Default | FeatureSet::Packet => {
+                    let names = set_features(table, *set);
+                    from_records(table, &cols, &ctx, &names)?
+                }
             };
             let extra_outputs = (0..matrix.n_features())
                 .filter(|&f| {
@@ -195,6 +212,35 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             })
         }
     }
+}
+
+/// The features of a record-based set for a table: the packet set's
+/// optional capture columns only when the table has them.
+pub fn set_features(table: &Table, set: FeatureSet) -> Vec<String> {
+    let names: &[&str] = match set {
+        FeatureSet::Default => records::DEFAULT_FEATURES,
+        FeatureSet::Packet => &records::PACKET_FEATURES,
+        FeatureSet::Seed => &[],
+    };
+    names
+        .iter()
+        .filter(|f| !records::OPTIONAL_COLUMNS.contains(f) || table.column(f).is_some())
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// The named packet features of every row, computed from the rows as
+/// records (see [`table_records`]).
+pub fn from_records(
+    table: &Table,
+    cols: &PacketColumns,
+    seed: &SeedContext,
+    names: &[String],
+) -> Result<FeatureMatrix> {
+    let features = records::RecordFeatures::for_model(names)?;
+    let mut m = FeatureMatrix::zeros(names.to_vec(), table.len());
+    table_records::for_each_record(table, cols, seed, |row, r| features.set_row(r, &mut m, row))?;
+    Ok(m)
 }
 
 /// `--feature-columns`: the named columns, each a number in every row.
@@ -287,7 +333,7 @@ mod tests {
             ],
             &[&["1.5", "10.0.0.1", "10.0.0.2", "TCP", "60", "hello"]],
         );
-        let e = engineer(&t, &Selection::Set(FeatureSet::Default)).unwrap();
+        let e = engineer(&t, &Selection::Set(FeatureSet::Packet)).unwrap();
         let headers = e.output_headers(&t);
         assert_eq!(
             &headers[..6],

@@ -12,7 +12,6 @@
 
 pub mod models;
 pub mod output;
-pub mod record_features;
 pub mod status;
 
 use std::collections::HashMap;
@@ -30,13 +29,13 @@ use ml_sniffing_common::record::PacketRecord;
 use crate::capture::frame_stash::FrameStash;
 use crate::capture::live::{CapturedFrame, Control, RecordSink};
 use crate::capture::pcap::writer::PcapNgWriter;
+use crate::features::records::RecordFeatures;
 use crate::models::iforest::IsolationForestParams;
 use crate::models::rforest::argmax_rows;
 use crate::models::Block;
 use crate::progress;
 use models::{Classifier, Detector, Recent, Refit};
 use output::{Anomaly, AnomalyCsv};
-use record_features::RecordFeatures;
 use status::{Sampling, Status};
 
 /// Rows per piece when a batch is scored on several threads.
@@ -131,7 +130,7 @@ impl<'a> Monitor<'a> {
     ) -> Result<Self> {
         let fit_features = match &detector {
             Some(d) => d.features.clone(),
-            None => RecordFeatures::all(),
+            None => RecordFeatures::default_set(),
         };
         let csv = match &options.output {
             Some(path) => Some(AnomalyCsv::create(path, classifier.is_some())?),
@@ -270,7 +269,7 @@ impl<'a> Monitor<'a> {
             return Ok(());
         }
         let started = Instant::now();
-        let data = features_matrix(&self.fit_features, &records);
+        let data = self.fit_features.matrix(&records);
         let model = self
             .options
             .params
@@ -323,7 +322,9 @@ impl<'a> Monitor<'a> {
             return Ok(());
         }
         let f = detector.features.len();
-        fill_columns(&detector.features, &self.batch, &mut self.scratch);
+        detector
+            .features
+            .fill_columns(&self.batch, &mut self.scratch);
         self.scores.resize(n, 0.0);
         let block = Block::contiguous(&self.scratch, n, f);
         if n >= 2 * SCORE_SPLIT {
@@ -352,7 +353,9 @@ impl<'a> Monitor<'a> {
         let mut predicted: Vec<u32> = Vec::new();
         if let Some(classifier) = &self.classifier {
             let c = classifier.model.n_classes();
-            fill_columns(&classifier.features, &self.batch, &mut self.scratch);
+            classifier
+                .features
+                .fill_columns(&self.batch, &mut self.scratch);
             self.proba.resize(n * c, 0.0);
             classifier.model.predict_proba_block(
                 Block::contiguous(&self.scratch, n, classifier.features.len()),
@@ -581,31 +584,4 @@ impl RecordSink for Monitor<'_> {
     fn tick(&mut self, control: &mut Control) -> Result<()> {
         self.on_tick(Some(control))
     }
-}
-
-/// The features of `records`, column after column, into `out`.
-fn fill_columns(features: &RecordFeatures, records: &[PacketRecord], out: &mut Vec<f32>) {
-    let n = records.len();
-    out.clear();
-    out.resize(features.len() * n, 0.0);
-    for f in 0..features.len() {
-        let column = &mut out[f * n..(f + 1) * n];
-        for (slot, record) in column.iter_mut().zip(records) {
-            *slot = features.value(f, record);
-        }
-    }
-}
-
-/// The features of `records` as a matrix (for fitting).
-fn features_matrix(
-    features: &RecordFeatures,
-    records: &[PacketRecord],
-) -> crate::features::FeatureMatrix {
-    let mut data = Vec::new();
-    fill_columns(features, records, &mut data);
-    let n = records.len();
-    let columns = (0..features.len())
-        .map(|f| data[f * n..(f + 1) * n].to_vec())
-        .collect();
-    crate::features::FeatureMatrix::from_columns(features.names(), columns)
 }

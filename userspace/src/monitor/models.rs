@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::record_features::RecordFeatures;
 use crate::features::encoding::FeaturePlan;
+use crate::features::records::RecordFeatures;
 use crate::features::{FeatureMatrix, FeatureSet};
 use crate::models::iforest::{IsolationForest, IsolationForestParams};
 use crate::models::model_file::SavedModel;
@@ -31,12 +31,12 @@ pub struct Classifier {
     pub features: RecordFeatures,
 }
 
-/// The packet features a saved model reads, if it was fitted on the default
-/// packet feature set.
+/// The packet features a saved model reads, if it was fitted on a
+/// record-based set (`default` or `packet`).
 fn packet_features(plan: &FeaturePlan, path: &Path) -> Result<Vec<String>> {
     match plan {
         FeaturePlan::Packet {
-            set: FeatureSet::Default,
+            set: FeatureSet::Default | FeatureSet::Packet,
             features,
         } => Ok(features.clone()),
         FeaturePlan::Packet {

@@ -139,7 +139,7 @@ pub fn json_line(a: &Anomaly) -> String {
         vlan_id: r.vlan_id,
         flow_packets: r.flow_packets,
         flow_bytes: r.flow_bytes,
-        flow_gap: super::record_features::csv_seconds(r.flow_gap_ns),
+        flow_gap: crate::features::records::csv_seconds(r.flow_gap_ns),
         anomaly_score: a.score,
         model_version: a.model_version,
         predicted_class: a.class.map(|c| c.0),

@@ -207,7 +207,7 @@ fn ns_per_packet(
 }
 
 fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
-    // Fewer runs per round than the ring holds (64 MiB / 88 B), drained
+    // Fewer runs per round than the ring holds (64 MiB / 272 B), drained
     // between rounds, so the output path measured is the one that succeeds.
     const REPEAT: u32 = 200_000;
     const ROUNDS: usize = 7;
@@ -215,17 +215,19 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
         "In-kernel cost, BPF_PROG_TEST_RUN, {REPEAT} runs x {ROUNDS} rounds (median), ns/packet:\n"
     );
     println!(
-        "| frame | empty program | parse | parse + flow | parse + record | parse + flow + record |"
+        "| frame | empty program | parse | parse + flow | parse + flow + behaviour | parse + record | parse + flow + record | everything (flow, behaviour, record) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut empty = xdp::load_object(tx, "xdp_tx", |_| {})?;
     let empty_prog = xdp::program_mut(&mut empty, "xdp_tx")?;
     let mut loaded = Loaded::new(capture, Config::default())?;
     let mut ring = loaded.take_ring()?;
     let variants = [
         Config::SKIP_FLOW | Config::SKIP_OUTPUT,
+        Config::SKIP_OUTPUT | Config::SKIP_BEHAVIOUR,
         Config::SKIP_OUTPUT,
         Config::SKIP_FLOW,
+        Config::SKIP_BEHAVIOUR,
         0,
     ];
     for (name, frame) in frames() {

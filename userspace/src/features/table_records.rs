@@ -1,0 +1,95 @@
+//! CSV rows become packet records, in file order, and are counted in the
+//! same flow, host and pair state a capture is (the update the XDP program
+//! runs), so that the packet features of a CSV are computed from records
+//! like those of every other input.
+//!
+//! A row gives what the CSV has: the five seed columns, and the capture's
+//! extra columns (`source_port`, `destination_port`, `ttl`, `tcp_flags`,
+//! `vlan_id`) when present; others are 0. When the CSV carries the
+//! capture's own flow counters (`flow_packets`, `flow_bytes`, `flow_gap`,
+//! written by `sniff`) they are used as they are; the host and pair state
+//! is always counted from the rows (for a CSV of a sampled live capture,
+//! it sees the sample). A row whose timestamp does not read is counted at
+//! the previous row's time.
+
+use anyhow::Result;
+use ml_sniffing_common::record::PacketRecord;
+
+use super::cells::{self, PacketColumns};
+use super::records::UNKNOWN_PROTOCOL;
+use super::seed::SeedContext;
+use crate::capture::state::StateTables;
+use crate::io::Table;
+
+/// Columns the capture commands write with the kernel's flow counters.
+pub const FLOW_COLUMNS: [&str; 3] = ["flow_packets", "flow_bytes", "flow_gap"];
+
+/// A number cell clamped into an integer type's range (empty cells: 0).
+fn whole(table: &Table, row: usize, col: Option<usize>, max: f64) -> Result<u64> {
+    Ok(match col {
+        Some(c) => cells::number(table, row, c)?.unwrap_or(0.0).clamp(0.0, max) as u64,
+        None => 0,
+    })
+}
+
+/// Calls `each(row, record)` for every row of a packet table, in file
+/// order, with the record's flow counters and behaviour counted.
+pub fn for_each_record(
+    table: &Table,
+    cols: &PacketColumns,
+    seed: &SeedContext,
+    mut each: impl FnMut(usize, &PacketRecord),
+) -> Result<()> {
+    let protocol_numbers: Vec<u8> = seed
+        .protocol_names()
+        .iter()
+        .map(|p| ml_sniffing_common::protocol::number(p).unwrap_or(UNKNOWN_PROTOCOL))
+        .collect();
+    let column = |name: &str| table.column(name);
+    let (sport, dport, ttl, flags, vlan) = (
+        column("source_port"),
+        column("destination_port"),
+        column("ttl"),
+        column("tcp_flags"),
+        column("vlan_id"),
+    );
+    let flow_columns: Option<Vec<usize>> = FLOW_COLUMNS.iter().map(|c| column(c)).collect();
+    let mut tables = StateTables::default();
+    let mut last_ns = 0u64;
+    for row in 0..table.len() {
+        let src = cells::ip(table.cell(row, cols.source_ip));
+        let dst = cells::ip(table.cell(row, cols.destination_ip));
+        let v6 = |a: Option<std::net::IpAddr>| matches!(a, Some(std::net::IpAddr::V6(v)) if v.to_ipv4_mapped().is_none());
+        if let Some(ns) = cells::epoch_ns(table.cell(row, cols.timestamp)) {
+            last_ns = ns.max(0) as u64;
+        }
+        let mut r = PacketRecord {
+            timestamp_ns: last_ns,
+            src_addr: cells::ip_key(src),
+            dst_addr: cells::ip_key(dst),
+            frame_len: whole(table, row, Some(cols.length), u32::MAX as f64)? as u32,
+            src_port: whole(table, row, sport, u16::MAX as f64)? as u16,
+            dst_port: whole(table, row, dport, u16::MAX as f64)? as u16,
+            vlan_id: whole(table, row, vlan, u16::MAX as f64)? as u16,
+            protocol: protocol_numbers[seed.protocol_id(row) as usize],
+            ip_version: if v6(src) || v6(dst) { 6 } else { 4 },
+            ttl: whole(table, row, ttl, 255.0)? as u8,
+            tcp_flags: whole(table, row, flags, 255.0)? as u8,
+            ..PacketRecord::default()
+        };
+        match &flow_columns {
+            Some(c) => {
+                r.flow_packets = whole(table, row, Some(c[0]), u64::MAX as f64)?;
+                r.flow_bytes = whole(table, row, Some(c[1]), u64::MAX as f64)?;
+                let gap = cells::number(table, row, c[2])?.unwrap_or(0.0);
+                r.flow_gap_ns = (gap.max(0.0) * 1e9).round().min(u64::MAX as f64) as u64;
+                tables.count_behaviour(&mut r);
+            }
+            None => {
+                tables.count(&mut r);
+            }
+        }
+        each(row, &r);
+    }
+    Ok(())
+}
