@@ -3,6 +3,7 @@
 
 mod bench;
 mod ebpf;
+mod eval;
 mod measure;
 mod run;
 mod setup;
@@ -60,6 +61,21 @@ enum Task {
         #[arg(long)]
         no_python: bool,
     },
+    /// Detection benchmark: build a labelled mixture of the shared captures
+    /// (benign applications looped over 15 minutes, each attack capture once
+    /// in the test part, deterministic from --seed), score it with the
+    /// release binary's `detect`/`predict` and `run --read`, and print ROC
+    /// AUC, average precision and detection at fixed false-alarm rates as
+    /// Markdown tables (see DETECTION.md).
+    Eval {
+        /// Seed of the mixture (start times, pauses, attack insertions).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Work folder for the mixture and the tool's outputs (kept), instead
+        /// of target/eval/seed-N.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<std::path::PathBuf>,
+    },
     /// Run a command and print its wall time (s) and peak RSS (KiB).
     #[command(hide = true)]
     Measure {
@@ -87,6 +103,7 @@ fn main() -> std::process::ExitCode {
             only,
             no_python,
         }),
+        Task::Eval { seed, keep } => eval::run(&eval::EvalOptions { seed, keep }),
         Task::Measure { command } => measure::measure_child(&command),
     };
     match result {
