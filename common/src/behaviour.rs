@@ -10,8 +10,8 @@
 //! after counting the packet ([`Behaviour`]).
 //!
 //! **Decay.** Counts are exponentially decayed sums, `sum of w * 2^(-age /
-//! H)`, at four half-lives `H = 2^27, 2^30, 2^33, 2^36` ns (0.13 s, 1.07 s,
-//! 8.6 s, 68.7 s). A steady rate of `r` per second holds a decayed count of
+//! H)`, at three half-lives `H = 2^30, 2^33, 2^36` ns (1.07 s, 8.6 s,
+//! 68.7 s: a burst, a sustained rate, a host's baseline). A steady rate of `r` per second holds a decayed count of
 //! about `r * H / ln 2`. There is no floating point in BPF, so values are
 //! 64-bit fixed point (16 fraction bits) and time is cut into 16 ticks per
 //! half-life on absolute tick boundaries: the decay between two packets is
@@ -41,17 +41,13 @@ use crate::flow::{FlowKey, FlowState};
 use crate::record::PacketRecord;
 
 /// Time scales.
-pub const SCALES: usize = 4;
+pub const SCALES: usize = 3;
 /// Half-life of scale `k`: `2^HALF_LIFE_SHIFT[k]` ns.
-pub const HALF_LIFE_SHIFT: [u32; SCALES] = [27, 30, 33, 36];
+pub const HALF_LIFE_SHIFT: [u32; SCALES] = [30, 33, 36];
 /// Ticks per half-life: `2^STEP_SHIFT`.
 pub const STEP_SHIFT: u32 = 4;
 /// Fan-out windows: `2^WINDOW_SHIFT` ns.
 pub const WINDOW_SHIFT: u32 = 33;
-const TCP: u8 = 6;
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-
 /// One in the 16-fraction-bit fixed point of the states.
 pub const ONE: u64 = 1 << 16;
 
@@ -93,10 +89,14 @@ fn export(v: u64, shift: u32) -> u32 {
     }
 }
 
-/// Milliseconds from `from` to `now`, saturated.
+/// Ages are in units of 2^20 ns (1.05 ms): a shift, where a division by a
+/// million would cost the XDP program tens of cycles.
+pub const AGE_SHIFT: u32 = 20;
+
+/// The age from `from` to `now` in `2^AGE_SHIFT` ns, saturated.
 #[inline(always)]
-fn age_ms(from: u64, now: u64) -> u32 {
-    export(now.saturating_sub(from) / 1_000_000, 0)
+fn age(from: u64, now: u64) -> u32 {
+    export(now.saturating_sub(from), AGE_SHIFT)
 }
 
 /// A murmur3 finalizer: spreads `x`'s bits so its low 6 pick a bitmap bit.
@@ -173,7 +173,7 @@ impl PairKey {
 
 /// What is known of a host in one role (as a source, or as a destination).
 ///
-/// Layout: 24 `u64`, 192 bytes, no padding.
+/// Layout: 14 `u64`, 112 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HostState {
@@ -181,12 +181,10 @@ pub struct HostState {
     pub seen: u64,
     pub first_ns: u64,
     pub last_ns: u64,
-    /// Decayed packets, frame bytes, new flows (first packets of a 5-tuple)
-    /// and SYN-only TCP packets, per scale (fixed point).
+    /// Decayed packets and new flows (first packets of a 5-tuple), per
+    /// scale (fixed point).
     pub packets: [u64; SCALES],
-    pub bytes: [u64; SCALES],
     pub new_flows: [u64; SCALES],
-    pub syns: [u64; SCALES],
     /// The latest fan-out window (`ns >> WINDOW_SHIFT`).
     pub window: u64,
     /// Peer address bitmaps: this window's, the previous one's.
@@ -194,7 +192,7 @@ pub struct HostState {
     /// Destination port bitmaps: this window's, the previous one's.
     pub ports: [u64; 2],
 }
-const _: () = assert!(core::mem::size_of::<HostState>() == 192);
+const _: () = assert!(core::mem::size_of::<HostState>() == 112);
 
 /// One packet, as the host and pair states count it.
 #[derive(Clone, Copy, Debug)]
@@ -203,8 +201,6 @@ pub struct Seen {
     pub length: u32,
     /// The first packet of its 5-tuple flow.
     pub new_flow: bool,
-    /// A TCP SYN without ACK.
-    pub syn: bool,
 }
 
 impl HostState {
@@ -218,13 +214,16 @@ impl HostState {
             self.window = p.now_ns >> WINDOW_SHIFT;
         }
         self.seen += 1;
-        let length = (p.length as u64) << 16;
         for k in 0..SCALES {
+            // Under load most packets fall in the tick of the one before:
+            // nothing to decay.
             let t = ticks(k, self.last_ns, p.now_ns);
-            self.packets[k] = decay(self.packets[k], t) + ONE;
-            self.bytes[k] = decay(self.bytes[k], t) + length;
-            self.new_flows[k] = decay(self.new_flows[k], t) + if p.new_flow { ONE } else { 0 };
-            self.syns[k] = decay(self.syns[k], t) + if p.syn { ONE } else { 0 };
+            if t != 0 {
+                self.packets[k] = decay(self.packets[k], t);
+                self.new_flows[k] = decay(self.new_flows[k], t);
+            }
+            self.packets[k] += ONE;
+            self.new_flows[k] += if p.new_flow { ONE } else { 0 };
         }
         if p.now_ns > self.last_ns {
             self.last_ns = p.now_ns;
@@ -246,11 +245,9 @@ impl HostState {
         let mut v = HostView::default();
         for k in 0..SCALES {
             v.packets[k] = export(self.packets[k], 12);
-            v.bytes[k] = export(self.bytes[k], 16);
             v.new_flows[k] = export(self.new_flows[k], 12);
-            v.syns[k] = export(self.syns[k], 12);
         }
-        v.age_ms = age_ms(self.first_ns, now_ns);
+        v.age = age(self.first_ns, now_ns);
         v.peers = (self.peers[0] | self.peers[1]).count_ones() as u16;
         v.ports = (self.ports[0] | self.ports[1]).count_ones() as u16;
         v
@@ -259,23 +256,21 @@ impl HostState {
 
 /// What is known of a pair of hosts.
 ///
-/// Layout: 11 `u64`, 88 bytes, no padding.
+/// Layout: 7 `u64`, 56 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PairState {
     pub seen: u64,
     pub first_ns: u64,
     pub last_ns: u64,
-    /// Decayed frame bytes from `a` to `b` and from `b` to `a` at scales
-    /// 1 and 3 (1.07 s and 68.7 s; fixed point).
+    /// Decayed frame bytes from `a` to `b` and from `b` to `a` at
+    /// [`PAIR_BYTE_SCALES`] (fixed point).
     pub bytes: [[u64; 2]; 2],
-    /// Decayed new flows of the pair, either way, per scale.
-    pub new_flows: [u64; SCALES],
 }
-const _: () = assert!(core::mem::size_of::<PairState>() == 88);
+const _: () = assert!(core::mem::size_of::<PairState>() == 56);
 
-/// The scales the pair's bytes are kept at.
-pub const PAIR_BYTE_SCALES: [usize; 2] = [1, 3];
+/// The scales the pair's bytes are kept at (1.07 s and 68.7 s).
+pub const PAIR_BYTE_SCALES: [usize; 2] = [0, 2];
 
 impl PairState {
     /// Counts one packet going in direction `dir` (see [`PairKey::of`]).
@@ -286,22 +281,18 @@ impl PairState {
             self.last_ns = p.now_ns;
         }
         self.seen += 1;
-        for (i, &k) in PAIR_BYTE_SCALES.iter().enumerate() {
-            let t = ticks(k, self.last_ns, p.now_ns);
-            self.bytes[i][0] = decay(self.bytes[i][0], t);
-            self.bytes[i][1] = decay(self.bytes[i][1], t);
-        }
-        for k in 0..SCALES {
-            let t = ticks(k, self.last_ns, p.now_ns);
-            self.new_flows[k] = decay(self.new_flows[k], t) + if p.new_flow { ONE } else { 0 };
-        }
+        let t: [u64; SCALES] = core::array::from_fn(|k| ticks(k, self.last_ns, p.now_ns));
         let length = (p.length as u64) << 16;
-        for i in 0..PAIR_BYTE_SCALES.len() {
-            if dir == 0 {
-                self.bytes[i][0] += length;
-            } else {
-                self.bytes[i][1] += length;
+        for (i, &k) in PAIR_BYTE_SCALES.iter().enumerate() {
+            let (mut out, mut back) = (self.bytes[i][0], self.bytes[i][1]);
+            if t[k] != 0 {
+                (out, back) = (decay(out, t[k]), decay(back, t[k]));
             }
+            self.bytes[i] = if dir == 0 {
+                [out + length, back]
+            } else {
+                [out, back + length]
+            };
         }
         if p.now_ns > self.last_ns {
             self.last_ns = p.now_ns;
@@ -321,52 +312,47 @@ impl PairState {
             v.bytes_out[i] = export(out, 16);
             v.bytes_back[i] = export(back, 16);
         }
-        for k in 0..SCALES {
-            v.new_flows[k] = export(self.new_flows[k], 12);
-        }
-        v.age_ms = age_ms(self.first_ns, now_ns);
+        v.age = age(self.first_ns, now_ns);
         v
     }
 }
 
-/// A host state as a record carries it. Counts of packets, new flows and
-/// SYNs in 1/16 (4 fraction bits), bytes whole; all saturate at `u32::MAX`.
+/// A host state as a record carries it. Counts of packets and new flows in
+/// 1/16 (4 fraction bits), saturating at `u32::MAX`.
 ///
-/// Layout: 17 `u32` and 2 `u16`, 72 bytes, no padding.
+/// Layout: 7 `u32` and 2 `u16`, 32 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
 pub struct HostView {
     pub packets: [u32; SCALES],
-    pub bytes: [u32; SCALES],
     pub new_flows: [u32; SCALES],
-    pub syns: [u32; SCALES],
-    /// Milliseconds since the host was first seen in this role.
-    pub age_ms: u32,
+    /// Time since the host was first seen in this role, in `2^AGE_SHIFT`
+    /// ns (1.05 ms).
+    pub age: u32,
     /// Bits set in the peer and port bitmaps (0 to 64).
     pub peers: u16,
     pub ports: u16,
 }
-const _: () = assert!(core::mem::size_of::<HostView>() == 72);
+const _: () = assert!(core::mem::size_of::<HostView>() == 32);
 
-/// A pair state as a record carries it, from the packet's direction: bytes
-/// the packet's way and back at [`PAIR_BYTE_SCALES`], new flows of the pair
-/// (1/16) per scale.
+/// A pair state as a record carries it, from the packet's direction: whole
+/// bytes the packet's way and back at [`PAIR_BYTE_SCALES`] (saturating).
 ///
-/// Layout: 9 `u32`, 36 bytes, no padding.
+/// Layout: 5 `u32`, 20 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
 pub struct PairView {
     pub bytes_out: [u32; 2],
     pub bytes_back: [u32; 2],
-    pub new_flows: [u32; SCALES],
-    pub age_ms: u32,
+    /// Time since the pair was first seen, as [`HostView::age`].
+    pub age: u32,
 }
-const _: () = assert!(core::mem::size_of::<PairView>() == 36);
+const _: () = assert!(core::mem::size_of::<PairView>() == 20);
 
-/// What a packet's record carries of its hosts and pair. 184 bytes (with
-/// 4 explicit padding bytes), no implicit padding.
+/// What a packet's record carries of its hosts and pair. 88 bytes (with 4
+/// explicit padding bytes), no implicit padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "user", derive(bytemuck::Pod, bytemuck::Zeroable))]
@@ -376,7 +362,7 @@ pub struct Behaviour {
     pub pair: PairView,
     pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<Behaviour>() == 184);
+const _: () = assert!(core::mem::size_of::<Behaviour>() == 88);
 
 /// The maps a packet is counted in, as the XDP program and userspace each
 /// hold them. Each lookup gives the key's state, inserting a zeroed one
@@ -423,7 +409,6 @@ pub fn count_behaviour<M: StateMaps>(maps: &mut M, record: &mut PacketRecord) ->
         now_ns: record.timestamp_ns,
         length: record.frame_len,
         new_flow: record.flow_packets == 1,
-        syn: record.protocol == TCP && record.tcp_flags & (SYN | ACK) == SYN,
     };
     let now = seen.now_ns;
     let mut failed = 0;

@@ -18,7 +18,7 @@ pub const FLAG_SNAPPED: u8 = 8;
 /// below): four u64 first, then the two 16-byte addresses, then the u32, the
 /// u16s and the u8s, closed by one explicit padding byte to a multiple of 8
 /// (80 bytes: the packet and its flow), then the behaviour of its hosts and
-/// pair (184 bytes of `u32` and `u16`, see [`crate::behaviour`]): 264 bytes.
+/// pair (88 bytes of `u32` and `u16`, see [`crate::behaviour`]): 168 bytes.
 ///
 /// Addresses are 16 bytes; IPv4 addresses are stored IPv4-mapped
 /// (`::ffff:a.b.c.d`) so one key type serves both versions.
@@ -62,7 +62,7 @@ pub struct PacketRecord {
     pub behaviour: Behaviour,
 }
 
-const _: () = assert!(core::mem::size_of::<PacketRecord>() == 264);
+const _: () = assert!(core::mem::size_of::<PacketRecord>() == 168);
 const _: () = assert!(core::mem::offset_of!(PacketRecord, behaviour) == 80);
 const _: () = assert!(core::mem::align_of::<PacketRecord>() == 8);
 
