@@ -561,9 +561,14 @@ mod privileged {
                 (None, None) => outcomes[0] += 1,
                 (Some(a), Some(k)) => {
                     outcomes[1] += 1;
+                    // The two runs see the frames at other times: the timing
+                    // and the time-decayed behaviour differ (the behaviour
+                    // update itself is compared bit for bit on the same
+                    // timestamps in kernel_capture's differential test).
                     let strip = |r: &PacketRecord| PacketRecord {
                         timestamp_ns: 0,
                         flow_gap_ns: 0,
+                        behaviour: Default::default(),
                         ..*r
                     };
                     assert_eq!(strip(a), strip(k), "frame {i}: {frame:02x?}");

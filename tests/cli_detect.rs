@@ -113,8 +113,8 @@ fn writes_every_row_sorted_with_seed_columns_and_flags_the_outliers() {
             "flow_id",
             "flow_packet_count",
             "flow_avg_length",
-            "flow_packets_log",
-            "flow_mean_length",
+            "src_packets_1s",
+            "src_packets_10s",
         ]
     );
     assert_eq!(

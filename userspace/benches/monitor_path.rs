@@ -61,6 +61,7 @@ fn main() {
         warmup: 50_000,
         refit_every: None,
         params: IsolationForestParams::default(),
+        alert_rate: 1e-4,
         batch: 1024,
         output: None,
         json: false,
@@ -69,10 +70,13 @@ fn main() {
         packet_count: None,
         replay: true,
     };
+    // The offset: the same share of packets alerts as before thresholds.
+    let model_threshold = model.offset;
     let detector = Detector {
         model: std::sync::Arc::new(model),
         features,
         version: 1,
+        threshold: Some(model_threshold),
     };
     println!("| path | threads | records | seconds | records/s |\n|---|---|---|---|---|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

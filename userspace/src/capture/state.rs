@@ -256,7 +256,10 @@ mod tests {
             behaviour::count_behaviour(&mut reference, &mut want);
             table.count(&mut p);
             assert_eq!(p, want, "packet {i}");
-            assert_ne!(p.behaviour.src.packets, [0; ml_sniffing_common::behaviour::SCALES]);
+            assert_ne!(
+                p.behaviour.src.packets,
+                [0; ml_sniffing_common::behaviour::SCALES]
+            );
         }
         assert_eq!(
             (table.len(), table.evicted(), table.behaviour_evicted()),

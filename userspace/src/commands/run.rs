@@ -60,6 +60,14 @@ pub struct RunArgs {
     /// With --read, on the capture's own clock, and scoring waits for it.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub refit_every: Option<Duration>,
+    /// The share of ordinary packets that may alert: the alert threshold is
+    /// the score below which this share of packets fell among packets the
+    /// model did not train on (the last fifth of the warm-up window, or with
+    /// --model the whole window). A packet also alerts when one of its
+    /// features lies beyond the training range by more than that range's
+    /// width (and at least two doublings), where the forest cannot tell.
+    #[arg(long, default_value_t = 1e-4, value_name = "RATE")]
+    pub alert_rate: f64,
     /// Packets scored together.
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
@@ -102,6 +110,11 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if !(args.alert_rate > 0.0 && args.alert_rate < 1.0) {
+        bail!(
+            "--alert-rate must be above 0 and below 1 (e.g. 1e-4: one ordinary packet in 10,000)"
+        );
+    }
     if args.model.is_none() && args.warmup < 2 {
         bail!("--warmup must be at least 2 packets to fit a model on");
     }
@@ -118,6 +131,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         warmup: args.warmup,
         refit_every: args.refit_every,
         params,
+        alert_rate: args.alert_rate,
         batch: args.batch,
         output: args.output.clone(),
         json: args.json,

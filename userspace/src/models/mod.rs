@@ -1,5 +1,6 @@
 //! Tree ensembles: training on ordinary trees, scoring on flat layouts.
 
+pub mod baseline;
 pub mod block;
 pub mod iforest;
 pub mod metrics;

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::encoding::FeaturePlan;
 use crate::io::output::AtomicFile;
+use crate::models::baseline::Baseline;
 use crate::models::iforest::flat::FlatArrays;
 use crate::models::iforest::{FlatIsolationForest, IsolationForest, IsolationForestParams};
 use crate::models::rforest::flat::{FlatForest, FlatNode};
@@ -74,6 +75,9 @@ struct IsolationForestFields {
     offset: f64,
     depth: u32,
     n_features: u32,
+    /// Absent in files of earlier versions.
+    #[serde(default)]
+    baseline: Baseline,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +139,7 @@ impl SavedModel {
                         offset: model.offset,
                         depth: f.depth(),
                         n_features: f.n_features() as u32,
+                        baseline: model.baseline.clone(),
                     })?,
                     vec![
                         ("features", Array::U32(&iforest_arrays.features)),
@@ -329,6 +334,7 @@ impl SavedModel {
                         max_samples: m.max_samples,
                         offset: m.offset,
                         forest,
+                        baseline: m.baseline,
                     },
                 }
             }

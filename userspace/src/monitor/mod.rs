@@ -50,6 +50,9 @@ pub struct MonitorOptions {
     pub refit_every: Option<Duration>,
     /// Parameters for fitted models.
     pub params: IsolationForestParams,
+    /// The share of ordinary packets expected to alert: the threshold's
+    /// quantile among scores of packets the model did not train on.
+    pub alert_rate: f64,
     /// Records scored together.
     pub batch: usize,
     /// Anomalies as CSV rows to this file.
@@ -94,7 +97,9 @@ pub struct Monitor<'a> {
     warmup: Vec<PacketRecord>,
     warmup_bar: Option<indicatif::ProgressBar>,
     batch: Vec<PacketRecord>,
+    /// The batch's detector features, column-major; the classifier's.
     scratch: Vec<f32>,
+    class_scratch: Vec<f32>,
     scores: Vec<f64>,
     proba: Vec<f64>,
     recent: Recent,
@@ -141,13 +146,20 @@ impl<'a> Monitor<'a> {
         } else {
             0
         };
-        let warmup_bar = detector.is_none().then(|| {
+        let warmup_bar = Some({
             let bar = progress::items(options.warmup as u64, "warm-up");
             if bar.is_hidden() {
-                eprintln!(
-                    "Warming up: fitting the model on the first {} packets...",
-                    options.warmup
-                );
+                if detector.is_none() {
+                    eprintln!(
+                        "Warming up: fitting the model on the first {} packets...",
+                        options.warmup
+                    );
+                } else {
+                    eprintln!(
+                        "Warming up: placing the alert threshold on the first {} packets...",
+                        options.warmup
+                    );
+                }
             }
             bar
         });
@@ -159,6 +171,7 @@ impl<'a> Monitor<'a> {
             warmup: Vec::new(),
             warmup_bar,
             scratch: Vec::new(),
+            class_scratch: Vec::new(),
             scores: Vec::new(),
             proba: Vec::new(),
             refit: None,
@@ -235,7 +248,7 @@ impl<'a> Monitor<'a> {
         record.timestamp_ns = epoch_ns;
         self.latest_ns = self.latest_ns.max(epoch_ns);
         self.totals.records += 1;
-        if self.detector.is_none() {
+        if !self.calibrated() {
             self.warmup.push(record);
             if let Some(bar) = &self.warmup_bar {
                 bar.inc(1);
@@ -262,32 +275,59 @@ impl<'a> Monitor<'a> {
         )
     }
 
-    /// Fits the first model on the warm-up records, then scores them.
+    /// Whether a model with its alert threshold is ready to score.
+    fn calibrated(&self) -> bool {
+        self.detector
+            .as_ref()
+            .is_some_and(|d| d.threshold.is_some())
+    }
+
+    /// Fits the first model on the warm-up records (or, for a loaded model,
+    /// places its threshold on their scores), then scores them.
     fn fit_warmup(&mut self) -> Result<()> {
         let records = std::mem::take(&mut self.warmup);
         if records.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
-        let data = self.fit_features.matrix(&records);
-        let model = self
-            .options
-            .params
-            .fit(&data)
-            .context("cannot fit the model on the warm-up packets")?;
-        if let Some(bar) = self.warmup_bar.take() {
-            bar.finish_and_clear();
+        let rate = self.options.alert_rate;
+        match &mut self.detector {
+            Some(loaded) => {
+                let mut scores = loaded
+                    .model
+                    .score_samples(&loaded.features.matrix(&records));
+                let offset = loaded.model.offset;
+                loaded.threshold = Some(models::alert_threshold(&mut scores, rate).min(offset));
+                if let Some(bar) = self.warmup_bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "Alert threshold placed on {} packets (alert rate {rate}); scoring.",
+                    records.len()
+                );
+            }
+            None => {
+                let data = self.fit_features.matrix(&records);
+                let (model, threshold) = models::fit_calibrated(&self.options.params, &data, rate)
+                    .context("cannot fit the model on the warm-up packets")?;
+                if let Some(bar) = self.warmup_bar.take() {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "Model v1 fitted on {} packets in {:.2} s (the last {:.0} % held back for the \
+                     alert threshold, alert rate {rate}); scoring.",
+                    records.len(),
+                    started.elapsed().as_secs_f64(),
+                    models::HELD_BACK * 100.0
+                );
+                self.detector = Some(Detector {
+                    model: Arc::new(model),
+                    features: self.fit_features.clone(),
+                    version: 1,
+                    threshold: Some(threshold),
+                });
+            }
         }
-        eprintln!(
-            "Model v1 fitted on {} packets in {:.2} s; scoring.",
-            records.len(),
-            started.elapsed().as_secs_f64()
-        );
-        self.detector = Some(Detector {
-            model: Arc::new(model),
-            features: self.fit_features.clone(),
-            version: 1,
-        });
         self.last_fit = Instant::now();
         self.last_fit_ns = self.latest_ns;
         for chunk in records.chunks(self.options.batch.max(1)) {
@@ -303,7 +343,7 @@ impl<'a> Monitor<'a> {
     /// Scores the records gathered so far and reports the anomalies.
     fn score_batch(&mut self) -> Result<()> {
         // During the warm-up the stash holds the warm-up records' frames.
-        if self.detector.is_none() || self.batch.is_empty() {
+        if !self.calibrated() || self.batch.is_empty() {
             return Ok(());
         }
         self.score_batch_at(0)?;
@@ -315,6 +355,9 @@ impl<'a> Monitor<'a> {
     /// starting at `frames` in the stash.
     fn score_batch_at(&mut self, frames: usize) -> Result<()> {
         let Some(detector) = self.detector.clone() else {
+            return Ok(());
+        };
+        let Some(threshold) = detector.threshold else {
             return Ok(());
         };
         let n = self.batch.len();
@@ -355,10 +398,10 @@ impl<'a> Monitor<'a> {
             let c = classifier.model.n_classes();
             classifier
                 .features
-                .fill_columns(&self.batch, &mut self.scratch);
+                .fill_columns(&self.batch, &mut self.class_scratch);
             self.proba.resize(n * c, 0.0);
             classifier.model.predict_proba_block(
-                Block::contiguous(&self.scratch, n, classifier.features.len()),
+                Block::contiguous(&self.class_scratch, n, classifier.features.len()),
                 &mut self.proba,
             );
             predicted = argmax_rows(&self.proba, c);
@@ -366,11 +409,24 @@ impl<'a> Monitor<'a> {
                 self.classes[class as usize] += 1;
             }
         }
+        let baseline = &detector.model.baseline;
         for (i, (record, &raw)) in self.batch.iter().zip(&self.scores).enumerate() {
             let score = raw - offset;
-            if score >= 0.0 {
+            // Beyond the training range, where the forest cannot tell.
+            let novel = baseline.most_novel((0..f).map(|feature| self.scratch[feature * n + i]));
+            if raw >= threshold && novel.is_none() {
                 continue;
             }
+            let reason = novel.map(|(feature, _)| {
+                let b = &baseline.features[feature];
+                format!(
+                    "{} {:.2} beyond training ({:.2} to {:.2})",
+                    detector.features.names()[feature],
+                    self.scratch[feature * n + i],
+                    b.min,
+                    b.max
+                )
+            });
             let class = self.classifier.as_ref().map(|c| {
                 let k = predicted[i] as usize;
                 let p = self.proba[i * c.model.n_classes() + k];
@@ -381,6 +437,7 @@ impl<'a> Monitor<'a> {
                 score,
                 model_version: detector.version,
                 class,
+                reason,
             };
             if let Some(csv) = &mut self.csv {
                 csv.write(&anomaly)?;
@@ -443,7 +500,7 @@ impl<'a> Monitor<'a> {
             // A new seed for each model, derived from the first.
             params.random_state = params.random_state.wrapping_add(detector.version as u64);
             let data = self.recent.snapshot(detector.features.names());
-            let refit = Refit::start(params, data)?;
+            let refit = Refit::start(params, data, self.options.alert_rate)?;
             self.last_fit = Instant::now();
             self.last_fit_ns = self.latest_ns;
             if self.options.replay {
@@ -458,9 +515,10 @@ impl<'a> Monitor<'a> {
     /// Scores with the model of a finished (or, waiting, running) refit.
     fn swap_in(&mut self, refit: Refit) -> Result<()> {
         let rows = refit.rows;
-        let model = refit.finish()?;
+        let (model, threshold) = refit.finish()?;
         if let Some(detector) = &mut self.detector {
             detector.model = Arc::new(model);
+            detector.threshold = Some(threshold);
             detector.version += 1;
             eprintln!(
                 "Model v{} fitted on the {rows} most recent packets; now scoring with it.",
@@ -473,7 +531,7 @@ impl<'a> Monitor<'a> {
     /// Scores what is left (fitting on a short warm-up if the capture ended
     /// before the warm-up window filled) and waits for a running refit.
     pub fn finish(&mut self) -> Result<()> {
-        if self.detector.is_none() && !self.warmup.is_empty() {
+        if !self.calibrated() && !self.warmup.is_empty() {
             eprintln!(
                 "The capture ended before the warm-up window filled: fitting on the {} packets seen.",
                 self.warmup.len()

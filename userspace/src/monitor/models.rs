@@ -23,6 +23,56 @@ pub struct Detector {
     pub model: Arc<IsolationForest>,
     pub features: RecordFeatures,
     pub version: u32,
+    /// Packets whose `score_samples` is below this alert; `None` until the
+    /// model is calibrated (a loaded model, on the warm-up window).
+    pub threshold: Option<f64>,
+}
+
+/// The share of a fitting window held back to place the alert threshold:
+/// scores of packets the model did not train on, so that the alert rate
+/// holds on new ordinary traffic (in-sample scores are less anomalous).
+pub const HELD_BACK: f64 = 0.2;
+
+/// The score below which `rate` of `scores` lies: with fewer scores than
+/// `1 / rate`, the lowest (none of them would alert).
+pub fn alert_threshold(scores: &mut [f64], rate: f64) -> f64 {
+    scores.sort_by(f64::total_cmp);
+    let k = (rate * scores.len() as f64).floor() as usize;
+    scores
+        .get(k.min(scores.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NEG_INFINITY)
+}
+
+/// Fits on all rows of `data` but the last [`HELD_BACK`] share and places
+/// the threshold at the `rate` quantile of the held-back rows' scores, and
+/// never above the model's offset (the contamination quantile of the
+/// training scores: a score more ordinary than that never alerts, however
+/// few rows were held back); the model's baseline covers every row. Windows under 10 rows hold nothing
+/// back (the threshold then comes from the training scores).
+pub fn fit_calibrated(
+    params: &IsolationForestParams,
+    data: &FeatureMatrix,
+    rate: f64,
+) -> Result<(IsolationForest, f64)> {
+    let n = data.n_rows();
+    let held = if n < 10 {
+        0
+    } else {
+        (n as f64 * HELD_BACK) as usize
+    };
+    let (mut model, mut scores) = if held == 0 {
+        params.fit_scored(data)?
+    } else {
+        let fit: Vec<usize> = (0..n - held).collect();
+        let model = params.fit(&data.select_rows(&fit))?;
+        let rest: Vec<usize> = (n - held..n).collect();
+        let scores = model.score_samples(&data.select_rows(&rest));
+        (model, scores)
+    };
+    model.baseline = crate::models::baseline::Baseline::of(data);
+    let threshold = alert_threshold(&mut scores, rate).min(model.offset);
+    Ok((model, threshold))
 }
 
 /// A classifier saved by `classify --save-model` on packet features.
@@ -65,6 +115,7 @@ pub fn load_detector(path: &Path) -> Result<Detector> {
                 model: Arc::new(model),
                 features,
                 version: 1,
+                threshold: None,
             })
         }
         SavedModel::RandomForest { .. } => bail!(
@@ -143,17 +194,18 @@ impl Recent {
 
 /// A fit running in the background while capture goes on.
 pub struct Refit {
-    handle: JoinHandle<Result<IsolationForest>>,
+    handle: JoinHandle<Result<(IsolationForest, f64)>>,
     pub rows: usize,
 }
 
 impl Refit {
-    /// Starts fitting `params` on `data` on another thread.
-    pub fn start(params: IsolationForestParams, data: FeatureMatrix) -> Result<Refit> {
+    /// Starts fitting `params` on `data` (calibrated for `rate`, see
+    /// [`fit_calibrated`]) on another thread.
+    pub fn start(params: IsolationForestParams, data: FeatureMatrix, rate: f64) -> Result<Refit> {
         let rows = data.n_rows();
         let handle = std::thread::Builder::new()
             .name("refit".into())
-            .spawn(move || params.fit(&data))
+            .spawn(move || fit_calibrated(&params, &data, rate))
             .context("cannot start the refit thread")?;
         Ok(Refit { handle, rows })
     }
@@ -162,8 +214,8 @@ impl Refit {
         self.handle.is_finished()
     }
 
-    /// The fitted model (waits if it is not done).
-    pub fn finish(self) -> Result<IsolationForest> {
+    /// The fitted model and its threshold (waits if it is not done).
+    pub fn finish(self) -> Result<(IsolationForest, f64)> {
         self.handle
             .join()
             .map_err(|_| anyhow!("the refit thread failed"))?
@@ -191,6 +243,36 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_hold_back_unseen_rows() {
+        let mut s: Vec<f64> = (0..1000).rev().map(|i| i as f64).collect();
+        assert_eq!(alert_threshold(&mut s, 0.01), 10.0);
+        assert_eq!(
+            alert_threshold(&mut s, 1e-4),
+            0.0,
+            "fewer rows than 1/rate: the lowest"
+        );
+        assert_eq!(alert_threshold(&mut [], 0.1), f64::NEG_INFINITY);
+        // 100 rows: 80 fitted, 20 scored for the threshold; the baseline
+        // covers all 100.
+        let m = FeatureMatrix::from_columns(
+            vec!["x".into()],
+            vec![(0..100).map(|i| (i % 10) as f32).collect()],
+        );
+        let params = IsolationForestParams {
+            n_estimators: 20,
+            ..Default::default()
+        };
+        let (model, t) = fit_calibrated(&params, &m, 0.05).unwrap();
+        let fit = params
+            .fit(&m.select_rows(&(0..80).collect::<Vec<_>>()))
+            .unwrap();
+        assert_eq!(model.forest, fit.forest);
+        let mut held = fit.score_samples(&m.select_rows(&(80..100).collect::<Vec<_>>()));
+        assert_eq!(t, alert_threshold(&mut held, 0.05).min(model.offset));
+        assert_eq!(model.baseline.features[0].max, 9.0);
+    }
+
+    #[test]
     fn a_refit_runs_in_the_background_and_returns_the_model() {
         let mut r = Recent::new(1, 100);
         for i in 0..100 {
@@ -201,8 +283,8 @@ mod tests {
             ..Default::default()
         };
         let data = r.snapshot(vec!["length".into()]);
-        let want = params.fit(&data).unwrap();
-        let refit = Refit::start(params, data).unwrap();
+        let want = fit_calibrated(&params, &data, 0.01).unwrap();
+        let refit = Refit::start(params, data, 0.01).unwrap();
         assert_eq!(refit.rows, 100);
         assert_eq!(refit.finish().unwrap(), want);
     }

@@ -22,17 +22,20 @@ pub struct Anomaly<'a> {
     pub model_version: u32,
     /// The classifier's most probable class and its probability.
     pub class: Option<(&'a str, f64)>,
+    /// Why it was flagged, when not by its score alone.
+    pub reason: Option<String>,
 }
 
 /// The columns of the anomaly CSV: a capture row (as `sniff` writes it),
-/// then the score, the label, the model version, and the class when a
-/// classifier runs.
+/// then the score, the label, the model version, the class when a
+/// classifier runs, and the reason when the score alone did not flag it.
 pub fn csv_header(with_class: bool) -> String {
     let mut columns: Vec<&str> = csv_rows::COLUMNS.to_vec();
     columns.extend(["anomaly_score", "is_anomaly", "model_version"]);
     if with_class {
         columns.extend(["predicted_class", "class_probability"]);
     }
+    columns.push("reason");
     columns.join(",")
 }
 
@@ -95,6 +98,9 @@ pub fn readable_line(a: &Anomaly) -> String {
     if let Some((class, p)) = a.class {
         line.push_str(&format!("  class {class} ({p:.2})"));
     }
+    if let Some(reason) = &a.reason {
+        line.push_str(&format!("  ({reason})"));
+    }
     line
 }
 
@@ -120,6 +126,8 @@ struct JsonAnomaly<'a> {
     predicted_class: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     class_probability: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 /// The JSON line for one anomaly.
@@ -144,6 +152,7 @@ pub fn json_line(a: &Anomaly) -> String {
         model_version: a.model_version,
         predicted_class: a.class.map(|c| c.0),
         class_probability: a.class.map(|c| c.1),
+        reason: a.reason.as_deref(),
     };
     serde_json::to_string(&j).expect("plain data serializes")
 }
@@ -185,6 +194,9 @@ impl AnomalyCsv {
             tail.push(',');
             pyfmt::push_float_repr(&mut tail, p);
         }
+        tail.push(',');
+        // Feature names and numbers: never a comma or a quote.
+        tail.push_str(a.reason.as_deref().unwrap_or(""));
         tail.push('\n');
         self.out
             .write_all(&line[..line.len() - 1])
@@ -240,6 +252,7 @@ mod tests {
             score: -0.12345,
             model_version: 2,
             class: Some(("Malicious", 0.875)),
+            reason: None,
         };
         assert_eq!(
             readable_line(&a),
@@ -264,6 +277,15 @@ mod tests {
             score: -0.5,
             model_version: 1,
             class: None,
+            reason: None,
+        })
+        .unwrap();
+        csv.write(&Anomaly {
+            record: &r,
+            score: 0.1,
+            model_version: 1,
+            class: None,
+            reason: Some("src_ports 6.42 beyond training (1.01 to 1.01)".into()),
         })
         .unwrap();
         csv.flush().unwrap();
@@ -271,13 +293,19 @@ mod tests {
         let mut lines = text.lines();
         let header = lines.next().unwrap();
         assert!(header.starts_with("timestamp,source_ip,destination_ip,protocol,length,"));
-        assert!(header.ends_with(",anomaly_score,is_anomaly,model_version"));
+        assert!(header.ends_with(",anomaly_score,is_anomaly,model_version,reason"));
         let row = lines.next().unwrap();
         assert!(
             row.starts_with("1712589010.595727,203.0.113.9,10.0.0.2,tcp,60,51234,443,"),
             "{row}"
         );
-        assert!(row.ends_with(",-0.5,True,1"), "{row}");
+        assert!(row.ends_with(",-0.5,True,1,"), "{row}");
+        assert_eq!(row.split(',').count(), header.split(',').count());
+        let row = lines.next().unwrap();
+        assert!(
+            row.ends_with(",0.1,True,1,src_ports 6.42 beyond training (1.01 to 1.01)"),
+            "{row}"
+        );
         assert_eq!(row.split(',').count(), header.split(',').count());
     }
 

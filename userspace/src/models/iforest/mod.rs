@@ -28,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::features::FeatureMatrix;
+use crate::models::baseline::Baseline;
 use crate::models::block::on_every_cpu;
 use crate::models::Block;
 pub use flat::FlatIsolationForest;
@@ -151,6 +152,9 @@ pub struct IsolationForest {
     /// `offset_`: decision_function = score_samples - offset.
     pub offset: f64,
     pub forest: FlatIsolationForest,
+    /// The training rows, feature by feature (empty in model files of
+    /// earlier versions).
+    pub baseline: Baseline,
 }
 
 impl IsolationForestParams {
@@ -223,6 +227,7 @@ impl IsolationForestParams {
             max_samples,
             offset: -0.5,
             forest,
+            baseline: Baseline::of(data),
         };
         let scores = model.score_samples(data);
         if let Contamination::Fraction(c) = self.contamination {
