@@ -159,9 +159,26 @@ fn replaying_a_capture_reports_the_scan() {
     );
     let found = anomalies(&out);
     assert_burst_found(&found, NORMAL);
-    // One readable line per anomaly before the summary.
-    let lines = stdout.lines().filter(|l| l.contains(" score ")).count();
-    assert_eq!(lines, found.len());
+    // One alert, for the scan, opened and closed, naming the scanner and
+    // why; the normal traffic raises none.
+    let alerts: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("ALERT #"))
+        .collect();
+    assert_eq!(alerts.len(), 2, "{stdout}");
+    assert!(
+        alerts[0].starts_with(&format!("ALERT #1 opened  scan  source {SCANNER}")),
+        "{stdout}"
+    );
+    assert!(
+        alerts[1].starts_with(&format!("ALERT #1 closed  scan  source {SCANNER}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    why: destination ports per source"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Alerts: 1 opened (1 scan)"), "{stdout}");
     // The scanner tops the talkers.
     let talkers = stdout.split("Top talkers").nth(1).unwrap();
     let first = talkers.lines().nth(3).unwrap();
@@ -214,20 +231,22 @@ fn json_lines_and_a_saved_model() {
         stderr.contains("Summary:"),
         "the summary goes to stderr with --json"
     );
-    let found: Vec<Found> = stdout
+    // --json: EVE lines, the scan's alert opened then closed, nothing on
+    // the normal traffic.
+    let events: Vec<serde_json::Value> = stdout
         .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("one JSON object a line");
-            (
-                v["source_ip"].as_str().unwrap().to_string(),
-                v["destination_port"].as_u64().unwrap() as u16,
-                v["anomaly_score"].as_f64().unwrap(),
-                v.get("reason").is_some(),
-            )
-        })
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
         .collect();
-    // The model saw only normal traffic: all of it is scored here.
-    assert_burst_found(&found, NORMAL);
+    assert_eq!(events.len(), 2, "{stdout}");
+    for (e, state) in events.iter().zip(["opened", "closed"]) {
+        assert_eq!(e["event_type"], "alert");
+        assert_eq!(e["src_ip"], SCANNER);
+        assert_eq!(e["ml"]["state"], state);
+        assert_eq!(e["ml"]["kind"], "scan");
+        assert!(e["community_id"].as_str().unwrap().starts_with("1:"));
+        assert!(e["timestamp"].as_str().unwrap().ends_with("+0000"));
+    }
+    assert!(events[1]["ml"]["packets"].as_u64().unwrap() >= SCAN as u64 * 9 / 10);
 }
 
 #[test]
@@ -342,13 +361,13 @@ fn a_classifier_labels_the_packets() {
     assert!(classes.contains(&format!("normal: {NORMAL}")), "{classes}");
     let mut reader = csv::Reader::from_path(&out).unwrap();
     let headers = reader.headers().unwrap().clone();
-    assert_eq!(&headers[headers.len() - 3], "predicted_class");
-    assert_eq!(&headers[headers.len() - 1], "reason");
+    assert_eq!(&headers[headers.len() - 4], "predicted_class");
+    assert_eq!(&headers[headers.len() - 2], "reason");
     for r in reader.records() {
         let r = r.unwrap();
         let expected = if &r[1] == SCANNER { "scan" } else { "normal" };
-        assert_eq!(&r[headers.len() - 3], expected);
-        let p: f64 = r[headers.len() - 2].parse().unwrap();
+        assert_eq!(&r[headers.len() - 4], expected);
+        let p: f64 = r[headers.len() - 3].parse().unwrap();
         assert!((0.5..=1.0).contains(&p));
     }
 }

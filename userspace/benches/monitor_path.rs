@@ -69,6 +69,8 @@ fn main() {
         sampling: Sampling::Fixed(1),
         packet_count: None,
         replay: true,
+        alerts: Default::default(),
+        eve: None,
     };
     // The offset: the same share of packets alerts as before thresholds.
     let model_threshold = model.offset;
@@ -77,6 +79,7 @@ fn main() {
         features,
         version: 1,
         threshold: Some(model_threshold),
+        calibration: Default::default(),
     };
     println!("| path | threads | records | seconds | records/s |\n|---|---|---|---|---|");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -18,6 +18,7 @@ use crate::capture::pcap::CaptureReader;
 use crate::capture::state::StateTables;
 use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
 use crate::capture::{programs, route};
+use crate::monitor::alerts::AlertOptions;
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
 use crate::monitor::{Monitor, MonitorOptions, PcapOut};
@@ -68,6 +69,27 @@ pub struct RunArgs {
     /// width (and at least two doublings), where the forest cannot tell.
     #[arg(long, default_value_t = 1e-4, value_name = "RATE")]
     pub alert_rate: f64,
+    /// Alerts and periodic stats as Suricata EVE JSON lines, appended to
+    /// this file (as `--json` prints them on stdout).
+    #[arg(long, value_name = "FILE")]
+    pub eve: Option<PathBuf>,
+    /// An alert closes after this long without a reported packet (traffic
+    /// time); packets of the same victim or source within it join it.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub alert_idle: Duration,
+    /// Once an alert closed, its victim or source opens no new one for this
+    /// long (its packets are counted as suppressed).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub suppress: Duration,
+    /// At most this many new alerts a second; the packets that would open
+    /// more are counted.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_alerts_per_second: u32,
+    /// Never alert on traffic from or to this network, on this port when
+    /// given (`10.0.0.0/8`, `192.0.2.7:53`, `[2001:db8::]/32:443`); repeat
+    /// for several.
+    #[arg(long, value_name = "CIDR[:PORT]")]
+    pub allow: Vec<crate::monitor::alerts::Allow>,
     /// Packets scored together.
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
@@ -118,6 +140,20 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     if args.model.is_none() && args.warmup < 2 {
         bail!("--warmup must be at least 2 packets to fit a model on");
     }
+    if args.max_alerts_per_second == 0 {
+        bail!("--max-alerts-per-second must be at least 1");
+    }
+    if args.alert_idle.is_zero() {
+        bail!("--alert-idle must be longer than 0s");
+    }
+    if let Some(eve) = &args.eve {
+        if args.read.as_deref().is_some_and(|r| same_file(r, eve)) {
+            bail!(
+                "{} is the capture being read: choose another --eve file",
+                eve.display()
+            );
+        }
+    }
     if args.packet_count == Some(0) {
         bail!("--packet-count must be at least 1");
     }
@@ -139,6 +175,14 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         sampling: args.sample,
         packet_count: args.packet_count,
         replay: args.read.is_some(),
+        alerts: AlertOptions {
+            idle: args.alert_idle,
+            update_every: AlertOptions::default().update_every,
+            suppress: args.suppress,
+            max_per_second: args.max_alerts_per_second,
+            allow: args.allow.clone(),
+        },
+        eve: args.eve.clone(),
     };
     let json = args.json;
     match &args.read {
@@ -338,4 +382,11 @@ fn write_summary(out: &mut dyn Write, summary: &[u8], json: bool) -> Result<()> 
         out.write_all(summary)?;
     }
     Ok(())
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

@@ -180,6 +180,44 @@ impl Field {
     }
 }
 
+/// A feature in words, and its value in natural units (rates per second,
+/// counts, ratios rather than their `log2`), for alert reasons.
+pub fn describe(name: &str, v: f32) -> (String, f64) {
+    let un_log = |x: f32| 2f64.powf(x as f64) - 1.0;
+    let scale = |k: usize| match k {
+        0 => "1 s",
+        1 => "10 s",
+        _ => "1 min",
+    };
+    let host = |h: Host| match h {
+        Host::Src => "from the source",
+        Host::Dst => "to the destination",
+    };
+    match Field::of(name) {
+        Some(Field::Rate(h, Count::Packets, k)) => (
+            format!("packets per second {} ({})", host(h), scale(k)),
+            un_log(v),
+        ),
+        Some(Field::Rate(h, Count::NewFlows, k)) => (
+            format!("new flows per second {} ({})", host(h), scale(k)),
+            un_log(v),
+        ),
+        Some(Field::Ports(Host::Src)) => ("destination ports per source (10 s)".into(), un_log(v)),
+        Some(Field::Ports(Host::Dst)) => ("ports hit on the destination (10 s)".into(), un_log(v)),
+        Some(Field::Peers(Host::Src)) => ("destinations per source (10 s)".into(), un_log(v)),
+        Some(Field::Peers(Host::Dst)) => ("sources per destination (10 s)".into(), un_log(v)),
+        Some(Field::PairByteRatio(i)) => (
+            format!(
+                "bytes this way per byte back ({})",
+                scale(PAIR_BYTE_SCALES[i])
+            ),
+            2f64.powf(v as f64),
+        ),
+        Some(Field::Age(h)) => (format!("seconds since first seen ({})", host(h)), un_log(v)),
+        _ => (name.to_string(), v as f64),
+    }
+}
+
 /// Seconds from nanoseconds as the capture CSV writes them: whole
 /// microseconds (truncated), read back as the nearest double.
 pub fn csv_seconds(ns: u64) -> f64 {

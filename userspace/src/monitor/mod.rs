@@ -10,6 +10,9 @@
 //! model on the most recent records in the background and swaps it in
 //! without pausing capture.
 
+pub mod alerts;
+pub mod community_id;
+pub mod eve;
 pub mod models;
 pub mod output;
 pub mod status;
@@ -34,6 +37,8 @@ use crate::models::iforest::IsolationForestParams;
 use crate::models::rforest::argmax_rows;
 use crate::models::Block;
 use crate::progress;
+use alerts::{AlertOptions, Alerts, Joined, Opening, State};
+use eve::EveFile;
 use models::{Classifier, Detector, Recent, Refit};
 use output::{Anomaly, AnomalyCsv};
 use status::{Sampling, Status};
@@ -64,6 +69,10 @@ pub struct MonitorOptions {
     pub sampling: Sampling,
     /// Stop after this many records.
     pub packet_count: Option<u64>,
+    /// How reported packets become alerts.
+    pub alerts: AlertOptions,
+    /// Alerts and stats as EVE JSON lines to this file.
+    pub eve: Option<PathBuf>,
     /// Records come from a capture file: refits are scheduled on the
     /// records' own time and run to completion before scoring goes on, so
     /// that a replay gives the same result every time.
@@ -115,6 +124,11 @@ pub struct Monitor<'a> {
     totals: Totals,
     /// Anomalies per source address.
     talkers: HashMap<IpAddr, u64>,
+    alerts: Alerts,
+    eve: Option<EveFile>,
+    /// Traffic time of the last `stats` event, and when the monitor began.
+    last_stats_ns: u64,
+    started: Instant,
     classes: Vec<u64>,
     pcap: Option<PcapOut>,
     /// With `--pcap-anomalies`: the frames of the records not scored yet,
@@ -182,6 +196,13 @@ impl<'a> Monitor<'a> {
             out,
             totals: Totals::default(),
             talkers: HashMap::new(),
+            alerts: Alerts::new(options.alerts.clone()),
+            eve: match &options.eve {
+                Some(path) => Some(EveFile::create(path)?),
+                None => None,
+            },
+            last_stats_ns: 0,
+            started: Instant::now(),
             classes: vec![0; classes],
             pcap: None,
             stash: FrameStash::new(),
@@ -298,6 +319,7 @@ impl<'a> Monitor<'a> {
                     .score_samples(&loaded.features.matrix(&records));
                 let offset = loaded.model.offset;
                 loaded.threshold = Some(models::alert_threshold(&mut scores, rate).min(offset));
+                loaded.calibration = Arc::new(scores);
                 if let Some(bar) = self.warmup_bar.take() {
                     bar.finish_and_clear();
                 }
@@ -308,8 +330,9 @@ impl<'a> Monitor<'a> {
             }
             None => {
                 let data = self.fit_features.matrix(&records);
-                let (model, threshold) = models::fit_calibrated(&self.options.params, &data, rate)
-                    .context("cannot fit the model on the warm-up packets")?;
+                let (model, threshold, calibration) =
+                    models::fit_calibrated(&self.options.params, &data, rate)
+                        .context("cannot fit the model on the warm-up packets")?;
                 if let Some(bar) = self.warmup_bar.take() {
                     bar.finish_and_clear();
                 }
@@ -325,6 +348,7 @@ impl<'a> Monitor<'a> {
                     features: self.fit_features.clone(),
                     version: 1,
                     threshold: Some(threshold),
+                    calibration: Arc::new(calibration),
                 });
             }
         }
@@ -332,7 +356,7 @@ impl<'a> Monitor<'a> {
         self.last_fit_ns = self.latest_ns;
         for chunk in records.chunks(self.options.batch.max(1)) {
             self.batch.extend_from_slice(chunk);
-            self.score_batch_at(self.stash_offset)?;
+            self.score_batch_at(self.stash_offset, false)?;
             self.stash_offset += chunk.len();
         }
         self.stash_offset = 0;
@@ -346,14 +370,17 @@ impl<'a> Monitor<'a> {
         if !self.calibrated() || self.batch.is_empty() {
             return Ok(());
         }
-        self.score_batch_at(0)?;
+        self.score_batch_at(0, true)?;
         self.stash.clear();
         Ok(())
     }
 
     /// [`score_batch`](Self::score_batch), the batch's frames (if kept)
     /// starting at `frames` in the stash.
-    fn score_batch_at(&mut self, frames: usize) -> Result<()> {
+    /// `report`: false for the warm-up window, which the model takes as
+    /// ordinary traffic (it is scored, never reported; its first packets,
+    /// with no history behind them, would otherwise look new).
+    fn score_batch_at(&mut self, frames: usize, report: bool) -> Result<()> {
         let Some(detector) = self.detector.clone() else {
             return Ok(());
         };
@@ -414,7 +441,7 @@ impl<'a> Monitor<'a> {
             let score = raw - offset;
             // Beyond the training range, where the forest cannot tell.
             let novel = baseline.most_novel((0..f).map(|feature| self.scratch[feature * n + i]));
-            if raw >= threshold && novel.is_none() {
+            if !report || (raw >= threshold && novel.is_none()) {
                 continue;
             }
             let reason = novel.map(|(feature, _)| {
@@ -432,12 +459,52 @@ impl<'a> Monitor<'a> {
                 let p = self.proba[i * c.model.n_classes() + k];
                 (c.model.classes[k].as_str(), p)
             });
+            let alert_id = match self.alerts.join(record, score) {
+                Joined::Alert(id) => Some(id),
+                Joined::Quiet => None,
+                Joined::New => {
+                    let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
+                    let reasons = reasons(&detector, &row, novel.map(|(k, _)| k));
+                    let first = reasons.first().map_or("", |r| r.feature.as_str());
+                    let ratio = detector
+                        .features
+                        .names()
+                        .iter()
+                        .position(|n| n == "pair_byte_ratio_1s")
+                        .map(|k| row[k]);
+                    let kind = alerts::Kind::of(first, ratio, record.frame_len);
+                    let opened = self.alerts.open(Opening {
+                        record,
+                        kind,
+                        reasons,
+                        score,
+                        threshold: threshold - offset,
+                        percentile: percentile(&detector.calibration, raw),
+                        model_version: detector.version,
+                    });
+                    match opened {
+                        Some(alert) => {
+                            emit(
+                                &mut *self.out,
+                                &mut self.eve,
+                                (self.options.json, self.options.quiet),
+                                alert,
+                                State::Opened,
+                                record.timestamp_ns,
+                            )?;
+                            Some(alert.id)
+                        }
+                        None => None,
+                    }
+                }
+            };
             let anomaly = Anomaly {
                 record,
                 score,
                 model_version: detector.version,
                 class,
                 reason,
+                alert_id,
             };
             if let Some(csv) = &mut self.csv {
                 csv.write(&anomaly)?;
@@ -446,11 +513,6 @@ impl<'a> Monitor<'a> {
                 pcap.writer
                     .write(ts, data)
                     .with_context(|| format!("cannot write {}", pcap.path.display()))?;
-            }
-            if self.options.json {
-                writeln!(self.out, "{}", output::json_line(&anomaly))?;
-            } else if !self.options.quiet {
-                writeln!(self.out, "{}", output::readable_line(&anomaly))?;
             }
             *self.talkers.entry(record.source()).or_default() += 1;
             self.totals.anomalies += 1;
@@ -474,11 +536,42 @@ impl<'a> Monitor<'a> {
                 .flush()
                 .with_context(|| format!("cannot write {}", pcap.path.display()))?;
         }
+        self.tick_alerts()?;
         self.out.flush()?;
         self.manage_refit()?;
         let version = self.model_version();
         self.status
             .tick(kernel, self.totals, version, self.warmup.len())?;
+        Ok(())
+    }
+
+    /// Updates and closes alerts on the traffic's clock, and writes a
+    /// `stats` event every [`eve::STATS_EVERY`].
+    fn tick_alerts(&mut self) -> Result<()> {
+        let now = self.latest_ns;
+        let style = (self.options.json, self.options.quiet);
+        let mut updated = Vec::new();
+        let closed = self.alerts.tick(now, |a| updated.push(a.clone()));
+        for a in &updated {
+            emit(&mut *self.out, &mut self.eve, style, a, State::Updated, now)?;
+        }
+        for a in &closed {
+            emit(&mut *self.out, &mut self.eve, style, a, State::Closed, now)?;
+        }
+        if now.saturating_sub(self.last_stats_ns) >= eve::STATS_EVERY.as_nanos() as u64 {
+            self.last_stats_ns = now;
+            if let Some(file) = &mut self.eve {
+                file.write(&eve::stats_event(
+                    now,
+                    self.started.elapsed(),
+                    self.totals,
+                    &self.alerts,
+                ))?;
+            }
+        }
+        if let Some(file) = &mut self.eve {
+            file.flush()?;
+        }
         Ok(())
     }
 
@@ -515,10 +608,11 @@ impl<'a> Monitor<'a> {
     /// Scores with the model of a finished (or, waiting, running) refit.
     fn swap_in(&mut self, refit: Refit) -> Result<()> {
         let rows = refit.rows;
-        let (model, threshold) = refit.finish()?;
+        let (model, threshold, calibration) = refit.finish()?;
         if let Some(detector) = &mut self.detector {
             detector.model = Arc::new(model);
             detector.threshold = Some(threshold);
+            detector.calibration = Arc::new(calibration);
             detector.version += 1;
             eprintln!(
                 "Model v{} fitted on the {rows} most recent packets; now scoring with it.",
@@ -542,6 +636,26 @@ impl<'a> Monitor<'a> {
             bar.finish_and_clear();
         }
         self.score_batch()?;
+        let style = (self.options.json, self.options.quiet);
+        for a in self.alerts.close_all() {
+            emit(
+                &mut *self.out,
+                &mut self.eve,
+                style,
+                &a,
+                State::Closed,
+                self.latest_ns,
+            )?;
+        }
+        if let Some(file) = &mut self.eve {
+            file.write(&eve::stats_event(
+                self.latest_ns,
+                self.started.elapsed(),
+                self.totals,
+                &self.alerts,
+            ))?;
+            file.flush()?;
+        }
         if let Some(refit) = self.refit.take() {
             drop(refit);
         }
@@ -579,6 +693,25 @@ impl<'a> Monitor<'a> {
                 k.seen, k.emitted, k.ring_full, k.sampled_out, k.unparsed, k.not_ip, k.filtered
             ));
         }
+        let q = self.alerts.quieted;
+        let mut kinds: Vec<(&&str, &u64)> = self.alerts.by_kind.iter().collect();
+        kinds.sort();
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        s.push_str(&format!(
+            "Alerts: {} opened{}; packets kept out: {} allowed, {} suppressed after an alert \
+             closed, {} past the cap of {} new alerts a second ({} alerts not opened).\n",
+            self.alerts.opened,
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            },
+            q.allowed,
+            q.suppressed,
+            q.capped_packets,
+            self.options.alerts.max_per_second,
+            q.capped_alerts
+        ));
         if let Some(csv) = &self.csv {
             s.push_str(&format!(
                 "Anomalies written to {} ({} rows).\n",
@@ -641,5 +774,89 @@ impl RecordSink for Monitor<'_> {
 
     fn tick(&mut self, control: &mut Control) -> Result<()> {
         self.on_tick(Some(control))
+    }
+}
+
+/// Writes an alert event: a readable line (or an EVE line with `--json`)
+/// on stdout unless quiet, and an EVE line to `--eve`.
+fn emit(
+    out: &mut dyn Write,
+    eve: &mut Option<EveFile>,
+    (json, quiet): (bool, bool),
+    alert: &alerts::Alert,
+    state: State,
+    now_ns: u64,
+) -> Result<()> {
+    if json || eve.is_some() {
+        let event = eve::alert_event(alert, state, now_ns);
+        if json {
+            writeln!(out, "{event}")?;
+        }
+        if let Some(file) = eve {
+            file.write(&event)?;
+        }
+    }
+    if !json && !quiet {
+        writeln!(out, "{}", eve::alert_line(alert, state))?;
+    }
+    Ok(())
+}
+
+/// The share (in %) of the calibration scores above `raw`: how much more
+/// anomalous than ordinary traffic a score is.
+fn percentile(sorted: &[f64], raw: f64) -> f64 {
+    if sorted.is_empty() {
+        return 100.0;
+    }
+    let below_or_equal = sorted.partition_point(|&s| s <= raw);
+    100.0 * (sorted.len() - below_or_equal) as f64 / sorted.len() as f64
+}
+
+/// The three features that isolated `row` most (a feature beyond the
+/// training range first), with the value and the training baseline.
+fn reasons(detector: &Detector, row: &[f32], novel: Option<usize>) -> Vec<alerts::Reason> {
+    let names = detector.features.names();
+    let baseline = &detector.model.baseline;
+    let weights = detector.model.forest.attribution(row);
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
+    if let Some(k) = novel {
+        order.retain(|&f| f != k);
+        order.insert(0, k);
+    }
+    order
+        .into_iter()
+        .take(3)
+        .map(|f| {
+            let name = &names[f];
+            let (label, value) = crate::features::records::describe(name, row[f]);
+            let (median, p99) = baseline.features.get(f).map_or((f64::NAN, f64::NAN), |b| {
+                (
+                    crate::features::records::describe(name, b.median).1,
+                    crate::features::records::describe(name, b.p99).1,
+                )
+            });
+            alerts::Reason {
+                feature: name.clone(),
+                text: format!(
+                    "{label}: {} (normal {} to {})",
+                    round(value),
+                    round(median),
+                    round(p99)
+                ),
+                value,
+                median,
+                p99,
+            }
+        })
+        .collect()
+}
+
+/// A value as reasons show it: whole above 10, else two decimals.
+fn round(v: f64) -> String {
+    if v.abs() >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
     }
 }

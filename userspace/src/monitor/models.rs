@@ -26,6 +26,8 @@ pub struct Detector {
     /// Packets whose `score_samples` is below this alert; `None` until the
     /// model is calibrated (a loaded model, on the warm-up window).
     pub threshold: Option<f64>,
+    /// The scores the threshold was placed on, sorted (for percentiles).
+    pub calibration: Arc<Vec<f64>>,
 }
 
 /// The share of a fitting window held back to place the alert threshold:
@@ -44,6 +46,10 @@ pub fn alert_threshold(scores: &mut [f64], rate: f64) -> f64 {
         .unwrap_or(f64::NEG_INFINITY)
 }
 
+/// A fitted model, its alert threshold (`score_samples`) and the sorted
+/// scores the threshold was placed on.
+pub type Calibrated = (IsolationForest, f64, Vec<f64>);
+
 /// Fits on all rows of `data` but the last [`HELD_BACK`] share and places
 /// the threshold at the `rate` quantile of the held-back rows' scores, and
 /// never above the model's offset (the contamination quantile of the
@@ -54,7 +60,7 @@ pub fn fit_calibrated(
     params: &IsolationForestParams,
     data: &FeatureMatrix,
     rate: f64,
-) -> Result<(IsolationForest, f64)> {
+) -> Result<Calibrated> {
     let n = data.n_rows();
     let held = if n < 10 {
         0
@@ -72,7 +78,7 @@ pub fn fit_calibrated(
     };
     model.baseline = crate::models::baseline::Baseline::of(data);
     let threshold = alert_threshold(&mut scores, rate).min(model.offset);
-    Ok((model, threshold))
+    Ok((model, threshold, scores))
 }
 
 /// A classifier saved by `classify --save-model` on packet features.
@@ -116,6 +122,7 @@ pub fn load_detector(path: &Path) -> Result<Detector> {
                 features,
                 version: 1,
                 threshold: None,
+                calibration: Arc::new(Vec::new()),
             })
         }
         SavedModel::RandomForest { .. } => bail!(
@@ -194,7 +201,7 @@ impl Recent {
 
 /// A fit running in the background while capture goes on.
 pub struct Refit {
-    handle: JoinHandle<Result<(IsolationForest, f64)>>,
+    handle: JoinHandle<Result<Calibrated>>,
     pub rows: usize,
 }
 
@@ -215,7 +222,7 @@ impl Refit {
     }
 
     /// The fitted model and its threshold (waits if it is not done).
-    pub fn finish(self) -> Result<(IsolationForest, f64)> {
+    pub fn finish(self) -> Result<Calibrated> {
         self.handle
             .join()
             .map_err(|_| anyhow!("the refit thread failed"))?
@@ -262,7 +269,9 @@ mod tests {
             n_estimators: 20,
             ..Default::default()
         };
-        let (model, t) = fit_calibrated(&params, &m, 0.05).unwrap();
+        let (model, t, scores) = fit_calibrated(&params, &m, 0.05).unwrap();
+        assert_eq!(scores.len(), 20);
+        assert!(scores.windows(2).all(|w| w[0] <= w[1]));
         let fit = params
             .fit(&m.select_rows(&(0..80).collect::<Vec<_>>()))
             .unwrap();

@@ -1,15 +1,13 @@
 //! Where anomalies go as they are found: CSV rows to `--output FILE`
 //! (streamed, flushed every tick, so a crash loses nothing already
-//! flushed), and a readable line (or a JSON line with `--json`) on stdout.
+//! flushed); alerts, on stdout and in EVE, are `alerts` and `eve`'s.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use ml_sniffing_common::protocol;
 use ml_sniffing_common::record::PacketRecord;
-use serde::Serialize;
 
 use crate::capture::csv_rows::{self, RowFormatter};
 use crate::pyfmt;
@@ -24,6 +22,8 @@ pub struct Anomaly<'a> {
     pub class: Option<(&'a str, f64)>,
     /// Why it was flagged, when not by its score alone.
     pub reason: Option<String>,
+    /// The alert it belongs to (none when noise control kept it out).
+    pub alert_id: Option<u64>,
 }
 
 /// The columns of the anomaly CSV: a capture row (as `sniff` writes it),
@@ -35,7 +35,7 @@ pub fn csv_header(with_class: bool) -> String {
     if with_class {
         columns.extend(["predicted_class", "class_probability"]);
     }
-    columns.push("reason");
+    columns.extend(["reason", "alert_id"]);
     columns.join(",")
 }
 
@@ -63,98 +63,6 @@ pub fn utc_micros(epoch_ns: u64) -> String {
     let mut s = pyfmt::pandas_datetime(epoch_ns as i64, 6);
     s.push_str(" UTC");
     s
-}
-
-fn endpoint(addr: std::net::IpAddr, port: u16, has_ports: bool) -> String {
-    match (addr, has_ports) {
-        (std::net::IpAddr::V6(a), true) => format!("[{a}]:{port}"),
-        (a, true) => format!("{a}:{port}"),
-        (a, false) => a.to_string(),
-    }
-}
-
-/// The readable line for one anomaly.
-pub fn readable_line(a: &Anomaly) -> String {
-    let r = a.record;
-    let proto = protocol::name(r.protocol).map_or_else(|| r.protocol.to_string(), str::to_string);
-    let ports = matches!(r.protocol, 6 | 17 | 33 | 132 | 136) && !r.is_later_fragment();
-    let mut line = format!(
-        "{}  {} -> {}  {proto}  {} B",
-        utc_micros(r.timestamp_ns),
-        endpoint(r.source(), r.src_port, ports),
-        endpoint(r.destination(), r.dst_port, ports),
-        r.frame_len
-    );
-    if r.protocol == 6 {
-        line.push_str(&format!("  [{}]", tcp_flag_letters(r.tcp_flags)));
-    }
-    if matches!(r.protocol, 1 | 58) {
-        line.push_str(&format!("  type {} code {}", r.src_port, r.dst_port));
-    }
-    line.push_str(&format!(
-        "  score {:.4}  model v{}",
-        a.score, a.model_version
-    ));
-    if let Some((class, p)) = a.class {
-        line.push_str(&format!("  class {class} ({p:.2})"));
-    }
-    if let Some(reason) = &a.reason {
-        line.push_str(&format!("  ({reason})"));
-    }
-    line
-}
-
-#[derive(Serialize)]
-struct JsonAnomaly<'a> {
-    timestamp: String,
-    epoch_ns: u64,
-    source_ip: String,
-    destination_ip: String,
-    protocol: String,
-    length: u32,
-    source_port: u16,
-    destination_port: u16,
-    ttl: u8,
-    tcp_flags: u8,
-    vlan_id: u16,
-    flow_packets: u64,
-    flow_bytes: u64,
-    flow_gap: f64,
-    anomaly_score: f64,
-    model_version: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    predicted_class: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    class_probability: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-}
-
-/// The JSON line for one anomaly.
-pub fn json_line(a: &Anomaly) -> String {
-    let r = a.record;
-    let j = JsonAnomaly {
-        timestamp: utc_micros(r.timestamp_ns),
-        epoch_ns: r.timestamp_ns,
-        source_ip: r.source().to_string(),
-        destination_ip: r.destination().to_string(),
-        protocol: protocol::name(r.protocol).map_or_else(|| r.protocol.to_string(), str::to_string),
-        length: r.frame_len,
-        source_port: r.src_port,
-        destination_port: r.dst_port,
-        ttl: r.ttl,
-        tcp_flags: r.tcp_flags,
-        vlan_id: r.vlan_id,
-        flow_packets: r.flow_packets,
-        flow_bytes: r.flow_bytes,
-        flow_gap: crate::features::records::csv_seconds(r.flow_gap_ns),
-        anomaly_score: a.score,
-        model_version: a.model_version,
-        predicted_class: a.class.map(|c| c.0),
-        class_probability: a.class.map(|c| c.1),
-        reason: a.reason.as_deref(),
-    };
-    serde_json::to_string(&j).expect("plain data serializes")
 }
 
 /// Anomaly rows to a CSV file, one line each as they are found.
@@ -197,6 +105,10 @@ impl AnomalyCsv {
         tail.push(',');
         // Feature names and numbers: never a comma or a quote.
         tail.push_str(a.reason.as_deref().unwrap_or(""));
+        tail.push(',');
+        if let Some(id) = a.alert_id {
+            tail.push_str(itoa::Buffer::new().format(id));
+        }
         tail.push('\n');
         self.out
             .write_all(&line[..line.len() - 1])
@@ -245,28 +157,6 @@ mod tests {
     }
 
     #[test]
-    fn readable_and_json_lines() {
-        let r = record();
-        let a = Anomaly {
-            record: &r,
-            score: -0.12345,
-            model_version: 2,
-            class: Some(("Malicious", 0.875)),
-            reason: None,
-        };
-        assert_eq!(
-            readable_line(&a),
-            "2024-04-08 15:10:10.595727 UTC  203.0.113.9:51234 -> 10.0.0.2:443  tcp  60 B  [S]  \
-             score -0.1235  model v2  class Malicious (0.88)"
-        );
-        let j: serde_json::Value = serde_json::from_str(&json_line(&a)).unwrap();
-        assert_eq!(j["source_ip"], "203.0.113.9");
-        assert_eq!(j["destination_port"], 443);
-        assert_eq!(j["anomaly_score"], -0.12345);
-        assert_eq!(j["predicted_class"], "Malicious");
-    }
-
-    #[test]
     fn csv_rows_extend_the_capture_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.csv");
@@ -278,6 +168,7 @@ mod tests {
             model_version: 1,
             class: None,
             reason: None,
+            alert_id: None,
         })
         .unwrap();
         csv.write(&Anomaly {
@@ -286,6 +177,7 @@ mod tests {
             model_version: 1,
             class: None,
             reason: Some("src_ports 6.42 beyond training (1.01 to 1.01)".into()),
+            alert_id: Some(3),
         })
         .unwrap();
         csv.flush().unwrap();
@@ -293,17 +185,17 @@ mod tests {
         let mut lines = text.lines();
         let header = lines.next().unwrap();
         assert!(header.starts_with("timestamp,source_ip,destination_ip,protocol,length,"));
-        assert!(header.ends_with(",anomaly_score,is_anomaly,model_version,reason"));
+        assert!(header.ends_with(",anomaly_score,is_anomaly,model_version,reason,alert_id"));
         let row = lines.next().unwrap();
         assert!(
             row.starts_with("1712589010.595727,203.0.113.9,10.0.0.2,tcp,60,51234,443,"),
             "{row}"
         );
-        assert!(row.ends_with(",-0.5,True,1,"), "{row}");
+        assert!(row.ends_with(",-0.5,True,1,,"), "{row}");
         assert_eq!(row.split(',').count(), header.split(',').count());
         let row = lines.next().unwrap();
         assert!(
-            row.ends_with(",0.1,True,1,src_ports 6.42 beyond training (1.01 to 1.01)"),
+            row.ends_with(",0.1,True,1,src_ports 6.42 beyond training (1.01 to 1.01),3"),
             "{row}"
         );
         assert_eq!(row.split(',').count(), header.split(',').count());

@@ -4,6 +4,7 @@
 //! files, the release binary's offline commands score it, and the figures
 //! are printed as Markdown tables (DETECTION.md explains them).
 
+mod alerts;
 mod capture;
 mod data;
 mod files;
@@ -92,21 +93,29 @@ pub fn run(options: &EvalOptions) -> Result<()> {
             "scores.csv",
         ],
     )?;
-    // A stale run.csv must not be read if `run` writes none.
+    // A stale run.csv or eve.json must not be read if `run` writes none.
     let _ = std::fs::remove_file(dir.join("run.csv"));
+    let _ = std::fs::remove_file(dir.join("eve.json"));
     tool.run(
         "run (replay mix.pcap)",
         &[
             "run", "--read", "mix.pcap", "--warmup", &n_train, "--quiet", "--output", "run.csv",
+            "--eve", "eve.json",
         ],
     )?;
     println!();
 
     eprintln!("eval: reading scores.csv and run.csv");
     let suspicion = predict_scores(&dir.join("scores.csv"), &mixture)?;
-    let reported = run_reports(&dir.join("run.csv"), &mixture)?;
+    let alert_of = run_reports(&dir.join("run.csv"), &mixture)?;
+    let reported: Vec<bool> = alert_of.iter().map(Option::is_some).collect();
     let figures = report::evaluate(&captures, &mixture, &suspicion, &reported);
     print!("{}", report::markdown(&figures, options.seed));
+    let opened = alerts::read_eve(&dir.join("eve.json"))?;
+    print!(
+        "\n{}",
+        alerts::markdown(&captures, &mixture, &alert_of, &opened)
+    );
     summary(&captures, &mixture);
     eprintln!(
         "eval: done in {:.1} s; inputs and outputs in {}",
@@ -142,15 +151,16 @@ fn predict_scores(path: &std::path::Path, mixture: &Mixture) -> Result<Vec<f64>>
     Ok(rows.into_iter().map(|(_, score)| -score).collect())
 }
 
-/// Which packets `run` reported, found by their unique timestamps.
-fn run_reports(path: &std::path::Path, mixture: &Mixture) -> Result<Vec<bool>> {
-    let mut reported = vec![false; mixture.slots.len()];
+/// Which packets `run` reported, found by their unique timestamps, and the
+/// alert each is in (`Some(0)`: reported, in no alert).
+fn run_reports(path: &std::path::Path, mixture: &Mixture) -> Result<Vec<Option<u64>>> {
+    let mut reported = vec![None; mixture.slots.len()];
     if !path.exists() {
         return Ok(reported);
     }
-    for (time, _) in outputs::read_file(path, None)? {
+    for (time, alert) in outputs::read_file(path, Some("alert_id"))? {
         match mixture.slots.binary_search_by_key(&time, |s| s.time_us) {
-            Ok(i) => reported[i] = true,
+            Ok(i) => reported[i] = Some(alert as u64),
             Err(_) => bail!(
                 "{} reports a packet at {} that mix.pcap does not hold",
                 path.display(),

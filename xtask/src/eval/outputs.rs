@@ -34,6 +34,8 @@ pub fn read_rows(text: &str, score: Option<&str>) -> Result<Vec<(u64, f64)>> {
             bail!("row {}: bad timestamp in {line:?}", i + 1);
         };
         let value = match s {
+            // An empty `alert_id` (reported, in no alert) reads as 0.
+            Some(s) if cells.get(s) == Some(&"") => 0.0,
             Some(s) => cells
                 .get(s)
                 .and_then(|c| c.parse::<f64>().ok())
