@@ -230,12 +230,18 @@ fn log1p2(x: f64) -> f32 {
     (x.max(0.0) + 1.0).log2() as f32
 }
 
-/// Per second, from a decayed count in 1/16 at scale `k`: a steady rate `r`
-/// holds `r * H / ln 2`.
+/// Per second, from a decayed count in 1/16 at scale `k` of a state first
+/// seen `age_s` seconds ago. A steady rate `r` held for `a` seconds holds
+/// `r * W` with `W = H / ln 2 * (1 - 2^(-a / H))`: dividing by `W` rather
+/// than by its limit `H / ln 2` reads the rate right from a host's first
+/// seconds, so that traffic seen in a short warm-up (while the minute's
+/// count is still growing) reads the same later. `a` counts as at least
+/// 1 s: a host's first packet reads about one packet a second.
 #[inline]
-fn per_second(sixteenths: u32, k: usize) -> f64 {
-    let half_life_s = (1u64 << HALF_LIFE_SHIFT[k]) as f64 / 1e9;
-    sixteenths as f64 / 16.0 * std::f64::consts::LN_2 / half_life_s
+fn per_second(sixteenths: u32, k: usize, age_s: f64) -> f64 {
+    let h = (1u64 << HALF_LIFE_SHIFT[k]) as f64 / 1e9;
+    let window = h / std::f64::consts::LN_2 * (1.0 - (-age_s.max(1.0) / h).exp2());
+    sixteenths as f64 / 16.0 / window
 }
 
 /// An age of the records in seconds.
@@ -346,7 +352,7 @@ impl RecordFeatures {
                     Count::Packets => v.packets[k],
                     Count::NewFlows => v.new_flows[k],
                 };
-                log1p2(per_second(n, k))
+                log1p2(per_second(n, k, age_seconds(v.age)))
             }
             Field::NewFlowShare(h, k) => ratio(host(r, h).new_flows[k], host(r, h).packets[k]),
             Field::Peers(h) => log1p2(distinct(host(r, h).peers)),

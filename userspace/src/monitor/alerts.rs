@@ -7,7 +7,8 @@
 //! ports and keeps its peak score; it is announced when opened, updated at
 //! most every [`AlertOptions::update_every`] while packets keep coming, and
 //! closed after [`AlertOptions::idle`] without one. Its kind is named from
-//! the behaviour that isolated it.
+//! the behaviour that isolated it, and becomes a scan once it holds one or
+//! two peers on 16 ports or more.
 //!
 //! Noise control: packets of `--allow` networks never alert; a key whose
 //! alert closed stays quiet for [`AlertOptions::suppress`] (its packets are
@@ -174,6 +175,8 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reason {
     pub feature: String,
+    /// Beyond the training range (the strongest evidence).
+    pub novel: bool,
     /// In words, with the value and the baseline in natural units.
     pub text: String,
     pub value: f64,
@@ -359,6 +362,18 @@ impl Alerts {
         for key in [Key::Source(r.source()), Key::Victim(r.destination())] {
             if let Some(alert) = self.open.get_mut(&key) {
                 alert.count(r, score);
+                // One peer hit on many ports is a scan, from either end.
+                if alert.kind != Kind::Scan && alert.ports() >= 16 && alert.peers() <= 2 {
+                    let old = alert.kind.name();
+                    alert.kind = Kind::Scan;
+                    if let Some(n) = self.by_kind.get_mut(old) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.by_kind.remove(old);
+                        }
+                    }
+                    *self.by_kind.entry(Kind::Scan.name()).or_default() += 1;
+                }
                 return Joined::Alert(alert.id);
             }
         }
@@ -463,6 +478,34 @@ impl Alerts {
         closed
     }
 
+    /// A later packet of alert `id` lay beyond the training range while the
+    /// alert's reasons did not: it says better what the alert is.
+    pub fn revise(&mut self, id: u64, kind: Kind, reasons: Vec<Reason>) {
+        if let Some(a) = self.open.values_mut().find(|a| a.id == id) {
+            if !a.reasons.first().is_some_and(|r| r.novel) {
+                let old = a.kind.name();
+                if let Some(n) = self.by_kind.get_mut(old) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.by_kind.remove(old);
+                    }
+                }
+                *self.by_kind.entry(kind.name()).or_default() += 1;
+                a.kind = kind;
+                a.reasons = reasons;
+            }
+        }
+    }
+
+    /// Whether alert `id`'s first reason already lies beyond the training
+    /// range.
+    pub fn is_novel(&self, id: u64) -> bool {
+        self.open
+            .values()
+            .find(|a| a.id == id)
+            .is_some_and(|a| a.reasons.first().is_some_and(|r| r.novel))
+    }
+
     /// Closes every open alert (the end of the capture).
     pub fn close_all(&mut self) -> Vec<Alert> {
         let mut all: Vec<Alert> = self.open.drain().map(|(_, a)| a).collect();
@@ -536,6 +579,7 @@ mod tests {
             (49, 1, 49)
         );
         assert_eq!(open[1].key, Key::Source("203.0.113.9".parse().unwrap()));
+        assert_eq!(open[1].kind, Kind::Scan);
         // Updates only for alerts with new packets, at most every 10 s.
         let mut updated = Vec::new();
         let t = |ms: u64| 1_700_000_000_000_000_000 + ms * 1_000_000;
@@ -553,6 +597,20 @@ mod tests {
         a.tick(r.timestamp_ns, |_| {});
         assert_eq!(report(&mut a, &r, Kind::Scan), Some(3));
         assert_eq!(a.close_all().len(), 1);
+    }
+
+    #[test]
+    fn one_peer_on_many_ports_is_a_scan() {
+        let mut a = Alerts::new(AlertOptions::default());
+        for port in 1..=20u16 {
+            let r = packet("203.0.113.9", "10.0.0.2", port, port as u64);
+            // Opened as a flood on the victim by its first packet.
+            assert_eq!(report(&mut a, &r, Kind::Flood), Some(1));
+        }
+        let alert = a.open_alerts().next().unwrap();
+        assert_eq!((alert.kind, alert.ports()), (Kind::Scan, 20));
+        assert_eq!(a.by_kind.get("scan"), Some(&1));
+        assert_eq!(a.by_kind.get("flood towards a victim"), None);
     }
 
     #[test]

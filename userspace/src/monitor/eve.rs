@@ -76,6 +76,7 @@ pub fn alert_event(a: &Alert, state: State, now_ns: u64) -> Value {
             "ports": a.ports(),
             "reasons": a.reasons.iter().map(|r| json!({
                 "feature": r.feature,
+                "beyond_training": r.novel,
                 "text": r.text,
                 "value": r.value,
                 "median": r.median,
@@ -137,7 +138,7 @@ pub fn alert_line(a: &Alert, state: State) -> String {
             a.model_version
         ),
     );
-    if state == State::Opened && !a.reasons.is_empty() {
+    if state != State::Updated && !a.reasons.is_empty() {
         let reasons: Vec<&str> = a.reasons.iter().map(|r| r.text.as_str()).collect();
         line.push_str(&format!("\n    why: {}", reasons.join("; ")));
     }
@@ -202,6 +203,7 @@ mod tests {
                 kind: Kind::Scan,
                 reasons: vec![Reason {
                     feature: "src_ports".into(),
+                    novel: false,
                     text: "destination ports per source (10 s): 412 (normal 1-3)".into(),
                     value: 412.0,
                     median: 1.0,

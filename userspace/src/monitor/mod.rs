@@ -460,19 +460,18 @@ impl<'a> Monitor<'a> {
                 (c.model.classes[k].as_str(), p)
             });
             let alert_id = match self.alerts.join(record, score) {
-                Joined::Alert(id) => Some(id),
+                Joined::Alert(id) => {
+                    if let Some((k, _)) = novel.filter(|_| !self.alerts.is_novel(id)) {
+                        let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
+                        let (kind, reasons) = explain(&detector, &row, Some(k), record);
+                        self.alerts.revise(id, kind, reasons);
+                    }
+                    Some(id)
+                }
                 Joined::Quiet => None,
                 Joined::New => {
                     let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
-                    let reasons = reasons(&detector, &row, novel.map(|(k, _)| k));
-                    let first = reasons.first().map_or("", |r| r.feature.as_str());
-                    let ratio = detector
-                        .features
-                        .names()
-                        .iter()
-                        .position(|n| n == "pair_byte_ratio_1s")
-                        .map(|k| row[k]);
-                    let kind = alerts::Kind::of(first, ratio, record.frame_len);
+                    let (kind, reasons) = explain(&detector, &row, novel.map(|(k, _)| k), record);
                     let opened = self.alerts.open(Opening {
                         record,
                         kind,
@@ -812,6 +811,32 @@ fn percentile(sorted: &[f64], raw: f64) -> f64 {
     100.0 * (sorted.len() - below_or_equal) as f64 / sorted.len() as f64
 }
 
+/// What an alert of a packet with features `row` is: its kind, named from
+/// the first reason whose value is above the training's 99th percentile
+/// (a rate, a fan-out, a byte ratio higher than normal; else "unusual"),
+/// and its reasons.
+fn explain(
+    detector: &Detector,
+    row: &[f32],
+    novel: Option<usize>,
+    record: &PacketRecord,
+) -> (alerts::Kind, Vec<alerts::Reason>) {
+    let reasons = reasons(detector, row, novel);
+    let ratio = detector
+        .features
+        .names()
+        .iter()
+        .position(|n| n == "pair_byte_ratio_1s")
+        .map(|k| row[k]);
+    let kind = reasons
+        .iter()
+        .find(|r| r.value > r.p99)
+        .map_or(alerts::Kind::Unusual, |r| {
+            alerts::Kind::of(&r.feature, ratio, record.frame_len)
+        });
+    (kind, reasons)
+}
+
 /// The three features that isolated `row` most (a feature beyond the
 /// training range first), with the value and the training baseline.
 fn reasons(detector: &Detector, row: &[f32], novel: Option<usize>) -> Vec<alerts::Reason> {
@@ -838,6 +863,7 @@ fn reasons(detector: &Detector, row: &[f32], novel: Option<usize>) -> Vec<alerts
             });
             alerts::Reason {
                 feature: name.clone(),
+                novel: novel == Some(f),
                 text: format!(
                     "{label}: {} (normal {} to {})",
                     round(value),

@@ -12,28 +12,29 @@ use anyhow::{Context, Result};
 use super::capture::{Capture, Label};
 use super::mixture::Mixture;
 
-/// An alert as opened: its kind and the feature of its first reason.
+/// An alert as it ended: its kind and the feature of its first reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Opened {
     pub kind: String,
     pub first_reason: String,
 }
 
-/// The `opened` alert events of an EVE file, by alert id.
+/// The last alert event of each alert in an EVE file, by alert id.
 pub fn read_eve(path: &Path) -> Result<HashMap<u64, Opened>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut opened = HashMap::new();
+    let mut last = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line)
             .with_context(|| format!("{} line {}: not JSON", path.display(), i + 1))?;
-        if v["event_type"] != "alert" || v["ml"]["state"] != "opened" {
+        // The last event of an alert (closed) has its final kind.
+        if v["event_type"] != "alert" {
             continue;
         }
         let id = v["ml"]["alert_id"]
             .as_u64()
             .with_context(|| format!("{} line {}: no ml.alert_id", path.display(), i + 1))?;
-        opened.insert(
+        last.insert(
             id,
             Opened {
                 kind: v["ml"]["kind"].as_str().unwrap_or_default().to_string(),
@@ -44,7 +45,7 @@ pub fn read_eve(path: &Path) -> Result<HashMap<u64, Opened>> {
             },
         );
     }
-    Ok(opened)
+    Ok(last)
 }
 
 /// The alert figures of the test part (`alert_of[i]`: packet `i`'s alert).
@@ -186,12 +187,12 @@ mod tests {
             &path,
             "{\"event_type\":\"stats\",\"stats\":{}}\n\
              {\"event_type\":\"alert\",\"ml\":{\"alert_id\":3,\"state\":\"opened\",\"kind\":\"flood towards a victim\",\"reasons\":[{\"feature\":\"dst_new_flows_1s\"}]}}\n\
-             {\"event_type\":\"alert\",\"ml\":{\"alert_id\":3,\"state\":\"closed\",\"kind\":\"x\",\"reasons\":[]}}\n",
+             {\"event_type\":\"alert\",\"ml\":{\"alert_id\":3,\"state\":\"closed\",\"kind\":\"x\",\"reasons\":[{\"feature\":\"src_ports\"}]}}\n",
         )
         .unwrap();
         let o = read_eve(&path).unwrap();
         assert_eq!(o.len(), 1);
-        assert_eq!(o[&3].first_reason, "dst_new_flows_1s");
+        assert_eq!(o[&3].kind, "x", "the closing event wins");
         std::fs::write(&path, "not json\n").unwrap();
         assert!(read_eve(&path).is_err());
     }
