@@ -264,15 +264,24 @@ impl Alert {
         self.bytes += r.frame_len as u64;
         self.last_ns = self.last_ns.max(r.timestamp_ns);
         self.peak_score = self.peak_score.min(score);
-        let peer = match self.key {
-            Key::Source(_) => r.destination(),
-            Key::Victim(_) => r.source(),
+        // The peer is the packet's other end; the port is the victim's (a
+        // source's peer's, a victim's own), whichever way the packet goes.
+        let host = self.key.host();
+        let outbound = r.source() == host;
+        let peer = if outbound {
+            r.destination()
+        } else {
+            r.source()
+        };
+        let port = match (self.key, outbound) {
+            (Key::Source(_), true) | (Key::Victim(_), false) => r.dst_port,
+            (Key::Source(_), false) | (Key::Victim(_), true) => r.src_port,
         };
         if self.peers.len() < DISTINCT_MAX {
             self.peers.insert(peer);
         }
         if self.ports.len() < DISTINCT_MAX {
-            self.ports.insert(r.dst_port);
+            self.ports.insert(port);
         }
     }
 }
@@ -325,6 +334,9 @@ pub struct Alerts {
 pub enum Joined {
     /// It joined alert `id`.
     Alert(u64),
+    /// It joined alert `id` and made it a scan: its reasons say why
+    /// (call [`Alerts::scan_reasons`]).
+    BecameScan(u64),
     /// It needs a new alert: call [`Alerts::open`].
     New,
     /// Noise control kept it out.
@@ -358,10 +370,19 @@ impl Alerts {
             return Joined::Quiet;
         }
         // A source's own alert first (a scan across victims), then the
-        // destination's as a victim (a flood from many sources).
-        for key in [Key::Source(r.source()), Key::Victim(r.destination())] {
+        // destination's as a victim (a flood from many sources), then the
+        // same incident's replies (a victim's answers, a scanner's
+        // answers back).
+        let keys = [
+            Key::Source(r.source()),
+            Key::Victim(r.destination()),
+            Key::Victim(r.source()),
+            Key::Source(r.destination()),
+        ];
+        for key in keys {
             if let Some(alert) = self.open.get_mut(&key) {
                 alert.count(r, score);
+                let id = alert.id;
                 // One peer hit on many ports is a scan, from either end.
                 if alert.kind != Kind::Scan && alert.ports() >= 16 && alert.peers() <= 2 {
                     let old = alert.kind.name();
@@ -373,8 +394,10 @@ impl Alerts {
                         }
                     }
                     *self.by_kind.entry(Kind::Scan.name()).or_default() += 1;
+                    self.rekey_scan(key);
+                    return Joined::BecameScan(id);
                 }
-                return Joined::Alert(alert.id);
+                return Joined::Alert(id);
             }
         }
         let now = r.timestamp_ns;
@@ -395,6 +418,27 @@ impl Alerts {
             return Joined::Quiet;
         }
         Joined::New
+    }
+
+    /// A scan opened on its victim is about the scanner: the alert moves to
+    /// the first packet's source (unless that one has an alert of its own).
+    fn rekey_scan(&mut self, key: Key) {
+        let Key::Victim(victim) = key else { return };
+        let alert = &self.open[&key];
+        let scanner = if alert.dst == victim {
+            alert.src
+        } else {
+            alert.dst
+        };
+        let to = Key::Source(scanner);
+        if self.open.contains_key(&to) {
+            return;
+        }
+        let mut alert = self.open.remove(&key).expect("present");
+        alert.key = to;
+        // Peers and ports seen from the scanner: the victim, on its ports.
+        alert.peers = HashSet::from([victim]);
+        self.open.insert(to, alert);
     }
 
     /// Opens an alert for a packet [`join`](Self::join) said was new (or,
@@ -497,6 +541,13 @@ impl Alerts {
         }
     }
 
+    /// The reasons of the packet that made alert `id` a scan.
+    pub fn scan_reasons(&mut self, id: u64, reasons: Vec<Reason>) {
+        if let Some(a) = self.open.values_mut().find(|a| a.id == id) {
+            a.reasons = reasons;
+        }
+    }
+
     /// Whether alert `id`'s first reason already lies beyond the training
     /// range.
     pub fn is_novel(&self, id: u64) -> bool {
@@ -535,7 +586,7 @@ mod tests {
 
     fn report(a: &mut Alerts, r: &PacketRecord, kind: Kind) -> Option<u64> {
         match a.join(r, -0.2) {
-            Joined::Alert(id) => Some(id),
+            Joined::Alert(id) | Joined::BecameScan(id) => Some(id),
             Joined::Quiet => None,
             Joined::New => a
                 .open(Opening {
@@ -609,6 +660,34 @@ mod tests {
         }
         let alert = a.open_alerts().next().unwrap();
         assert_eq!((alert.kind, alert.ports()), (Kind::Scan, 20));
+        assert_eq!(a.by_kind.get("scan"), Some(&1));
+        assert_eq!(a.by_kind.get("flood towards a victim"), None);
+    }
+
+    #[test]
+    fn a_scan_opened_on_its_victim_moves_to_the_scanner_with_the_replies() {
+        let mut a = Alerts::new(AlertOptions::default());
+        // The first probe looks like new flows towards a victim.
+        let first = packet("203.0.113.9", "10.0.0.2", 1, 0);
+        assert_eq!(report(&mut a, &first, Kind::Flood), Some(1));
+        let mut became = 0;
+        for port in 2..40u16 {
+            let probe = packet("203.0.113.9", "10.0.0.2", port, port as u64);
+            if let Joined::BecameScan(1) = a.join(&probe, -0.2) {
+                became = port;
+            }
+            // The victim's RST from the probed port joins the same alert.
+            let mut reply = packet("10.0.0.2", "203.0.113.9", 40000, port as u64);
+            reply.src_port = port;
+            assert!(matches!(a.join(&reply, -0.2), Joined::Alert(1)));
+        }
+        assert!(became >= 16 && became < 20, "{became}");
+        let open: Vec<&Alert> = a.open_alerts().collect();
+        assert_eq!(open.len(), 1);
+        let scan = open[0];
+        assert_eq!(scan.kind, Kind::Scan);
+        assert_eq!(scan.key, Key::Source("203.0.113.9".parse().unwrap()));
+        assert_eq!((scan.peers(), scan.ports(), scan.packets), (1, 39, 77));
         assert_eq!(a.by_kind.get("scan"), Some(&1));
         assert_eq!(a.by_kind.get("flood towards a victim"), None);
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use indicatif::HumanCount;
 use ml_sniffing_common::protocol;
 use serde_json::{json, Value};
 
@@ -112,7 +113,7 @@ pub fn stats_event(now_ns: u64, uptime: Duration, totals: Totals, alerts: &Alert
     })
 }
 
-/// The readable line of an alert event.
+/// The readable line of an alert event (counts with thousands separators).
 pub fn alert_line(a: &Alert, state: State) -> String {
     let mut line = format!(
         "ALERT #{} {}  {}  {}  {} -> {}  {}",
@@ -128,10 +129,10 @@ pub fn alert_line(a: &Alert, state: State) -> String {
         format_args!(
             "{} packets, {} bytes, {} peers, {} ports, peak score {:.4} (threshold {:.4}, more \
              anomalous than {:.2} % of the warm-up), model v{}",
-            a.packets,
-            a.bytes,
-            a.peers(),
-            a.ports(),
+            HumanCount(a.packets),
+            HumanCount(a.bytes),
+            HumanCount(a.peers() as u64),
+            HumanCount(a.ports() as u64),
             a.peak_score,
             a.threshold,
             a.percentile,

@@ -93,6 +93,8 @@ pub struct PcapOut {
 pub struct Totals {
     pub records: u64,
     pub scored: u64,
+    /// Scored after the warm-up window, where anomalies can be reported.
+    pub watched: u64,
     pub anomalies: u64,
 }
 
@@ -468,6 +470,12 @@ impl<'a> Monitor<'a> {
                     }
                     Some(id)
                 }
+                Joined::BecameScan(id) => {
+                    let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
+                    let (_, reasons) = explain(&detector, &row, novel.map(|(k, _)| k), record);
+                    self.alerts.scan_reasons(id, reasons);
+                    Some(id)
+                }
                 Joined::Quiet => None,
                 Joined::New => {
                     let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
@@ -517,6 +525,9 @@ impl<'a> Monitor<'a> {
             self.totals.anomalies += 1;
         }
         self.totals.scored += n as u64;
+        if report {
+            self.totals.watched += n as u64;
+        }
         self.batch.clear();
         Ok(())
     }
@@ -669,17 +680,15 @@ impl<'a> Monitor<'a> {
     pub fn summary(&self, elapsed: Duration, kernel: Option<&Counters>) -> String {
         let t = self.totals;
         let mut s = String::new();
-        let share = if t.scored == 0 {
-            0.0
-        } else {
-            100.0 * t.anomalies as f64 / t.scored as f64
-        };
+        let share = 100.0 * t.anomalies as f64 / t.watched.max(1) as f64;
         s.push_str(&format!(
-            "Summary: {} records in {:.1} s, {} scored, {} anomalies ({share:.1}%)",
+            "Summary: {} records in {:.1} s, {} scored, {} anomalies ({share:.2}% of the {} \
+             scored after the warm-up)",
             t.records,
             elapsed.as_secs_f64(),
             t.scored,
-            t.anomalies
+            t.anomalies,
+            t.watched
         ));
         match self.model_version() {
             Some(v) => s.push_str(&format!(", last model v{v}.\n")),
