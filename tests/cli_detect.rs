@@ -402,3 +402,124 @@ fn seed_sample_flags_five_rows_with_the_seed_columns() {
     );
     assert_eq!(&first[13], "20.189.173.8->192.168.1.79:tcp");
 }
+
+/// Ordinary request/response traffic of 20 clients for a minute, then one
+/// new address sending SYNs to 300 ports of a server within a second.
+fn scan_csv() -> String {
+    let mut s = String::from(
+        "timestamp,source_ip,destination_ip,protocol,length,source_port,destination_port,tcp_flags\n",
+    );
+    let t0 = 1_712_589_010.0;
+    for i in 0..10_000u32 {
+        let t = t0 + i as f64 * 0.006;
+        let client = i % 20;
+        let port = 40_000 + (i / 200) % 50;
+        if i % 2 == 0 {
+            s.push_str(&format!(
+                "{t:.6},10.0.0.{},10.0.0.53,udp,{},{port},53,0\n",
+                10 + client,
+                70 + i % 9
+            ));
+        } else {
+            s.push_str(&format!(
+                "{t:.6},10.0.0.53,10.0.0.{},udp,{},53,{port},0\n",
+                10 + client,
+                120 + i % 31
+            ));
+        }
+    }
+    for p in 0..300u32 {
+        let t = t0 + 60.5 + p as f64 * 0.003;
+        s.push_str(&format!(
+            "{t:.6},198.51.100.9,10.0.0.50,tcp,58,51000,{},2\n",
+            1 + p
+        ));
+    }
+    s
+}
+
+#[test]
+fn alerts_group_a_scan_into_one_alert_with_eve_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "scan.csv", scan_csv());
+    let eve = dir.path().join("eve.json");
+    let out = ml()
+        .arg("detect")
+        .arg(&input)
+        .args(["--top-n", "0", "--alerts", "--alert-rate", "0.01", "--eve"])
+        .arg(&eve)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    let opened: Vec<&str> = out.lines().filter(|l| l.contains(" opened ")).collect();
+    assert!(!opened.is_empty(), "{out}");
+    // Every alert is the scanner's (as its source, or its victim's).
+    for line in out.lines().filter(|l| l.starts_with("ALERT #")) {
+        assert!(
+            line.contains("198.51.100.9") || line.contains("victim 10.0.0.50"),
+            "an alert on ordinary traffic: {line}\n{out}"
+        );
+    }
+    assert!(
+        out.contains("closed  scan  source 198.51.100.9"),
+        "the scan alert closes as a scan of its source:\n{out}"
+    );
+    assert!(out.contains("    why: "), "reasons are given:\n{out}");
+    assert!(out.contains("Alerts: "), "{out}");
+
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every EVE line is JSON"))
+        .collect();
+    let alerts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "alert")
+        .collect();
+    assert!(!alerts.is_empty());
+    for a in &alerts {
+        for field in [
+            "timestamp",
+            "src_ip",
+            "dest_ip",
+            "proto",
+            "flow_id",
+            "community_id",
+        ] {
+            assert!(!a[field].is_null(), "{field} in {a}");
+        }
+        assert!(a["ml"]["score"].as_f64().unwrap() < a["ml"]["threshold"].as_f64().unwrap());
+        assert!(!a["ml"]["reasons"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(events.last().unwrap()["event_type"], "stats");
+}
+
+#[test]
+fn alerts_need_packet_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "scan.csv", scan_csv());
+    ml().arg("detect")
+        .arg(&input)
+        .args(["--alerts", "--features", "seed"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "--alerts needs the packet features",
+        ));
+    ml().arg("detect")
+        .arg(&input)
+        .args(["--alerts", "--alert-rate", "2"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--alert-rate must be above 0"));
+    ml().arg("detect")
+        .arg(&input)
+        .args(["--eve"])
+        .arg(&input)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is the file being read"));
+}

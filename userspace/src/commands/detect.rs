@@ -2,17 +2,27 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use comfy_table::{CellAlignment, Table as Display};
 
+use super::alert_args::AlertArgs;
 use super::{FeatureArgs, ForestArgs, HEADER_RULE_ONLY};
 use crate::features::encoding::FeaturePlan;
+use crate::features::records::RecordFeatures;
 use crate::features::{self, Engineered, Selection};
 use crate::io::{self, output::AtomicFile, Table};
 use crate::models::iforest::IsolationForest;
 use crate::models::model_file::SavedModel;
+use crate::models::Block;
+use crate::monitor::eve::EveFile;
+use crate::monitor::models::{alert_threshold, Detector};
+use crate::monitor::offline::OfflineAlerts;
+use crate::monitor::sinks::Sinks;
+use crate::monitor::summary::alerts_line;
 use crate::timings::Timings;
 use crate::{progress, pyfmt};
 
@@ -40,10 +50,30 @@ pub struct DetectArgs {
     /// --n-estimators, --max-samples and --random-state are then unused).
     #[arg(long, value_name = "FILE", conflicts_with = "feature_columns")]
     pub model: Option<PathBuf>,
+    /// Also report the packets beyond the alert threshold as alerts, the
+    /// way `run` does (opened, updated and closed lines with kind, counts
+    /// and reasons), in file order on the packets' own clock: a capture
+    /// triaged offline. The threshold is --alert-rate's quantile of this
+    /// input's scores (never above the contamination offset). Implied by
+    /// --eve.
+    #[arg(long, conflicts_with = "feature_columns")]
+    pub alerts: bool,
+    /// With --alerts: packets in this first stretch of the input's time are
+    /// scored but not reported. Nothing before the capture began is known,
+    /// so in its first seconds every host looks new to the behaviour
+    /// features (as `run` never reports its warm-up window).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub history: Duration,
+    #[command(flatten)]
+    pub alert: AlertArgs,
 }
 
 pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     let params = args.forest.params()?;
+    let alerts = args.alerts || args.alert.eve.is_some();
+    if alerts {
+        args.alert.check(Some(&args.input))?;
+    }
     let timings = Timings::start();
     let saved = args
         .model
@@ -92,6 +122,7 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
             (engineered, model, scores)
         }
     };
+    let raw = alerts.then(|| scores.clone());
     for s in scores.iter_mut() {
         *s -= model.offset;
     }
@@ -125,6 +156,81 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     )?;
     if let Some(path) = &args.save_model {
         writeln!(out, "Model saved to {}", path.display())?;
+    }
+    if let Some(raw) = raw {
+        report_alerts(&args, &table, &engineered, &model, &raw, out)?;
+    }
+    Ok(())
+}
+
+/// `--alerts`: the packets beyond the alert threshold grouped into alerts
+/// as `run` reports them, in file order on the packets' own clock.
+fn report_alerts(
+    detect: &DetectArgs,
+    table: &Table,
+    engineered: &Engineered,
+    model: &IsolationForest,
+    raw: &[f64],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let args = &detect.alert;
+    if engineered.packet_columns().is_none() {
+        bail!("--alerts needs packets (a capture or a CSV of packets) to group into alerts");
+    }
+    let features = RecordFeatures::for_model(engineered.matrix.names()).context(
+        "--alerts needs the packet features of `run` (--features default or packet): alerts \
+         name the behaviour of sources and victims",
+    )?;
+    let mut calibration = raw.to_vec();
+    let threshold = alert_threshold(&mut calibration, args.alert_rate).min(model.offset);
+    let detector = Detector {
+        model: Arc::new(model.clone()),
+        features,
+        version: 1,
+        threshold: Some(threshold),
+        calibration: Arc::new(calibration),
+    };
+    writeln!(
+        out,
+        "Alerts (threshold {:.6}: alert rate {} of these packets' scores):",
+        threshold - model.offset,
+        args.alert_rate
+    )?;
+    if args.alert_rate * (raw.len() as f64) < 1.0 {
+        writeln!(
+            out,
+            "(at an alert rate of {} the {} packets give less than one packet to report: only \
+             features beyond the model's training range alert; --alert-rate {:.0e} or more \
+             reports the most anomalous.)",
+            args.alert_rate,
+            raw.len(),
+            1.0 / raw.len().max(1) as f64
+        )?;
+    }
+    let mut sinks = Sinks::lines(&mut *out, false, false);
+    sinks.eve = args.eve.as_deref().map(EveFile::create).transpose()?;
+    let mut alerts = OfflineAlerts::new(detector, args.options(), sinks, detect.history);
+    let block = Block::of_matrix(&engineered.matrix, 0, table.len());
+    let mut result = Ok(());
+    engineered.for_each_record(table, |row, record| {
+        if result.is_ok() {
+            result = alerts.packet(record, block, row, raw[row]);
+        }
+    })?;
+    result?;
+    let (alerts, totals) = alerts.finish()?;
+    write!(out, "{}", alerts_line(&alerts, args.max_alerts_per_second))?;
+    let unreported = totals.records - totals.watched;
+    if unreported > 0 {
+        writeln!(
+            out,
+            "{unreported} packets in the first {} of the input scored but not reported \
+             (--history).",
+            humantime::format_duration(detect.history)
+        )?;
+    }
+    if let Some(path) = &args.eve {
+        writeln!(out, "EVE events appended to {}", path.display())?;
     }
     Ok(())
 }

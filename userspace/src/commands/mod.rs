@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments (whose doc comments are the
 //! `--help` text) and its `run` function.
 
+pub mod alert_args;
 pub mod classify;
 pub mod detect;
 pub mod engine_args;
@@ -66,5 +67,13 @@ impl ForestArgs {
         };
         params.check()?;
         Ok(params)
+    }
+}
+
+/// Whether two paths name the same existing file.
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }

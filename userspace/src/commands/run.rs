@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::alert_args::AlertArgs;
 use super::engine_args::EngineArgs;
 use super::ForestArgs;
 
@@ -18,7 +19,6 @@ use crate::capture::pcap::CaptureReader;
 use crate::capture::state::StateTables;
 use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
 use crate::capture::{programs, route};
-use crate::monitor::alerts::AlertOptions;
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
 use crate::monitor::{Monitor, MonitorOptions, PcapOut};
@@ -61,35 +61,8 @@ pub struct RunArgs {
     /// With --read, on the capture's own clock, and scoring waits for it.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub refit_every: Option<Duration>,
-    /// The share of ordinary packets that may alert: the alert threshold is
-    /// the score below which this share of packets fell among packets the
-    /// model did not train on (the last fifth of the warm-up window, or with
-    /// --model the whole window). A packet also alerts when one of its
-    /// features lies beyond the training range by more than that range's
-    /// width (and at least two doublings), where the forest cannot tell.
-    #[arg(long, default_value_t = 1e-4, value_name = "RATE")]
-    pub alert_rate: f64,
-    /// Alerts and periodic stats as Suricata EVE JSON lines, appended to
-    /// this file (as `--json` prints them on stdout).
-    #[arg(long, value_name = "FILE")]
-    pub eve: Option<PathBuf>,
-    /// An alert closes after this long without a reported packet (traffic
-    /// time); packets of the same victim or source within it join it.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub alert_idle: Duration,
-    /// Once an alert closed, its victim or source opens no new one for this
-    /// long (its packets are counted as suppressed).
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub suppress: Duration,
-    /// At most this many new alerts a second; the packets that would open
-    /// more are counted.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub max_alerts_per_second: u32,
-    /// Never alert on traffic from or to this network, on this port when
-    /// given (`10.0.0.0/8`, `192.0.2.7:53`, `[2001:db8::]/32:443`); repeat
-    /// for several.
-    #[arg(long, value_name = "CIDR[:PORT]")]
-    pub allow: Vec<crate::monitor::alerts::Allow>,
+    #[command(flatten)]
+    pub alert: AlertArgs,
     /// Packets scored together.
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
@@ -132,27 +105,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    if !(args.alert_rate > 0.0 && args.alert_rate < 1.0) {
-        bail!(
-            "--alert-rate must be above 0 and below 1 (e.g. 1e-4: one ordinary packet in 10,000)"
-        );
-    }
+    args.alert.check(args.read.as_deref())?;
     if args.model.is_none() && args.warmup < 2 {
         bail!("--warmup must be at least 2 packets to fit a model on");
-    }
-    if args.max_alerts_per_second == 0 {
-        bail!("--max-alerts-per-second must be at least 1");
-    }
-    if args.alert_idle.is_zero() {
-        bail!("--alert-idle must be longer than 0s");
-    }
-    if let Some(eve) = &args.eve {
-        if args.read.as_deref().is_some_and(|r| same_file(r, eve)) {
-            bail!(
-                "{} is the capture being read: choose another --eve file",
-                eve.display()
-            );
-        }
     }
     if args.packet_count == Some(0) {
         bail!("--packet-count must be at least 1");
@@ -167,7 +122,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         warmup: args.warmup,
         refit_every: args.refit_every,
         params,
-        alert_rate: args.alert_rate,
+        alert_rate: args.alert.alert_rate,
         batch: args.batch,
         output: args.output.clone(),
         json: args.json,
@@ -175,14 +130,8 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         sampling: args.sample,
         packet_count: args.packet_count,
         replay: args.read.is_some(),
-        alerts: AlertOptions {
-            idle: args.alert_idle,
-            update_every: AlertOptions::default().update_every,
-            suppress: args.suppress,
-            max_per_second: args.max_alerts_per_second,
-            allow: args.allow.clone(),
-        },
-        eve: args.eve.clone(),
+        alerts: args.alert.options(),
+        eve: args.alert.eve.clone(),
     };
     let json = args.json;
     match &args.read {
@@ -382,11 +331,4 @@ fn write_summary(out: &mut dyn Write, summary: &[u8], json: bool) -> Result<()> 
         out.write_all(summary)?;
     }
     Ok(())
-}
-
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }

@@ -76,6 +76,20 @@ impl Engineered {
         self.seed.as_ref().map(SeedContext::columns)
     }
 
+    /// Calls `each(row, record)` for every row of a packet table, in file
+    /// order, as [`table_records::for_each_record`] makes them (nothing for
+    /// other tables).
+    pub fn for_each_record(
+        &self,
+        table: &Table,
+        each: impl FnMut(usize, &ml_sniffing_common::record::PacketRecord),
+    ) -> Result<()> {
+        match &self.seed {
+            Some(seed) => table_records::for_each_record(table, seed.columns(), seed, each),
+            None => Ok(()),
+        }
+    }
+
     /// Output headers before the model's own columns (score, label...).
     pub fn output_headers(&self, table: &Table) -> Vec<String> {
         let mut headers = table.headers().to_vec();

@@ -292,7 +292,9 @@ impl RecordFeatures {
         }
         if !unknown.is_empty() {
             bail!(
-                "the model uses {} that live packets do not have ({}); live scoring needs a model                  fitted on packet features (`detect --features default --save-model`), whose                  features are: {}",
+                "the model uses {} that live packets do not have ({}); live scoring needs a model \
+                 fitted on packet features (`detect --features default --save-model`), whose \
+                 features are: {}",
                 if unknown.len() == 1 {
                     "a feature"
                 } else {
@@ -364,6 +366,24 @@ impl RecordFeatures {
                 ((p.bytes_out[i] as f64 + 1.0) / (p.bytes_back[i] as f64 + 1.0)).log2() as f32
             }
         }
+    }
+
+    /// These features followed by those of `other` not among them, and
+    /// where each of `other`'s features sits in that list.
+    pub fn union(&self, other: &RecordFeatures) -> (RecordFeatures, Vec<usize>) {
+        let mut fields = self.fields.clone();
+        let positions = other
+            .fields
+            .iter()
+            .map(|f| match fields.iter().position(|g| g == f) {
+                Some(p) => p,
+                None => {
+                    fields.push(*f);
+                    fields.len() - 1
+                }
+            })
+            .collect();
+        (RecordFeatures { fields }, positions)
     }
 
     /// The features of `records`, column after column, into `out`.

@@ -681,7 +681,7 @@ mod tests {
             reply.src_port = port;
             assert!(matches!(a.join(&reply, -0.2), Joined::Alert(1)));
         }
-        assert!(became >= 16 && became < 20, "{became}");
+        assert!((16..20).contains(&became), "{became}");
         let open: Vec<&Alert> = a.open_alerts().collect();
         assert_eq!(open.len(), 1);
         let scan = open[0];

@@ -128,7 +128,7 @@ pub fn alert_line(a: &Alert, state: State) -> String {
         utc_micros(a.last_ns),
         format_args!(
             "{} packets, {} bytes, {} peers, {} ports, peak score {:.4} (threshold {:.4}, more \
-             anomalous than {:.2} % of the warm-up), model v{}",
+             anomalous than {:.2} % of the calibration packets), model v{}",
             HumanCount(a.packets),
             HumanCount(a.bytes),
             HumanCount(a.peers() as u64),

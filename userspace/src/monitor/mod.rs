@@ -10,16 +10,19 @@
 //! model on the most recent records in the background and swaps it in
 //! without pausing capture.
 
+pub mod alerting;
 pub mod alerts;
+pub mod batch;
 pub mod community_id;
 pub mod eve;
 pub mod models;
+pub mod offline;
 pub mod output;
+pub mod sinks;
 pub mod status;
+pub mod summary;
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::IpAddr;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,17 +37,17 @@ use crate::capture::live::{CapturedFrame, Control, RecordSink};
 use crate::capture::pcap::writer::PcapNgWriter;
 use crate::features::records::RecordFeatures;
 use crate::models::iforest::IsolationForestParams;
-use crate::models::rforest::argmax_rows;
-use crate::models::Block;
 use crate::progress;
-use alerts::{AlertOptions, Alerts, Joined, Opening, State};
+use alerting::Alerter;
+use alerts::{AlertOptions, State};
+use batch::BatchFeatures;
 use eve::EveFile;
 use models::{Classifier, Detector, Recent, Refit};
 use output::{Anomaly, AnomalyCsv};
+use sinks::Sinks;
 use status::{Sampling, Status};
-
-/// Rows per piece when a batch is scored on several threads.
-const SCORE_SPLIT: usize = 256;
+use summary::Tally;
+pub use summary::Totals;
 
 /// How the monitor runs.
 #[derive(Debug, Clone)]
@@ -88,16 +91,10 @@ pub struct PcapOut {
     pub anomalies_only: bool,
 }
 
-/// Running totals.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Totals {
-    pub records: u64,
-    pub scored: u64,
-    /// Scored after the warm-up window, where anomalies can be reported.
-    pub watched: u64,
-    pub anomalies: u64,
-}
-
+/// The live path as stages: records are batched (after the warm-up
+/// window that fits the model), their features computed once per batch,
+/// scored (and classified), reported packets grouped into alerts, and the
+/// results written to the sinks; a status line and a summary report on it.
 pub struct Monitor<'a> {
     options: MonitorOptions,
     /// None until the warm-up model is fitted.
@@ -108,9 +105,7 @@ pub struct Monitor<'a> {
     warmup: Vec<PacketRecord>,
     warmup_bar: Option<indicatif::ProgressBar>,
     batch: Vec<PacketRecord>,
-    /// The batch's detector features, column-major; the classifier's.
-    scratch: Vec<f32>,
-    class_scratch: Vec<f32>,
+    features: BatchFeatures,
     scores: Vec<f64>,
     proba: Vec<f64>,
     recent: Recent,
@@ -120,19 +115,13 @@ pub struct Monitor<'a> {
     /// model in use was fitted (replays schedule refits on these).
     latest_ns: u64,
     last_fit_ns: u64,
-    csv: Option<AnomalyCsv>,
-    out: &'a mut dyn Write,
+    alerter: Alerter,
+    sinks: Sinks<'a>,
     status: Status,
-    totals: Totals,
-    /// Anomalies per source address.
-    talkers: HashMap<IpAddr, u64>,
-    alerts: Alerts,
-    eve: Option<EveFile>,
+    tally: Tally,
     /// Traffic time of the last `stats` event, and when the monitor began.
     last_stats_ns: u64,
     started: Instant,
-    classes: Vec<u64>,
-    pcap: Option<PcapOut>,
     /// With `--pcap-anomalies`: the frames of the records not scored yet,
     /// in the same order (warm-up records, then the batch), and where the
     /// batch being scored starts among them.
@@ -180,33 +169,35 @@ impl<'a> Monitor<'a> {
             bar
         });
         let classes = classifier.as_ref().map_or(0, |c| c.model.n_classes());
+        let eve = match &options.eve {
+            Some(path) => Some(EveFile::create(path)?),
+            None => None,
+        };
         Ok(Monitor {
             status: Status::new(options.sampling),
             recent: Recent::new(fit_features.len(), recent_rows),
             batch: Vec::with_capacity(options.batch),
             warmup: Vec::new(),
             warmup_bar,
-            scratch: Vec::new(),
-            class_scratch: Vec::new(),
+            features: BatchFeatures::new(&fit_features, classifier.as_ref().map(|c| &c.features)),
             scores: Vec::new(),
             proba: Vec::new(),
             refit: None,
             last_fit: Instant::now(),
             latest_ns: 0,
             last_fit_ns: 0,
-            csv,
-            out,
-            totals: Totals::default(),
-            talkers: HashMap::new(),
-            alerts: Alerts::new(options.alerts.clone()),
-            eve: match &options.eve {
-                Some(path) => Some(EveFile::create(path)?),
-                None => None,
+            alerter: Alerter::new(options.alerts.clone()),
+            sinks: Sinks {
+                out,
+                json: options.json,
+                quiet: options.quiet,
+                eve,
+                csv,
+                pcap: None,
             },
+            tally: Tally::new(classes),
             last_stats_ns: 0,
             started: Instant::now(),
-            classes: vec![0; classes],
-            pcap: None,
             stash: FrameStash::new(),
             stash_offset: 0,
             detector,
@@ -219,23 +210,23 @@ impl<'a> Monitor<'a> {
     /// Writes frames to `pcap` from now on (AF_XDP mode only: the record
     /// path never sees frames).
     pub fn write_frames(&mut self, pcap: PcapOut) {
-        self.pcap = Some(pcap);
+        self.sinks.pcap = Some(pcap);
     }
 
     /// The pcapng writer, to finish the file after the capture.
     pub fn take_pcap(&mut self) -> Option<PcapOut> {
-        self.pcap.take()
+        self.sinks.pcap.take()
     }
 
     /// A whole frame, just before its record (AF_XDP mode).
     fn on_frame(&mut self, frame: &CapturedFrame) -> Result<()> {
-        let Some(pcap) = &mut self.pcap else {
+        let Some(pcap) = &mut self.sinks.pcap else {
             return Ok(());
         };
         if self
             .options
             .packet_count
-            .is_some_and(|n| self.totals.records >= n)
+            .is_some_and(|n| self.tally.totals.records >= n)
         {
             return Ok(());
         }
@@ -250,7 +241,7 @@ impl<'a> Monitor<'a> {
     }
 
     pub fn totals(&self) -> Totals {
-        self.totals
+        self.tally.totals
     }
 
     pub fn model_version(&self) -> Option<u32> {
@@ -263,14 +254,14 @@ impl<'a> Monitor<'a> {
         if self
             .options
             .packet_count
-            .is_some_and(|n| self.totals.records >= n)
+            .is_some_and(|n| self.tally.totals.records >= n)
         {
             return Ok(ControlFlow::Break(()));
         }
         let mut record = *record;
         record.timestamp_ns = epoch_ns;
         self.latest_ns = self.latest_ns.max(epoch_ns);
-        self.totals.records += 1;
+        self.tally.totals.records += 1;
         if !self.calibrated() {
             self.warmup.push(record);
             if let Some(bar) = &self.warmup_bar {
@@ -289,7 +280,7 @@ impl<'a> Monitor<'a> {
             if self
                 .options
                 .packet_count
-                .is_some_and(|n| self.totals.records >= n)
+                .is_some_and(|n| self.tally.totals.records >= n)
             {
                 ControlFlow::Break(())
             } else {
@@ -393,140 +384,58 @@ impl<'a> Monitor<'a> {
         if n == 0 {
             return Ok(());
         }
-        let f = detector.features.len();
-        detector
-            .features
-            .fill_columns(&self.batch, &mut self.scratch);
-        self.scores.resize(n, 0.0);
-        let block = Block::contiguous(&self.scratch, n, f);
-        if n >= 2 * SCORE_SPLIT {
-            // Scoring dominates a record's cost: spread large batches over
-            // the cores (rayon's pool; this thread takes part).
-            use rayon::prelude::*;
-            self.scores
-                .par_chunks_mut(SCORE_SPLIT)
-                .enumerate()
-                .for_each(|(i, chunk)| {
-                    let start = i * SCORE_SPLIT;
-                    detector
-                        .model
-                        .score_block(block.rows(start, start + chunk.len()), chunk);
-                });
-        } else {
-            detector.model.score_block(block, &mut self.scores);
-        }
-        let offset = detector.model.offset;
+        self.features.fill(&self.batch);
+        let block = self.features.detector();
+        detector.score(block, &mut self.scores);
         if self.options.refit_every.is_some() {
             for row in 0..n {
                 self.recent
-                    .push((0..f).map(|feature| self.scratch[feature * n + row]));
+                    .push((0..block.n_features()).map(|f| block.get(f, row)));
             }
         }
-        let mut predicted: Vec<u32> = Vec::new();
-        if let Some(classifier) = &self.classifier {
-            let c = classifier.model.n_classes();
-            classifier
-                .features
-                .fill_columns(&self.batch, &mut self.class_scratch);
-            self.proba.resize(n * c, 0.0);
-            classifier.model.predict_proba_block(
-                Block::contiguous(&self.class_scratch, n, classifier.features.len()),
-                &mut self.proba,
-            );
-            predicted = argmax_rows(&self.proba, c);
-            for &class in &predicted {
-                self.classes[class as usize] += 1;
+        let predicted = match (&self.classifier, self.features.classifier()) {
+            (Some(classifier), Some(features)) => {
+                let predicted = classifier.classify(features, &mut self.proba);
+                for &class in &predicted {
+                    self.tally.classes[class as usize] += 1;
+                }
+                predicted
             }
+            _ => Vec::new(),
+        };
+        self.tally.totals.scored += n as u64;
+        if !report {
+            self.batch.clear();
+            return Ok(());
         }
-        let baseline = &detector.model.baseline;
-        for (i, (record, &raw)) in self.batch.iter().zip(&self.scores).enumerate() {
-            let score = raw - offset;
-            // Beyond the training range, where the forest cannot tell.
-            let novel = baseline.most_novel((0..f).map(|feature| self.scratch[feature * n + i]));
-            if !report || (raw >= threshold && novel.is_none()) {
+        self.tally.totals.watched += n as u64;
+        for (i, record) in self.batch.iter().enumerate() {
+            let raw = self.scores[i];
+            let Some(reported) = self
+                .alerter
+                .packet(&detector, threshold, record, block, i, raw)
+            else {
                 continue;
+            };
+            if let Some(alert) = &reported.opened {
+                self.sinks
+                    .alert(alert, State::Opened, record.timestamp_ns)?;
             }
-            let reason = novel.map(|(feature, _)| {
-                let b = &baseline.features[feature];
-                format!(
-                    "{} {:.2} beyond training ({:.2} to {:.2})",
-                    detector.features.names()[feature],
-                    self.scratch[feature * n + i],
-                    b.min,
-                    b.max
-                )
-            });
             let class = self.classifier.as_ref().map(|c| {
                 let k = predicted[i] as usize;
                 let p = self.proba[i * c.model.n_classes() + k];
                 (c.model.classes[k].as_str(), p)
             });
-            let alert_id = match self.alerts.join(record, score) {
-                Joined::Alert(id) => {
-                    if let Some((k, _)) = novel.filter(|_| !self.alerts.is_novel(id)) {
-                        let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
-                        let (kind, reasons) = explain(&detector, &row, Some(k), record);
-                        self.alerts.revise(id, kind, reasons);
-                    }
-                    Some(id)
-                }
-                Joined::BecameScan(id) => {
-                    let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
-                    let (_, reasons) = explain(&detector, &row, novel.map(|(k, _)| k), record);
-                    self.alerts.scan_reasons(id, reasons);
-                    Some(id)
-                }
-                Joined::Quiet => None,
-                Joined::New => {
-                    let row: Vec<f32> = (0..f).map(|k| self.scratch[k * n + i]).collect();
-                    let (kind, reasons) = explain(&detector, &row, novel.map(|(k, _)| k), record);
-                    let opened = self.alerts.open(Opening {
-                        record,
-                        kind,
-                        reasons,
-                        score,
-                        threshold: threshold - offset,
-                        percentile: percentile(&detector.calibration, raw),
-                        model_version: detector.version,
-                    });
-                    match opened {
-                        Some(alert) => {
-                            emit(
-                                &mut *self.out,
-                                &mut self.eve,
-                                (self.options.json, self.options.quiet),
-                                alert,
-                                State::Opened,
-                                record.timestamp_ns,
-                            )?;
-                            Some(alert.id)
-                        }
-                        None => None,
-                    }
-                }
-            };
             let anomaly = Anomaly {
                 record,
-                score,
+                score: raw - detector.model.offset,
                 model_version: detector.version,
                 class,
-                reason,
-                alert_id,
+                reason: reported.reason,
+                alert_id: reported.alert_id,
             };
-            if let Some(csv) = &mut self.csv {
-                csv.write(&anomaly)?;
-            }
-            if let (Some(pcap), Some((ts, data))) = (&mut self.pcap, self.stash.get(frames + i)) {
-                pcap.writer
-                    .write(ts, data)
-                    .with_context(|| format!("cannot write {}", pcap.path.display()))?;
-            }
-            *self.talkers.entry(record.source()).or_default() += 1;
-            self.totals.anomalies += 1;
-        }
-        self.totals.scored += n as u64;
-        if report {
-            self.totals.watched += n as u64;
+            self.sinks.anomaly(&anomaly, self.stash.get(frames + i))?;
+            self.tally.anomaly(record.source());
         }
         self.batch.clear();
         Ok(())
@@ -537,21 +446,12 @@ impl<'a> Monitor<'a> {
     /// back-pressure (`kernel` is there for live captures).
     pub fn on_tick(&mut self, kernel: Option<&mut Control>) -> Result<()> {
         self.score_batch()?;
-        if let Some(csv) = &mut self.csv {
-            csv.flush()?;
-        }
-        if let Some(pcap) = &mut self.pcap {
-            pcap.writer
-                .get_mut()
-                .flush()
-                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
-        }
         self.tick_alerts()?;
-        self.out.flush()?;
+        self.sinks.flush()?;
         self.manage_refit()?;
         let version = self.model_version();
         self.status
-            .tick(kernel, self.totals, version, self.warmup.len())?;
+            .tick(kernel, self.tally.totals, version, self.warmup.len())?;
         Ok(())
     }
 
@@ -559,30 +459,26 @@ impl<'a> Monitor<'a> {
     /// `stats` event every [`eve::STATS_EVERY`].
     fn tick_alerts(&mut self) -> Result<()> {
         let now = self.latest_ns;
-        let style = (self.options.json, self.options.quiet);
         let mut updated = Vec::new();
-        let closed = self.alerts.tick(now, |a| updated.push(a.clone()));
+        let closed = self.alerter.alerts.tick(now, |a| updated.push(a.clone()));
         for a in &updated {
-            emit(&mut *self.out, &mut self.eve, style, a, State::Updated, now)?;
+            self.sinks.alert(a, State::Updated, now)?;
         }
         for a in &closed {
-            emit(&mut *self.out, &mut self.eve, style, a, State::Closed, now)?;
+            self.sinks.alert(a, State::Closed, now)?;
         }
         if now.saturating_sub(self.last_stats_ns) >= eve::STATS_EVERY.as_nanos() as u64 {
             self.last_stats_ns = now;
-            if let Some(file) = &mut self.eve {
-                file.write(&eve::stats_event(
-                    now,
-                    self.started.elapsed(),
-                    self.totals,
-                    &self.alerts,
-                ))?;
-            }
-        }
-        if let Some(file) = &mut self.eve {
-            file.flush()?;
+            self.write_stats()?;
         }
         Ok(())
+    }
+
+    fn write_stats(&mut self) -> Result<()> {
+        let (now, uptime, totals) = (self.latest_ns, self.started.elapsed(), self.tally.totals);
+        let alerts = &self.alerter.alerts;
+        self.sinks
+            .stats(|| eve::stats_event(now, uptime, totals, alerts))
     }
 
     fn manage_refit(&mut self) -> Result<()> {
@@ -646,115 +542,30 @@ impl<'a> Monitor<'a> {
             bar.finish_and_clear();
         }
         self.score_batch()?;
-        let style = (self.options.json, self.options.quiet);
-        for a in self.alerts.close_all() {
-            emit(
-                &mut *self.out,
-                &mut self.eve,
-                style,
-                &a,
-                State::Closed,
-                self.latest_ns,
-            )?;
+        for a in self.alerter.alerts.close_all() {
+            self.sinks.alert(&a, State::Closed, self.latest_ns)?;
         }
-        if let Some(file) = &mut self.eve {
-            file.write(&eve::stats_event(
-                self.latest_ns,
-                self.started.elapsed(),
-                self.totals,
-                &self.alerts,
-            ))?;
-            file.flush()?;
-        }
+        self.write_stats()?;
         if let Some(refit) = self.refit.take() {
             drop(refit);
         }
-        if let Some(csv) = &mut self.csv {
-            csv.flush()?;
-        }
-        self.out.flush()?;
-        Ok(())
+        self.sinks.flush()
     }
 
-    /// The end-of-run summary: totals, kernel counts, top talkers.
+    /// The end-of-run summary: totals, kernel counts, alerts, top talkers.
     pub fn summary(&self, elapsed: Duration, kernel: Option<&Counters>) -> String {
-        let t = self.totals;
-        let mut s = String::new();
-        let share = 100.0 * t.anomalies as f64 / t.watched.max(1) as f64;
-        s.push_str(&format!(
-            "Summary: {} records in {:.1} s, {} scored, {} anomalies ({share:.2}% of the {} \
-             scored after the warm-up)",
-            t.records,
-            elapsed.as_secs_f64(),
-            t.scored,
-            t.anomalies,
-            t.watched
-        ));
-        match self.model_version() {
-            Some(v) => s.push_str(&format!(", last model v{v}.\n")),
-            None => s.push_str(", no model (nothing was scored).\n"),
-        }
-        if let Some(k) = kernel {
-            s.push_str(&format!(
-                "Kernel: {} packets seen, {} records emitted, {} dropped (ring buffer full), {} \
-                 sampled out, {} unparsed, {} not IP, {} filtered.\n",
-                k.seen, k.emitted, k.ring_full, k.sampled_out, k.unparsed, k.not_ip, k.filtered
-            ));
-        }
-        let q = self.alerts.quieted;
-        let mut kinds: Vec<(&&str, &u64)> = self.alerts.by_kind.iter().collect();
-        kinds.sort();
-        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
-        s.push_str(&format!(
-            "Alerts: {} opened{}; packets kept out: {} allowed, {} suppressed after an alert \
-             closed, {} past the cap of {} new alerts a second ({} alerts not opened).\n",
-            self.alerts.opened,
-            if kinds.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", kinds.join(", "))
+        summary::summary(
+            &self.tally,
+            summary::Context {
+                elapsed,
+                model_version: self.model_version(),
+                kernel,
+                alerts: &self.alerter.alerts,
+                max_alerts_per_second: self.options.alerts.max_per_second,
+                csv: self.sinks.csv.as_ref(),
+                classifier: self.classifier.as_ref().map(|c| &c.model),
             },
-            q.allowed,
-            q.suppressed,
-            q.capped_packets,
-            self.options.alerts.max_per_second,
-            q.capped_alerts
-        ));
-        if let Some(csv) = &self.csv {
-            s.push_str(&format!(
-                "Anomalies written to {} ({} rows).\n",
-                csv.path().display(),
-                csv.rows()
-            ));
-        }
-        if let Some(c) = &self.classifier {
-            let counts: Vec<String> = c
-                .model
-                .classes
-                .iter()
-                .zip(&self.classes)
-                .map(|(name, n)| format!("{name}: {n}"))
-                .collect();
-            s.push_str(&format!("Classes: {}.\n", counts.join(", ")));
-        }
-        let mut talkers: Vec<(&IpAddr, &u64)> = self.talkers.iter().collect();
-        talkers.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        if !talkers.is_empty() {
-            s.push_str("Top talkers among the anomalies:\n");
-            let mut table = comfy_table::Table::new();
-            table.load_preset(crate::commands::HEADER_RULE_ONLY);
-            table.set_header(["source", "anomalies", "share"]);
-            for (addr, n) in talkers.iter().take(10) {
-                table.add_row([
-                    addr.to_string(),
-                    n.to_string(),
-                    format!("{:.1}%", 100.0 * **n as f64 / t.anomalies.max(1) as f64),
-                ]);
-            }
-            s.push_str(&table.to_string());
-            s.push('\n');
-        }
-        s
+        )
     }
 }
 
@@ -782,116 +593,5 @@ impl RecordSink for Monitor<'_> {
 
     fn tick(&mut self, control: &mut Control) -> Result<()> {
         self.on_tick(Some(control))
-    }
-}
-
-/// Writes an alert event: a readable line (or an EVE line with `--json`)
-/// on stdout unless quiet, and an EVE line to `--eve`.
-fn emit(
-    out: &mut dyn Write,
-    eve: &mut Option<EveFile>,
-    (json, quiet): (bool, bool),
-    alert: &alerts::Alert,
-    state: State,
-    now_ns: u64,
-) -> Result<()> {
-    if json || eve.is_some() {
-        let event = eve::alert_event(alert, state, now_ns);
-        if json {
-            writeln!(out, "{event}")?;
-        }
-        if let Some(file) = eve {
-            file.write(&event)?;
-        }
-    }
-    if !json && !quiet {
-        writeln!(out, "{}", eve::alert_line(alert, state))?;
-    }
-    Ok(())
-}
-
-/// The share (in %) of the calibration scores above `raw`: how much more
-/// anomalous than ordinary traffic a score is.
-fn percentile(sorted: &[f64], raw: f64) -> f64 {
-    if sorted.is_empty() {
-        return 100.0;
-    }
-    let below_or_equal = sorted.partition_point(|&s| s <= raw);
-    100.0 * (sorted.len() - below_or_equal) as f64 / sorted.len() as f64
-}
-
-/// What an alert of a packet with features `row` is: its kind, named from
-/// the first reason whose value is above the training's 99th percentile
-/// (a rate, a fan-out, a byte ratio higher than normal; else "unusual"),
-/// and its reasons.
-fn explain(
-    detector: &Detector,
-    row: &[f32],
-    novel: Option<usize>,
-    record: &PacketRecord,
-) -> (alerts::Kind, Vec<alerts::Reason>) {
-    let reasons = reasons(detector, row, novel);
-    let ratio = detector
-        .features
-        .names()
-        .iter()
-        .position(|n| n == "pair_byte_ratio_1s")
-        .map(|k| row[k]);
-    let kind = reasons
-        .iter()
-        .find(|r| r.value > r.p99)
-        .map_or(alerts::Kind::Unusual, |r| {
-            alerts::Kind::of(&r.feature, ratio, record.frame_len)
-        });
-    (kind, reasons)
-}
-
-/// The three features that isolated `row` most (a feature beyond the
-/// training range first), with the value and the training baseline.
-fn reasons(detector: &Detector, row: &[f32], novel: Option<usize>) -> Vec<alerts::Reason> {
-    let names = detector.features.names();
-    let baseline = &detector.model.baseline;
-    let weights = detector.model.forest.attribution(row);
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| weights[b].total_cmp(&weights[a]).then(a.cmp(&b)));
-    if let Some(k) = novel {
-        order.retain(|&f| f != k);
-        order.insert(0, k);
-    }
-    order
-        .into_iter()
-        .take(3)
-        .map(|f| {
-            let name = &names[f];
-            let (label, value) = crate::features::records::describe(name, row[f]);
-            let (median, p99) = baseline.features.get(f).map_or((f64::NAN, f64::NAN), |b| {
-                (
-                    crate::features::records::describe(name, b.median).1,
-                    crate::features::records::describe(name, b.p99).1,
-                )
-            });
-            alerts::Reason {
-                feature: name.clone(),
-                novel: novel == Some(f),
-                text: format!(
-                    "{label}: {} (normal {} to {})",
-                    round(value),
-                    round(median),
-                    round(p99)
-                ),
-                value,
-                median,
-                p99,
-            }
-        })
-        .collect()
-}
-
-/// A value as reasons show it: whole above 10, else two decimals.
-fn round(v: f64) -> String {
-    if v.abs() >= 10.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
     }
 }

@@ -14,7 +14,8 @@ use crate::features::records::RecordFeatures;
 use crate::features::{FeatureMatrix, FeatureSet};
 use crate::models::iforest::{IsolationForest, IsolationForestParams};
 use crate::models::model_file::SavedModel;
-use crate::models::rforest::RandomForest;
+use crate::models::rforest::{argmax_rows, RandomForest};
+use crate::models::Block;
 
 /// The anomaly model in use, and its version (1 for the first; each refit
 /// or swap adds one).
@@ -81,10 +82,46 @@ pub fn fit_calibrated(
     Ok((model, threshold, scores))
 }
 
+/// Rows per piece when a batch is scored on several threads.
+const SCORE_SPLIT: usize = 256;
+
+impl Detector {
+    /// The `score_samples` of every row of `block`, into `scores`.
+    pub fn score(&self, block: Block, scores: &mut Vec<f64>) {
+        scores.resize(block.len(), 0.0);
+        if block.len() >= 2 * SCORE_SPLIT {
+            // Scoring dominates a record's cost: spread large batches over
+            // the cores (rayon's pool; this thread takes part).
+            use rayon::prelude::*;
+            scores
+                .par_chunks_mut(SCORE_SPLIT)
+                .enumerate()
+                .for_each(|(i, chunk)| {
+                    let start = i * SCORE_SPLIT;
+                    self.model
+                        .score_block(block.rows(start, start + chunk.len()), chunk);
+                });
+        } else {
+            self.model.score_block(block, scores);
+        }
+    }
+}
+
 /// A classifier saved by `classify --save-model` on packet features.
 pub struct Classifier {
     pub model: RandomForest,
     pub features: RecordFeatures,
+}
+
+impl Classifier {
+    /// The class of every row of `block`; `proba` gets each row's class
+    /// probabilities.
+    pub fn classify(&self, block: Block, proba: &mut Vec<f64>) -> Vec<u32> {
+        let c = self.model.n_classes();
+        proba.resize(block.len() * c, 0.0);
+        self.model.predict_proba_block(block, proba);
+        argmax_rows(proba, c)
+    }
 }
 
 /// The packet features a saved model reads, if it was fitted on a
