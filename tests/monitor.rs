@@ -537,6 +537,89 @@ mod privileged {
         lab.assert_detached();
     }
 
+    /// Ordinary traffic of four clients to one server: during the warm-up
+    /// each cycles through 8 source ports; afterwards (`i` from
+    /// `CLIENTS_WARM`) each takes new source ports, every one used longer
+    /// than the last, as long-lived clients do.
+    fn client_frame(i: usize) -> Vec<u8> {
+        let client = i % 4;
+        let port = if i < CLIENTS_WARM {
+            40000 + (i / 4 % 8) as u16
+        } else {
+            // Flow k of a client lasts k packets: ever longer flows.
+            let n = (i - CLIENTS_WARM) / 4;
+            let k = ((((8 * n + 1) as f64).sqrt() - 1.0) / 2.0) as u16;
+            41000 + k
+        };
+        FrameSpec::new(
+            ip(&format!("10.20.0.{}", 2 + client)),
+            ip("10.20.0.1"),
+            Transport::Udp { src: port, dst: 53 },
+        )
+        .payload(40 + i % 20)
+        .build()
+    }
+
+    const CLIENTS_WARM: usize = 800;
+    const CLIENTS_AFTER: usize = 1600;
+
+    /// Sends frames at a steady pace (about 10,000 a second at most).
+    fn send_paced(sock: &RawSocket, frames: impl Iterator<Item = Vec<u8>>) {
+        for (i, frame) in frames.enumerate() {
+            sock.send(&frame).unwrap();
+            if i % 20 == 19 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
+    /// With its defaults (but a short warm-up), the live monitor opens one
+    /// alert, for the scan, and none for the clients that keep sending
+    /// after the warm-up from new source ports in ever longer flows.
+    #[test]
+    fn live_alerts_name_the_scan_and_not_the_clients() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "--iface", lab.iface(), "--warmup", "600"]);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        send_paced(&sock, (0..CLIENTS_WARM + CLIENTS_AFTER).map(client_frame));
+        send_paced(&sock, (1..=SCAN).map(scan_frame));
+        std::thread::sleep(Duration::from_millis(1500));
+        child.signal(libc::SIGINT).unwrap();
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let total = CLIENTS_WARM + CLIENTS_AFTER + SCAN as usize;
+        assert!(
+            stdout.contains(&format!("Summary: {total} records")),
+            "every packet reached the monitor: {}",
+            describe(&output)
+        );
+        let opened: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.starts_with("ALERT #") && l.contains(" opened "))
+            .collect();
+        assert_eq!(opened.len(), 1, "one alert, for the scan:\n{stdout}");
+        // Opened on the scanner, or on the server its first probes reach as
+        // new flows towards a victim; closed as the scanner's scan.
+        assert!(
+            opened[0].contains(&format!("  source {SCANNER}  "))
+                || opened[0].contains("  victim 10.20.0.1  "),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("closed  scan  source {SCANNER}")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("Alerts: 1 opened (1 scan)"), "{stdout}");
+        lab.assert_detached();
+    }
+
     /// AF_XDP mode: the frames of the packets scored as anomalies go to a
     /// pcapng file, byte for byte, and nothing stays attached.
     #[test]

@@ -525,7 +525,7 @@ impl Alerts {
     /// A later packet of alert `id` lay beyond the training range while the
     /// alert's reasons did not: it says better what the alert is.
     pub fn revise(&mut self, id: u64, kind: Kind, reasons: Vec<Reason>) {
-        if let Some(a) = self.open.values_mut().find(|a| a.id == id) {
+        if let Some((&key, a)) = self.open.iter_mut().find(|(_, a)| a.id == id) {
             if !a.reasons.first().is_some_and(|r| r.novel) {
                 let old = a.kind.name();
                 if let Some(n) = self.by_kind.get_mut(old) {
@@ -537,6 +537,9 @@ impl Alerts {
                 *self.by_kind.entry(kind.name()).or_default() += 1;
                 a.kind = kind;
                 a.reasons = reasons;
+                if kind == Kind::Scan {
+                    self.rekey_scan(key);
+                }
             }
         }
     }
@@ -690,6 +693,34 @@ mod tests {
         assert_eq!((scan.peers(), scan.ports(), scan.packets), (1, 39, 77));
         assert_eq!(a.by_kind.get("scan"), Some(&1));
         assert_eq!(a.by_kind.get("flood towards a victim"), None);
+    }
+
+    /// A later packet beyond the training range names a victim's alert a
+    /// scan before it reaches 16 ports: it moves to the scanner all the same.
+    #[test]
+    fn a_victim_alert_revised_to_a_scan_moves_to_the_scanner() {
+        let mut a = Alerts::new(AlertOptions::default());
+        let first = packet("203.0.113.9", "10.0.0.2", 1, 0);
+        assert_eq!(report(&mut a, &first, Kind::Flood), Some(1));
+        let probe = packet("203.0.113.9", "10.0.0.2", 2, 1);
+        assert!(matches!(a.join(&probe, -0.2), Joined::Alert(1)));
+        let novel = Reason {
+            feature: "src_ports".into(),
+            novel: true,
+            text: String::new(),
+            value: 40.0,
+            median: 1.0,
+            p99: 3.0,
+        };
+        a.revise(1, Kind::Scan, vec![novel]);
+        let scan = a.open_alerts().next().unwrap();
+        assert_eq!(scan.kind, Kind::Scan);
+        assert_eq!(scan.key, Key::Source("203.0.113.9".parse().unwrap()));
+        assert_eq!((scan.peers(), scan.ports(), scan.packets), (1, 2, 2));
+        assert_eq!(a.by_kind.get("scan"), Some(&1));
+        // Its next probe joins it under the scanner.
+        let probe = packet("203.0.113.9", "10.0.0.2", 3, 2);
+        assert!(matches!(a.join(&probe, -0.2), Joined::Alert(1)));
     }
 
     #[test]
