@@ -303,7 +303,7 @@ fn bad_inputs_each_give_one_clear_error() {
             "--n-estimators",
             "0",
         ],
-        "--n-estimators must be at least 1",
+        "--n-estimators must be from 1 to 10000",
     );
     let packets = write(
         d,

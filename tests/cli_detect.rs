@@ -325,7 +325,10 @@ fn bad_options_are_refused_before_reading() {
         .arg(&input)
         .assert()
         .code(1)
-        .stderr("Error: --n-estimators must be at least 1\n");
+        .stderr(
+            "Error: --n-estimators must be from 1 to 10000 (more trees change the scores by \
+             less than their noise and cost memory), got 0\n",
+        );
     ml().args(["detect", "--feature-columns", "nope"])
         .arg(&input)
         .assert()
@@ -521,5 +524,5 @@ fn alerts_need_packet_features() {
         .arg(&input)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("is the file being read"));
+        .stderr(predicate::str::contains("choose another --eve file"));
 }

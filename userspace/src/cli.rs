@@ -56,8 +56,13 @@ pub fn main() -> ExitCode {
     let result = result.and_then(|()| out.flush().map_err(Into::into));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`| head`) is the reader's choice, not our failure.
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not our failure:
+        // end as the Unix tools do, by SIGPIPE (status 141 in the shell),
+        // now that every guard has cleaned up.
+        Err(e) if is_broken_pipe(&e) => {
+            die_of_sigpipe();
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::from(1)
@@ -65,7 +70,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+/// Restores SIGPIPE's default action (Rust ignores it) and raises it.
+fn die_of_sigpipe() {
+    // SAFETY: signal() and raise() take no pointers; nothing else changes
+    // signal dispositions at this point of main.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
+    }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader went away.
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)

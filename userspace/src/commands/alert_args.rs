@@ -1,6 +1,6 @@
 //! The alert options `run` and `detect --alerts` share.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
@@ -43,9 +43,8 @@ pub struct AlertArgs {
 }
 
 impl AlertArgs {
-    /// Checks the values; `input` is the file being read, which the EVE
-    /// file must not be.
-    pub fn check(&self, input: Option<&Path>) -> Result<()> {
+    /// Checks the values.
+    pub fn check(&self) -> Result<()> {
         if !(self.alert_rate > 0.0 && self.alert_rate < 1.0) {
             bail!(
                 "--alert-rate must be above 0 and below 1 (e.g. 1e-4: one ordinary packet in \
@@ -57,14 +56,6 @@ impl AlertArgs {
         }
         if self.alert_idle.is_zero() {
             bail!("--alert-idle must be longer than 0s");
-        }
-        if let (Some(eve), Some(input)) = (&self.eve, input) {
-            if super::same_file(input, eve) {
-                bail!(
-                    "{} is the file being read: choose another --eve file",
-                    eve.display()
-                );
-            }
         }
         Ok(())
     }

@@ -159,6 +159,11 @@ impl Labels {
 }
 
 pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
+    let inputs: Vec<&Path> = [Some(args.input.as_path()), args.test_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    super::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
     let params = RandomForestParams {
         n_estimators: args.n_estimators,
         criterion: args.criterion,

@@ -71,8 +71,15 @@ pub struct DetectArgs {
 pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     let params = args.forest.params()?;
     let alerts = args.alerts || args.alert.eve.is_some();
+    let inputs: Vec<&Path> = [Some(args.input.as_path()), args.model.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    super::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
+    super::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
+    super::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
     if alerts {
-        args.alert.check(Some(&args.input))?;
+        args.alert.check()?;
     }
     let timings = Timings::start();
     let saved = args

@@ -77,3 +77,27 @@ pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
         _ => false,
     }
 }
+
+/// Refuses to write `output` (the file of option `flag`) over one of
+/// `inputs`, itself or through a link: the input would be destroyed.
+pub(crate) fn refuse_overwrite(
+    output: Option<&std::path::Path>,
+    flag: &str,
+    inputs: &[&std::path::Path],
+) -> anyhow::Result<()> {
+    let Some(output) = output else {
+        return Ok(());
+    };
+    if let Some(input) = inputs.iter().find(|i| same_file(i, output)) {
+        anyhow::bail!(
+            "{} {}: choose another {flag} file (writing it would destroy the input)",
+            output.display(),
+            if input == &output {
+                "is also the input".to_string()
+            } else {
+                format!("is the same file as the input {}", input.display())
+            }
+        );
+    }
+    Ok(())
+}

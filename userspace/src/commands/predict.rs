@@ -27,6 +27,7 @@ pub struct PredictArgs {
 }
 
 pub fn run(args: PredictArgs, out: &mut dyn Write) -> Result<()> {
+    super::refuse_overwrite(Some(&args.output), "--output", &[&args.input, &args.model])?;
     let saved = SavedModel::load(&args.model)?;
     let table = io::load_table(&args.input)?;
     let data = saved.plan().apply(&table).with_context(|| {

@@ -100,12 +100,39 @@ pub struct RunArgs {
     pub forest: ForestArgs,
 }
 
+/// The largest `--batch` and `--warmup`.
+const MAX_BATCH: usize = 1 << 20;
+const MAX_WARMUP: usize = 10_000_000;
+
 pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     let params = args.forest.params()?;
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
+    if !(1..=MAX_BATCH).contains(&args.batch) {
+        bail!(
+            "--batch must be from 1 to {MAX_BATCH} packets (larger batches only delay the \
+             alerts), got {}",
+            args.batch
+        );
     }
-    args.alert.check(args.read.as_deref())?;
+    if args.warmup > MAX_WARMUP {
+        bail!(
+            "--warmup must be at most {MAX_WARMUP} packets (they are held in memory, {} bytes \
+             each, until the model is fitted), got {}",
+            std::mem::size_of::<ml_sniffing_common::record::PacketRecord>(),
+            args.warmup
+        );
+    }
+    if args.refit_every.is_some_and(|d| d.is_zero()) {
+        bail!("--refit-every must be longer than 0s (e.g. 10m)");
+    }
+    args.alert.check()?;
+    let inputs: Vec<&std::path::Path> = [args.read.as_deref(), args.model.as_deref()]
+        .into_iter()
+        .chain([args.classifier.as_deref()])
+        .flatten()
+        .collect();
+    super::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
+    super::refuse_overwrite(args.write_pcap.as_deref(), "--write-pcap", &inputs)?;
+    super::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
     if args.model.is_none() && args.warmup < 2 {
         bail!("--warmup must be at least 2 packets to fit a model on");
     }
@@ -191,8 +218,7 @@ fn live(
     }
     let pcap = match &args.write_pcap {
         Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
+            let file = crate::io::output::open_for_writing(path, false)?;
             let writer =
                 PcapNgWriter::new(std::io::BufWriter::with_capacity(1 << 20, file), &interface)
                     .with_context(|| format!("cannot write {}", path.display()))?;

@@ -77,9 +77,79 @@ impl Write for AtomicFile {
     }
 }
 
+/// Opens `path` for the writers that write as they go (truncating it, or
+/// appending with `append`), without following a symbolic link: as root, a
+/// link planted by another user would otherwise overwrite its target. The
+/// usual names of the process's own descriptors (`/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`) are links and are
+/// followed.
+pub fn open_for_writing(path: &Path, append: bool) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("cannot write {shown}: it is a directory");
+    }
+    let own_descriptor = ["/dev/stdout", "/dev/stderr"]
+        .iter()
+        .any(|p| path == Path::new(p))
+        || ["/dev/fd/", "/proc/self/fd/"]
+            .iter()
+            .any(|p| path.to_str().is_some_and(|s| s.starts_with(p)));
+    let mut options = std::fs::File::options();
+    options.write(true).create(true);
+    if append {
+        options.append(true);
+    } else {
+        options.truncate(true);
+    }
+    if !own_descriptor {
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            anyhow::anyhow!(
+                "{shown} is a symbolic link: not followed (writing through a link someone \
+                 planted could overwrite any file); remove it or choose another file"
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot create {shown}"))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_writers_do_not_follow_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let link = dir.path().join("out.csv");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for append in [false, true] {
+            let e = open_for_writing(&link, append).unwrap_err().to_string();
+            assert!(e.contains("is a symbolic link: not followed"), "{e}");
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        // A plain path is created, then truncated or appended to.
+        let plain = dir.path().join("plain.csv");
+        open_for_writing(&plain, false)
+            .unwrap()
+            .write_all(b"a\n")
+            .unwrap();
+        open_for_writing(&plain, true)
+            .unwrap()
+            .write_all(b"b\n")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "a\nb\n");
+        open_for_writing(&plain, false).unwrap();
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "");
+        assert!(open_for_writing(dir.path(), false).is_err());
+        // The process's own descriptors are links, and are followed.
+        open_for_writing(Path::new("/dev/stderr"), true).unwrap();
+    }
 
     #[test]
     fn nothing_appears_until_commit_and_a_dropped_file_leaves_no_trace() {

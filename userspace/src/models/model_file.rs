@@ -129,6 +129,12 @@ impl SavedModel {
         let iforest_arrays;
         let (kind, model, arrays): (_, serde_json::Value, Vec<(&str, Array)>) = match self {
             SavedModel::IsolationForest { model, .. } => {
+                if !model.offset.is_finite() {
+                    bail!(
+                        "the Isolation Forest's offset is not a number (fitted on too few \
+                         rows): not saved"
+                    );
+                }
                 let f = &model.forest;
                 iforest_arrays = f.arrays();
                 (

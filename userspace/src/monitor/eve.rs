@@ -154,11 +154,7 @@ pub struct EveFile {
 
 impl EveFile {
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let file = crate::io::output::open_for_writing(path, true)?;
         Ok(EveFile {
             path: path.to_path_buf(),
             out: BufWriter::new(file),

@@ -146,6 +146,10 @@ impl<'a> Monitor<'a> {
             Some(path) => Some(AnomalyCsv::create(path, classifier.is_some())?),
             None => None,
         };
+        let eve = match &options.eve {
+            Some(path) => Some(EveFile::create(path)?),
+            None => None,
+        };
         let recent_rows = if options.refit_every.is_some() {
             options.warmup.max(1)
         } else {
@@ -169,10 +173,6 @@ impl<'a> Monitor<'a> {
             bar
         });
         let classes = classifier.as_ref().map_or(0, |c| c.model.n_classes());
-        let eve = match &options.eve {
-            Some(path) => Some(EveFile::create(path)?),
-            None => None,
-        };
         Ok(Monitor {
             status: Status::new(options.sampling),
             recent: Recent::new(fit_features.len(), recent_rows),
@@ -531,6 +531,13 @@ impl<'a> Monitor<'a> {
     /// Scores what is left (fitting on a short warm-up if the capture ended
     /// before the warm-up window filled) and waits for a running refit.
     pub fn finish(&mut self) -> Result<()> {
+        if !self.calibrated() && self.warmup.len() == 1 && self.detector.is_none() {
+            eprintln!(
+                "The capture ended after 1 packet, before the warm-up window filled: too few to \
+                 fit a model on; nothing was scored."
+            );
+            self.warmup.clear();
+        }
         if !self.calibrated() && !self.warmup.is_empty() {
             eprintln!(
                 "The capture ended before the warm-up window filled: fitting on the {} packets seen.",

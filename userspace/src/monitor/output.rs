@@ -75,8 +75,7 @@ pub struct AnomalyCsv {
 
 impl AnomalyCsv {
     pub fn create(path: &Path, with_class: bool) -> Result<Self> {
-        let file =
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file = crate::io::output::open_for_writing(path, false)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         writeln!(out, "{}", csv_header(with_class))
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -296,10 +296,7 @@ fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<live::
 }
 
 fn create(path: &Path) -> Result<File> {
-    if path.is_dir() {
-        bail!("cannot write {}: it is a directory", path.display());
-    }
-    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+    crate::io::output::open_for_writing(path, false)
 }
 
 fn no_packets(options: &CaptureOptions) -> String {

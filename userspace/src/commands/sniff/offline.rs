@@ -16,7 +16,7 @@ use crate::progress;
 
 pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> {
     let mut reader = CaptureReader::open(capture)?;
-    if same_file(capture, &args.output) {
+    if crate::commands::same_file(capture, &args.output) {
         bail!(
             "{} is the capture being read: choose another output file",
             args.output.display()
@@ -31,6 +31,7 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
         ipv4_only: args.ipv4_only,
         limit: args.packet_count,
     };
+    let mut written = 0u64;
     let summary = {
         let mut rows =
             CsvRowWriter::new(&mut sink).with_context(|| format!("cannot write {shown_output}"))?;
@@ -40,11 +41,22 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
             options,
             |record| {
                 rows.write(record)
-                    .with_context(|| format!("cannot write {shown_output}"))
+                    .with_context(|| format!("cannot write {shown_output}"))?;
+                written += 1;
+                Ok(())
             },
             |offset| bar.set_position(offset),
-        )?
+        )
     };
+    let summary = summary.inspect_err(|e| {
+        if crate::cli::is_broken_pipe(e) {
+            bar.finish_and_clear();
+            eprintln!(
+                "{}: the output was closed by its reader after {written} rows; stopped.",
+                reader.name()
+            );
+        }
+    })?;
     bar.finish_and_clear();
     if let Some(t) = &summary.truncation {
         eprintln!("Warning: {}", t.warning(reader.name()));
@@ -68,13 +80,6 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
     writeln!(out, "Captured packets saved to {}", args.output.display())?;
     write_summary(out, &reader, &summary, args)?;
     Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
 }
 
 fn write_summary<R: std::io::Read>(

@@ -50,7 +50,13 @@ pub enum MaxSamples {
 impl MaxSamples {
     /// The rows each tree is grown on, for `n` training rows.
     pub fn resolve(self, n: usize) -> Result<usize> {
-        Ok(match self {
+        if n < 2 {
+            bail!(
+                "an Isolation Forest needs at least 2 rows to fit on (it isolates a row among \
+                 others), got {n}"
+            );
+        }
+        let rows = match self {
             MaxSamples::Auto => n.min(256),
             MaxSamples::Count(0) => bail!("--max-samples must be at least 1"),
             // scikit-learn warns and uses all rows.
@@ -59,7 +65,14 @@ impl MaxSamples {
             MaxSamples::Fraction(f) => {
                 bail!("--max-samples as a fraction must be in (0, 1], got {f}")
             }
-        })
+        };
+        if rows < 2 {
+            bail!(
+                "--max-samples must give each tree at least 2 rows (a tree of one row isolates \
+                 nothing and its scores are not numbers), got {rows} of {n}"
+            );
+        }
+        Ok(rows)
     }
 }
 
@@ -117,10 +130,15 @@ impl fmt::Display for Contamination {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Contamination::Auto => write!(f, "auto"),
-            Contamination::Fraction(c) => write!(f, "{c}"),
+            // `{:?}` keeps 1e-300 short where `{}` writes 300 digits.
+            Contamination::Fraction(c) => write!(f, "{c:?}"),
         }
     }
 }
+
+/// The most trees a forest may have (`--n-estimators`), here and in the
+/// Random Forest.
+pub const MAX_TREES: usize = 10_000;
 
 /// Isolation Forest hyper-parameters; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -160,8 +178,12 @@ pub struct IsolationForest {
 impl IsolationForestParams {
     /// Checks the parameters before any work is done.
     pub fn check(&self) -> Result<()> {
-        if self.n_estimators == 0 {
-            bail!("--n-estimators must be at least 1");
+        if !(1..=MAX_TREES).contains(&self.n_estimators) {
+            bail!(
+                "--n-estimators must be from 1 to {MAX_TREES} (more trees change the scores \
+                 by less than their noise and cost memory), got {}",
+                self.n_estimators
+            );
         }
         if let Contamination::Fraction(c) = self.contamination {
             if !(c > 0.0 && c <= 0.5) {

@@ -172,8 +172,13 @@ pub struct RandomForest {
 impl RandomForestParams {
     /// Checks the parameters before any work is done.
     pub fn check(&self) -> Result<()> {
-        if self.n_estimators == 0 {
-            bail!("--n-estimators must be at least 1");
+        let most = crate::models::iforest::MAX_TREES;
+        if !(1..=most).contains(&self.n_estimators) {
+            bail!(
+                "--n-estimators must be from 1 to {most} (more trees change the votes by less \
+                 than their noise and cost memory), got {}",
+                self.n_estimators
+            );
         }
         if self.min_samples_leaf == 0 {
             bail!("--min-samples-leaf must be at least 1");
