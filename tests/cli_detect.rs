@@ -526,3 +526,77 @@ fn alerts_need_packet_features() {
         .code(1)
         .stderr(predicate::str::contains("choose another --eve file"));
 }
+
+/// Values no packet has are reported as warnings, not taken silently, and
+/// timestamp cells that are not epoch seconds are kept in the output.
+#[test]
+fn impossible_rows_are_warned_about_and_timestamps_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = packet_csv(60);
+    s.push_str("1712589009.5,10.0.0.2,10.0.0.1,tcp,60\n"); // earlier
+    s.push_str("2024-04-08T15:10:12Z,10.0.0.2,10.0.0.1,tcp,61\n"); // ISO text
+    s.push_str("1712589011.0,10.0.0.2,10.0.0.1,tcp,-1\n");
+    s.push_str("1712589011.1,10.0.0.2,10.0.0.1,tcp,60.5\n");
+    s.push_str("1712589011.2,10.0.0.2,10.0.0.1,tcp,1e308\n");
+    s.push_str("1712589011.3,fe80::1%eth0,10.0.0.1,udp,80\n");
+    let input = write(dir.path(), "odd.csv", s);
+    let out = dir.path().join("scores.csv");
+    let assert = ml()
+        .arg("detect")
+        .arg(&input)
+        .args(["--top-n", "0", "--output"])
+        .arg(&out)
+        .assert()
+        .success();
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    for expected in [
+        "Warning: 1 row out of time order",
+        "the first is data row 61",
+        "Warning: 1 row with a timestamp that does not read",
+        "Warning: 3 rows with a length no packet has",
+        "the first is data row 63",
+        "Warning: 1 row with an address that does not read",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");
+    }
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("2024-04-08T15:10:12Z,")),
+        "the ISO timestamp is kept:\n{text}"
+    );
+    // A clean file gives no warning.
+    let clean = write(dir.path(), "clean.csv", packet_csv(60));
+    ml().arg("detect")
+        .arg(&clean)
+        .args(["--top-n", "0"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("Warning").not());
+}
+
+/// A huge cell is cut in the table on screen (its row still shown); the
+/// output file keeps it whole.
+#[test]
+fn huge_cells_are_cut_on_screen_and_kept_in_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = packet_csv(40);
+    let huge = "q".repeat(3_000_000);
+    s.push_str(&format!("1712589011.0,10.0.0.2,10.0.0.1,{huge},60\n"));
+    let input = write(dir.path(), "huge.csv", s);
+    let out = dir.path().join("scores.csv");
+    let assert = ml()
+        .arg("detect")
+        .arg(&input)
+        .args(["--top-n", "41", "--output"])
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains(&format!("{}…", "q".repeat(64))), "cut");
+    assert!(stdout.len() < 100_000, "{} bytes on screen", stdout.len());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains(&huge.to_lowercase()),
+        "kept whole in the file"
+    );
+}

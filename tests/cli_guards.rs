@@ -285,3 +285,48 @@ fn live_outputs_do_not_follow_planted_links() {
     }
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
 }
+
+/// Options that would be ignored, or given twice, are refused; `--sample`
+/// reads `1/N` and `N` in both commands that take it.
+#[test]
+fn options_that_would_be_ignored_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = packet_csv(dir.path(), 30);
+    let pcap = capture(dir.path(), 20);
+    let (c, p) = (csv.to_str().unwrap(), pcap.to_str().unwrap());
+    refused(
+        &["detect", c, "--feature-columns", "length,length"],
+        "--feature-columns names `length` twice",
+    );
+    for (args, message) in [
+        (
+            vec![
+                "detect",
+                c,
+                "--feature-columns",
+                "length",
+                "--features",
+                "seed",
+            ],
+            "cannot be used with",
+        ),
+        (
+            vec!["run", "--read", p, "--sample", "1/2"],
+            "cannot be used with",
+        ),
+        (
+            vec!["sniff", "-", "-i", "lo", "--sample", "1/0"],
+            "is not `1/N` or `N`",
+        ),
+    ] {
+        ml().args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(message));
+    }
+    // `1/4` reads as one in four: the error is then about the interface.
+    ml().args(["sniff", "-", "-i", "no-such-if0", "--sample", "1/4"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no-such-if0"));
+}

@@ -283,7 +283,7 @@ pub fn report_table(e: &Evaluation, classes: &[String]) -> Display {
     t.set_header(["", "precision", "recall", "f1-score", "support"]);
     let row = |name: &str, s: &Scores| {
         vec![
-            name.to_string(),
+            super::shown_cell(name),
             format!("{:.2}", s.precision),
             format!("{:.2}", s.recall),
             format!("{:.2}", s.f1),
@@ -315,10 +315,14 @@ pub fn confusion_table(e: &Evaluation, classes: &[String]) -> Display {
     let mut t = Display::new();
     t.load_preset(HEADER_RULE_ONLY);
     let mut header = vec!["true \\ predicted".to_string()];
-    header.extend(e.labels.iter().map(|&k| classes[k as usize].clone()));
+    header.extend(
+        e.labels
+            .iter()
+            .map(|&k| super::shown_cell(&classes[k as usize])),
+    );
     t.set_header(header);
     for (i, &k) in e.labels.iter().enumerate() {
-        let mut cells = vec![classes[k as usize].clone()];
+        let mut cells = vec![super::shown_cell(&classes[k as usize])];
         cells.extend(e.confusion[i].iter().map(u64::to_string));
         t.add_row(cells);
     }

@@ -381,9 +381,10 @@ fn top_table(table: &Table, engineered: &Engineered, scores: &[f64], rows: &[u32
         let mut cells = vec![(rank + 1).to_string()];
         for &c in &columns {
             if Some(c) == timestamp_col {
-                cells.push(engineered.display_timestamp(table, row).unwrap_or_default());
+                let time = engineered.display_timestamp(table, row).unwrap_or_default();
+                cells.push(super::shown_cell(&time));
             } else {
-                cells.push(table.cell(row, c).to_string());
+                cells.push(super::shown_cell(table.cell(row, c)));
             }
         }
         cells.push(format!("{:.6}", scores[row]));

@@ -36,7 +36,7 @@ pub struct RunArgs {
     pub iface: Option<String>,
     /// Replay a pcap/pcapng capture through the monitor instead of capturing
     /// live (no root needed).
-    #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap"])]
+    #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap", "sample"])]
     pub read: Option<PathBuf>,
     /// How the XDP program is attached: `auto` (driver mode where the driver
     /// supports it), `skb` (generic), `drv` (driver).

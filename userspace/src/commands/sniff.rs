@@ -41,10 +41,11 @@ pub struct SniffArgs {
     /// or `drv` (driver/native only).
     #[arg(long, value_enum, default_value_t = XdpMode::Auto, conflicts_with = "read")]
     pub xdp_mode: XdpMode,
-    /// Live capture: record one packet in N, drawn at random in the kernel
-    /// (flow counters still count every packet). 1 records every packet.
-    #[arg(long, default_value_t = 1, value_name = "N", conflicts_with = "read",
-          value_parser = value_parser!(u32).range(1..))]
+    /// Live capture: record one packet in N (`1/N` or `N`), drawn at random
+    /// in the kernel (flow counters still count every packet). 1 records
+    /// every packet.
+    #[arg(long, default_value = "1", value_name = "1/N", conflicts_with = "read",
+          value_parser = crate::monitor::status::one_in)]
     pub sample: u32,
     #[command(flatten)]
     pub engine: EngineArgs,

@@ -85,7 +85,9 @@ impl Engineered {
         each: impl FnMut(usize, &ml_sniffing_common::record::PacketRecord),
     ) -> Result<()> {
         match &self.seed {
-            Some(seed) => table_records::for_each_record(table, seed.columns(), seed, each),
+            Some(seed) => {
+                table_records::for_each_record(table, seed.columns(), seed, each).map(|_| ())
+            }
             None => Ok(()),
         }
     }
@@ -134,7 +136,14 @@ impl Engineered {
                 let cols = ctx.columns();
                 for col in 0..table.headers().len() {
                     if col == cols.timestamp {
-                        out.push_field(ctx.datetime(row).as_bytes());
+                        // The original's date-time; a cell that is not epoch
+                        // seconds (ISO text, this tool's own output) is kept.
+                        let datetime = ctx.datetime(row);
+                        if datetime.is_empty() {
+                            out.push_field(table.cell(row, col).as_bytes());
+                        } else {
+                            out.push_field(datetime.as_bytes());
+                        }
                     } else if col == cols.protocol {
                         let proto = table.cell(row, col);
                         let lower = if proto.is_empty() {
@@ -253,7 +262,12 @@ pub fn from_records(
 ) -> Result<FeatureMatrix> {
     let features = records::RecordFeatures::for_model(names)?;
     let mut m = FeatureMatrix::zeros(names.to_vec(), table.len());
-    table_records::for_each_record(table, cols, seed, |row, r| features.set_row(r, &mut m, row))?;
+    let checks = table_records::for_each_record(table, cols, seed, |row, r| {
+        features.set_row(r, &mut m, row)
+    })?;
+    for warning in checks.warnings() {
+        eprintln!("Warning: {warning}.");
+    }
     Ok(m)
 }
 
@@ -261,6 +275,13 @@ pub fn from_records(
 pub fn columns_as_features(table: &Table, names: &[String]) -> Result<FeatureMatrix> {
     if names.is_empty() {
         bail!("--feature-columns needs at least one column name");
+    }
+    if let Some(twice) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        bail!("--feature-columns names `{twice}` twice: name each column once");
     }
     let missing: Vec<&str> = names
         .iter()

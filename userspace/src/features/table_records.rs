@@ -32,14 +32,77 @@ fn whole(table: &Table, row: usize, col: Option<usize>, max: f64) -> Result<u64>
     })
 }
 
+/// The largest length a packet row may have: a 64 KiB IP packet with
+/// link-layer headers (larger values are not packets).
+const MAX_LENGTH: f64 = 65_535.0 + 64.0;
+
+/// Rows whose values a packet cannot have, counted with the first one (a
+/// data row number, 1 for the row after the header), so that they are
+/// reported rather than taken silently.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RowChecks {
+    /// A timestamp earlier than the row before (counted at that row's time).
+    pub out_of_order: (u64, usize),
+    /// A timestamp that does not read (counted at the row before's time).
+    pub unreadable_time: (u64, usize),
+    /// An address that does not read (an IPv6 zone `%eth0`, a name...).
+    pub unreadable_address: (u64, usize),
+    /// A length below 0, with a fraction, or above 64 KiB.
+    pub impossible_length: (u64, usize),
+}
+
+impl RowChecks {
+    fn note(slot: &mut (u64, usize), row: usize) {
+        if slot.0 == 0 {
+            slot.1 = row + 1;
+        }
+        slot.0 += 1;
+    }
+
+    /// One warning line per kind of problem found.
+    pub fn warnings(&self) -> Vec<String> {
+        [
+            (
+                self.out_of_order,
+                "out of time order (the behaviour features of the rows after them may be off)",
+            ),
+            (
+                self.unreadable_time,
+                "with a timestamp that does not read as epoch seconds (counted at the row \
+                 before's time)",
+            ),
+            (
+                self.unreadable_address,
+                "with an address that does not read (an IPv6 zone such as %eth0, a name; \
+                 taken as ::)",
+            ),
+            (
+                self.impossible_length,
+                "with a length no packet has (below 0, a fraction, or above 65,599; clamped)",
+            ),
+        ]
+        .into_iter()
+        .filter(|((n, _), _)| *n > 0)
+        .map(|((n, first), what)| {
+            format!(
+                "{n} row{} {what}; the first is data row {first}",
+                if n == 1 { "" } else { "s" }
+            )
+        })
+        .collect()
+    }
+}
+
 /// Calls `each(row, record)` for every row of a packet table, in file
-/// order, with the record's flow counters and behaviour counted.
+/// order, with the record's flow counters and behaviour counted; says
+/// which rows held values a packet cannot have.
 pub fn for_each_record(
     table: &Table,
     cols: &PacketColumns,
     seed: &SeedContext,
     mut each: impl FnMut(usize, &PacketRecord),
-) -> Result<()> {
+) -> Result<RowChecks> {
+    let mut checks = RowChecks::default();
     let protocol_numbers: Vec<u8> = seed
         .protocol_names()
         .iter()
@@ -60,8 +123,29 @@ pub fn for_each_record(
         let src = cells::ip(table.cell(row, cols.source_ip));
         let dst = cells::ip(table.cell(row, cols.destination_ip));
         let v6 = |a: Option<std::net::IpAddr>| matches!(a, Some(std::net::IpAddr::V6(v)) if v.to_ipv4_mapped().is_none());
-        if let Some(ns) = cells::epoch_ns(table.cell(row, cols.timestamp)) {
-            last_ns = ns.max(0) as u64;
+        let (src_cell, dst_cell) = (
+            table.cell(row, cols.source_ip),
+            table.cell(row, cols.destination_ip),
+        );
+        if (src.is_none() && !src_cell.trim().is_empty())
+            || (dst.is_none() && !dst_cell.trim().is_empty())
+        {
+            RowChecks::note(&mut checks.unreadable_address, row);
+        }
+        match cells::epoch_ns(table.cell(row, cols.timestamp)) {
+            Some(ns) => {
+                let ns = ns.max(0) as u64;
+                if ns < last_ns {
+                    RowChecks::note(&mut checks.out_of_order, row);
+                }
+                last_ns = ns;
+            }
+            None => RowChecks::note(&mut checks.unreadable_time, row),
+        }
+        if let Some(len) = cells::number(table, row, cols.length)? {
+            if !(0.0..=MAX_LENGTH).contains(&len) || len.fract() != 0.0 {
+                RowChecks::note(&mut checks.impossible_length, row);
+            }
         }
         let mut r = PacketRecord {
             timestamp_ns: last_ns,
@@ -91,5 +175,5 @@ pub fn for_each_record(
         }
         each(row, &r);
     }
-    Ok(())
+    Ok(checks)
 }

@@ -32,11 +32,19 @@ impl FromStr for Sampling {
         if s.eq_ignore_ascii_case("auto") {
             return Ok(Sampling::Auto);
         }
-        let n = s.strip_prefix("1/").unwrap_or(s);
-        match n.parse::<u32>() {
-            Ok(n) if n >= 1 => Ok(Sampling::Fixed(n)),
-            _ => Err(format!("`{s}` is not `auto` or `1/N` with N at least 1")),
-        }
+        one_in(s)
+            .map(Sampling::Fixed)
+            .map_err(|_| format!("`{s}` is not `auto` or `1/N` with N at least 1"))
+    }
+}
+
+/// `1/N` or `N` (one packet in N, N at least 1): the syntax of `--sample`
+/// in `sniff` and `run`.
+pub fn one_in(s: &str) -> Result<u32, String> {
+    let n = s.strip_prefix("1/").unwrap_or(s);
+    match n.parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not `1/N` or `N` with N at least 1")),
     }
 }
 
