@@ -641,3 +641,32 @@ fn ctu008_zeek_flows_are_classified_accurately() {
     assert_eq!(v["test_rows"], 1699);
     assert_eq!(v["train_rows"], 3964);
 }
+
+/// A numeric column with a stray cell (`0x10`) becomes categories, and the
+/// user is told which cell did it.
+#[test]
+fn a_stray_cell_in_a_numeric_column_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = String::from("size,label\n");
+    for i in 0..40 {
+        s.push_str(&format!(
+            "{},{}\n",
+            i * 10,
+            if i % 2 == 0 { "a" } else { "b" }
+        ));
+    }
+    s.push_str("0x10,a\n");
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, s).unwrap();
+    Command::cargo_bin("ml-sniffing")
+        .unwrap()
+        .arg("classify")
+        .arg(&input)
+        .args(["--label-column", "label"])
+        .assert()
+        .success()
+        .stderr(predicates::str::contains(
+            "Warning: column `size` is taken as categories, not numbers, because of 1 cell \
+             that is not a number (the first on line 42: `0x10`)",
+        ));
+}

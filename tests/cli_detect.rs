@@ -551,10 +551,10 @@ fn impossible_rows_are_warned_about_and_timestamps_kept() {
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
     for expected in [
         "Warning: 1 row out of time order",
-        "the first is data row 61",
+        "the first on line 62",
         "Warning: 1 row with a timestamp that does not read",
         "Warning: 3 rows with a length no packet has",
-        "the first is data row 63",
+        "the first on line 64",
         "Warning: 1 row with an address that does not read",
     ] {
         assert!(stderr.contains(expected), "{expected:?} in:\n{stderr}");

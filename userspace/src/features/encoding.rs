@@ -328,6 +328,7 @@ fn learn_column(table: &Table, name: &str) -> Result<ColumnFeature> {
             encoding: ColumnEncoding::NumberOrMissing,
         });
     }
+    warn_if_mostly_numbers(table, col);
     let mut categories: Vec<String> = (0..table.len())
         .map(|row| table.cell(row, col).to_string())
         .collect();
@@ -337,6 +338,38 @@ fn learn_column(table: &Table, name: &str) -> Result<ColumnFeature> {
         name: name.to_string(),
         encoding: ColumnEncoding::Categories { categories },
     })
+}
+
+/// A column of numbers with a few cells that are not (a `0x10`, a typo)
+/// becomes categories, which loses the order of its numbers: say so.
+fn warn_if_mostly_numbers(table: &Table, col: usize) {
+    let (mut numbers, mut others, mut first) = (0usize, 0usize, None);
+    for row in 0..table.len() {
+        let text = table.cell(row, col);
+        if text.trim().is_empty() {
+            continue;
+        }
+        if parse_number(text).is_some() {
+            numbers += 1;
+        } else {
+            others += 1;
+            first.get_or_insert(row);
+        }
+    }
+    if let Some(row) = first.filter(|_| numbers >= 9 * others) {
+        eprintln!(
+            "Warning: column `{}` is taken as categories, not numbers, because of {others} \
+             cell{} that {} not a number (the first on line {}: `{}`); fix {} (or leave {} \
+             empty for a missing value) to use it as a number.",
+            table.headers()[col],
+            if others == 1 { "" } else { "s" },
+            if others == 1 { "is" } else { "are" },
+            table.line(row),
+            crate::commands::shown_cell(table.cell(row, col).trim()),
+            if others == 1 { "it" } else { "them" },
+            if others == 1 { "it" } else { "them" },
+        );
+    }
 }
 
 fn non_finite_error(table: &Table, row: usize, col: usize) -> anyhow::Error {

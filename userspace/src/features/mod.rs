@@ -265,7 +265,7 @@ pub fn from_records(
     let checks = table_records::for_each_record(table, cols, seed, |row, r| {
         features.set_row(r, &mut m, row)
     })?;
-    for warning in checks.warnings() {
+    for warning in checks.warnings(table) {
         eprintln!("Warning: {warning}.");
     }
     Ok(m)

@@ -36,9 +36,8 @@ fn whole(table: &Table, row: usize, col: Option<usize>, max: f64) -> Result<u64>
 /// link-layer headers (larger values are not packets).
 const MAX_LENGTH: f64 = 65_535.0 + 64.0;
 
-/// Rows whose values a packet cannot have, counted with the first one (a
-/// data row number, 1 for the row after the header), so that they are
-/// reported rather than taken silently.
+/// Rows whose values a packet cannot have, counted with the first one's
+/// row, so that they are reported rather than taken silently.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RowChecks {
     /// A timestamp earlier than the row before (counted at that row's time).
@@ -54,13 +53,13 @@ pub struct RowChecks {
 impl RowChecks {
     fn note(slot: &mut (u64, usize), row: usize) {
         if slot.0 == 0 {
-            slot.1 = row + 1;
+            slot.1 = row;
         }
         slot.0 += 1;
     }
 
-    /// One warning line per kind of problem found.
-    pub fn warnings(&self) -> Vec<String> {
+    /// One warning line per kind of problem found in `table`.
+    pub fn warnings(&self, table: &Table) -> Vec<String> {
         [
             (
                 self.out_of_order,
@@ -84,9 +83,11 @@ impl RowChecks {
         .into_iter()
         .filter(|((n, _), _)| *n > 0)
         .map(|((n, first), what)| {
+            // For a capture, the line of the CSV `sniff` writes of it.
             format!(
-                "{n} row{} {what}; the first is data row {first}",
-                if n == 1 { "" } else { "s" }
+                "{n} row{} {what}; the first on line {}",
+                if n == 1 { "" } else { "s" },
+                table.line(first)
             )
         })
         .collect()
