@@ -36,7 +36,9 @@ fn main() -> Result<()> {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
+    describe_build(root);
     let Some(linker) = find_bpf_linker() else {
+        println!("cargo:rustc-env=ML_SNIFFING_BUILT_WITH=without the XDP program");
         // Rebuild once `cargo xtask setup` installs the linker: watch the
         // nearest folder that exists on the way to it (a missing path would
         // rerun this script, and rebuild the crate, on every build).
@@ -55,6 +57,7 @@ fn main() -> Result<()> {
         return Ok(());
     };
     println!("cargo:rerun-if-changed={}", linker.display());
+    println!("cargo:rustc-env=ML_SNIFFING_BUILT_WITH=XDP, AF_XDP");
 
     // rustc finds the linker for the BPF target on PATH.
     let bin_dir = linker.parent().context("bpf-linker has a parent folder")?;
@@ -78,6 +81,37 @@ fn main() -> Result<()> {
         aya_build::Toolchain::default(),
     )
     .context("building the XDP program (ebpf/) failed")
+}
+
+/// `ML_SNIFFING_COMMIT` for `--version`: the commit built ("unknown"
+/// outside a git checkout), watched so that a new commit updates it.
+fn describe_build(root: &Path) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=ML_SNIFFING_COMMIT={commit}");
+    for watched in [
+        Some("HEAD".to_string()),
+        git(&["symbolic-ref", "-q", "HEAD"]),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(path) = git(&["rev-parse", "--git-path", &watched]) {
+            let path = root.join(path);
+            if path.exists() {
+                println!("cargo:rerun-if-changed={}", path.display());
+            }
+        }
+    }
 }
 
 /// bpf-linker: the one `cargo xtask setup` installs, else one on PATH.

@@ -6,14 +6,24 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands;
+
+/// `--version`: the package version, the commit and what is built in.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ML_SNIFFING_COMMIT"),
+    "; ",
+    env!("ML_SNIFFING_BUILT_WITH"),
+    ")"
+);
 
 #[derive(Debug, Parser)]
 #[command(
     name = "ml-sniffing",
-    version,
+    version = VERSION,
     about = "Network-traffic anomaly detection: capture packets, score them with an \
              Isolation Forest, classify them with a Random Forest.",
     long_about = None,
@@ -39,6 +49,15 @@ pub enum Command {
     /// Monitor live traffic: score every packet as it arrives and report
     /// anomalies (or replay a capture file with --read).
     Run(commands::run::RunArgs),
+    /// Print a shell completion script (e.g. `ml-sniffing completions bash >
+    /// /etc/bash_completion.d/ml-sniffing`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page in roff (e.g. `ml-sniffing manpage >
+    /// /usr/local/share/man/man1/ml-sniffing.1`).
+    Manpage,
 }
 
 /// Runs the command line and turns errors into `Error: ...` and status 1.
@@ -52,6 +71,15 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args, &mut out),
         Command::Predict(args) => commands::predict::run(args, &mut out),
         Command::Run(args) => commands::run::run(args, &mut out),
+        Command::Completions { shell } => {
+            // Into a buffer: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ml-sniffing", &mut script);
+            out.write_all(&script).map_err(Into::into)
+        }
+        Command::Manpage => clap_mangen::Man::new(Cli::command())
+            .render(&mut out)
+            .map_err(Into::into),
     };
     let result = result.and_then(|()| out.flush().map_err(Into::into));
     match result {
@@ -91,7 +119,6 @@ pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_definition_is_consistent() {

@@ -228,6 +228,11 @@ impl<'a> Control<'a> {
     pub(crate) fn backlog(&self) -> u64 {
         self.backlog
     }
+
+    /// The backlog as a share of the capacity (0 to 1), without taking it.
+    pub fn fill(&self) -> f64 {
+        self.backlog as f64 / self.capacity.max(1) as f64
+    }
 }
 
 /// Bytes a record takes in the ring buffer (8-byte header + record).

@@ -63,6 +63,13 @@ pub struct RunArgs {
     pub refit_every: Option<Duration>,
     #[command(flatten)]
     pub alert: AlertArgs,
+    /// Serve Prometheus metrics (OpenMetrics text) at
+    /// http://ADDR/metrics while running: packets seen, records, drops by
+    /// cause, ring fill, sampling, records scored, anomalies, alerts by
+    /// kind, model version and age, scoring time per batch (e.g.
+    /// `127.0.0.1:9477`; bind to loopback unless the network is trusted).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Packets scored together.
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
@@ -159,6 +166,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         replay: args.read.is_some(),
         alerts: args.alert.options(),
         eve: args.alert.eve.clone(),
+        metrics: args.metrics,
     };
     let json = args.json;
     match &args.read {

@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod batch;
 pub mod community_id;
 pub mod eve;
+pub mod metrics;
 pub mod models;
 pub mod offline;
 pub mod output;
@@ -42,6 +43,7 @@ use alerting::Alerter;
 use alerts::{AlertOptions, State};
 use batch::BatchFeatures;
 use eve::EveFile;
+use metrics::Metrics;
 use models::{Classifier, Detector, Recent, Refit};
 use output::{Anomaly, AnomalyCsv};
 use sinks::Sinks;
@@ -76,6 +78,8 @@ pub struct MonitorOptions {
     pub alerts: AlertOptions,
     /// Alerts and stats as EVE JSON lines to this file.
     pub eve: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address.
+    pub metrics: Option<std::net::SocketAddr>,
     /// Records come from a capture file: refits are scheduled on the
     /// records' own time and run to completion before scoring goes on, so
     /// that a replay gives the same result every time.
@@ -127,6 +131,7 @@ pub struct Monitor<'a> {
     /// batch being scored starts among them.
     stash: FrameStash,
     stash_offset: usize,
+    metrics: Option<Metrics>,
 }
 
 impl<'a> Monitor<'a> {
@@ -148,6 +153,14 @@ impl<'a> Monitor<'a> {
         };
         let eve = match &options.eve {
             Some(path) => Some(EveFile::create(path)?),
+            None => None,
+        };
+        let metrics = match options.metrics {
+            Some(address) => {
+                let m = Metrics::serve(address)?;
+                eprintln!("Metrics at http://{}/metrics", m.address);
+                Some(m)
+            }
             None => None,
         };
         let recent_rows = if options.refit_every.is_some() {
@@ -200,6 +213,7 @@ impl<'a> Monitor<'a> {
             started: Instant::now(),
             stash: FrameStash::new(),
             stash_offset: 0,
+            metrics,
             detector,
             fit_features,
             classifier,
@@ -386,7 +400,11 @@ impl<'a> Monitor<'a> {
         }
         self.features.fill(&self.batch);
         let block = self.features.detector();
+        let started = Instant::now();
         detector.score(block, &mut self.scores);
+        if let Some(m) = &self.metrics {
+            m.scored_batch(started.elapsed());
+        }
         if self.options.refit_every.is_some() {
             for row in 0..n {
                 self.recent
@@ -450,6 +468,20 @@ impl<'a> Monitor<'a> {
         self.sinks.flush()?;
         self.manage_refit()?;
         let version = self.model_version();
+        if let Some(m) = &mut self.metrics {
+            let kernel = match kernel.as_deref() {
+                Some(k) => Some((k.counters()?, k.fill())),
+                None => None,
+            };
+            m.update(&metrics::Snapshot {
+                totals: self.tally.totals,
+                kernel,
+                sample_every: self.status.sample_every(),
+                alerts: &self.alerter.alerts,
+                model_version: version,
+                model_age: version.map(|_| self.last_fit.elapsed()),
+            });
+        }
         self.status
             .tick(kernel, self.tally.totals, version, self.warmup.len())?;
         Ok(())
