@@ -71,6 +71,7 @@ fn main() {
         replay: true,
         alerts: Default::default(),
         eve: None,
+        metrics: None,
     };
     // The offset: the same share of packets alerts as before thresholds.
     let model_threshold = model.offset;
