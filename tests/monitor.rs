@@ -461,6 +461,53 @@ fn models_of_the_wrong_kind_are_refused() {
         .stderr(predicate::str::contains("is not `auto` or `1/N`"));
 }
 
+/// `--config FILE`: its options apply, and the command line's win.
+#[test]
+fn a_config_file_gives_options_the_command_line_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = capture_file(dir.path());
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, "warmup = 300\nquiet = true\nalert-rate = 1e-3\n").unwrap();
+    let run = |extra: &[&str]| {
+        let assert = Command::new(BIN)
+            .args(["run", "--read"])
+            .arg(&capture)
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .assert()
+            .success();
+        let out = assert.get_output();
+        (
+            String::from_utf8(out.stdout.clone()).unwrap(),
+            String::from_utf8(out.stderr.clone()).unwrap(),
+        )
+    };
+    let (stdout, stderr) = run(&[]);
+    assert!(
+        stderr.contains("Model v1 fitted on 300 packets"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("alert rate 0.001"), "{stderr}");
+    assert!(!stdout.contains("ALERT #"), "quiet from the file: {stdout}");
+    let (_, stderr) = run(&["--warmup", "400"]);
+    assert!(
+        stderr.contains("Model v1 fitted on 400 packets"),
+        "{stderr}"
+    );
+    std::fs::write(&config, "wramup = 300\n").unwrap();
+    Command::new(BIN)
+        .args(["run", "--read"])
+        .arg(&capture)
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "`wramup` is not an option of `run`",
+        ));
+}
+
 mod privileged {
     use std::time::{Duration, Instant};
 
@@ -617,6 +664,58 @@ mod privileged {
             "{stdout}"
         );
         assert!(stdout.contains("Alerts: 1 opened (1 scan)"), "{stdout}");
+        lab.assert_detached();
+    }
+
+    /// A service's life: `--pidfile` holds the pid while running and is
+    /// removed on exit; SIGHUP reopens `--output` and `--eve` after a log
+    /// rotation moved them away.
+    #[test]
+    fn pidfile_and_sighup_reopen_the_outputs() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let dir = tempfile::tempdir().unwrap();
+        let (pidfile, csv, eve) = (
+            dir.path().join("run.pid"),
+            dir.path().join("anomalies.csv"),
+            dir.path().join("eve.json"),
+        );
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "--iface", lab.iface(), "--warmup", "100", "-q"])
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .arg("--output")
+            .arg(&csv)
+            .arg("--eve")
+            .arg(&eve);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert_eq!(pid.trim(), child.id().to_string());
+        // logrotate: move the files away, then SIGHUP.
+        std::fs::rename(&csv, dir.path().join("anomalies.csv.1")).unwrap();
+        std::fs::rename(&eve, dir.path().join("eve.json.1")).unwrap();
+        child.signal(libc::SIGHUP).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !(csv.exists() && eve.exists()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(csv.exists() && eve.exists(), "reopened after SIGHUP");
+        child.signal(libc::SIGINT).unwrap();
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("SIGHUP: reopened"),
+            "{}",
+            describe(&output)
+        );
+        // The new CSV starts with its header; the stats event went to the new EVE file.
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert!(text.starts_with("timestamp,"), "{text}");
+        assert!(std::fs::read_to_string(&eve).unwrap().contains("\"stats\""));
+        assert!(!pidfile.exists(), "the pidfile is removed on exit");
         lab.assert_detached();
     }
 

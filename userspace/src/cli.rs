@@ -48,6 +48,8 @@ pub enum Command {
     Predict(commands::predict::PredictArgs),
     /// Monitor live traffic: score every packet as it arrives and report
     /// anomalies (or replay a capture file with --read).
+    // `--config`'s options come first; the command line's then win.
+    #[command(args_override_self = true)]
     Run(commands::run::RunArgs),
     /// Print a shell completion script (e.g. `ml-sniffing completions bash >
     /// /etc/bash_completion.d/ml-sniffing`).
@@ -62,7 +64,16 @@ pub enum Command {
 
 /// Runs the command line and turns errors into `Error: ...` and status 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let run = Cli::command().find_subcommand("run").cloned();
+    let args = match run.map(|run| commands::config::expand(std::env::args_os().collect(), &run)) {
+        Some(Err(e)) => {
+            eprintln!("Error: {e:#}");
+            return ExitCode::from(1);
+        }
+        Some(Ok(args)) => args,
+        None => std::env::args_os().collect(),
+    };
+    let cli = Cli::parse_from(args);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {

@@ -3,6 +3,7 @@
 
 pub mod alert_args;
 pub mod classify;
+pub mod config;
 pub mod detect;
 pub mod engine_args;
 pub mod predict;

@@ -70,6 +70,15 @@ pub struct RunArgs {
     /// `127.0.0.1:9477`; bind to loopback unless the network is trusted).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Read options from this TOML file first (keys are the long option
+    /// names: `iface = "eth0"`, `alert-rate = 1e-4`, `quiet = true`,
+    /// `allow = ["10.0.0.0/8"]`); options on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Write the process id to this file while running (removed on exit),
+    /// for service managers.
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
     /// Packets scored together.
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
@@ -143,6 +152,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     if args.model.is_none() && args.warmup < 2 {
         bail!("--warmup must be at least 2 packets to fit a model on");
     }
+    let _pidfile = args.pidfile.as_deref().map(PidFile::create).transpose()?;
     if args.packet_count == Some(0) {
         bail!("--packet-count must be at least 1");
     }
@@ -365,4 +375,22 @@ fn write_summary(out: &mut dyn Write, summary: &[u8], json: bool) -> Result<()> 
         out.write_all(summary)?;
     }
     Ok(())
+}
+
+/// `--pidfile`: the process id, in a file removed when the run ends.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: &std::path::Path) -> Result<Self> {
+        let mut file = crate::io::output::open_for_writing(path, false)?;
+        writeln!(file, "{}", std::process::id())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

@@ -161,6 +161,18 @@ impl EveFile {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// After a log rotation (SIGHUP): flushes, then appends to the path
+    /// anew.
+    pub fn reopen(&mut self) -> Result<()> {
+        self.flush()?;
+        self.out = BufWriter::new(crate::io::output::open_for_writing(&self.path, true)?);
+        Ok(())
+    }
+
     pub fn write(&mut self, event: &Value) -> Result<()> {
         writeln!(self.out, "{event}")
             .with_context(|| format!("cannot write {}", self.path.display()))

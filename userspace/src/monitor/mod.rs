@@ -132,6 +132,8 @@ pub struct Monitor<'a> {
     stash: FrameStash,
     stash_offset: usize,
     metrics: Option<Metrics>,
+    /// Set by SIGHUP: reopen the output files at the next tick.
+    reopen: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> Monitor<'a> {
@@ -155,6 +157,9 @@ impl<'a> Monitor<'a> {
             Some(path) => Some(EveFile::create(path)?),
             None => None,
         };
+        let reopen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reopen))
+            .context("cannot handle SIGHUP")?;
         let metrics = match options.metrics {
             Some(address) => {
                 let m = Metrics::serve(address)?;
@@ -214,6 +219,7 @@ impl<'a> Monitor<'a> {
             stash: FrameStash::new(),
             stash_offset: 0,
             metrics,
+            reopen,
             detector,
             fit_features,
             classifier,
@@ -463,6 +469,15 @@ impl<'a> Monitor<'a> {
     /// finished refit or start one, and once a second the status line and
     /// back-pressure (`kernel` is there for live captures).
     pub fn on_tick(&mut self, kernel: Option<&mut Control>) -> Result<()> {
+        if self
+            .reopen
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let files = self.sinks.reopen()?;
+            if !files.is_empty() {
+                eprintln!("SIGHUP: reopened {}.", files.join(", "));
+            }
+        }
         self.score_batch()?;
         self.tick_alerts()?;
         self.sinks.flush()?;

@@ -71,6 +71,7 @@ pub struct AnomalyCsv {
     out: BufWriter<File>,
     row: RowFormatter,
     rows: u64,
+    with_class: bool,
 }
 
 impl AnomalyCsv {
@@ -84,6 +85,7 @@ impl AnomalyCsv {
             out,
             row: RowFormatter::new(),
             rows: 0,
+            with_class,
         })
     }
 
@@ -129,6 +131,20 @@ impl AnomalyCsv {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// After a log rotation (SIGHUP): flushes, then writes to the path
+    /// anew, appending (with the header when the file is new or empty).
+    pub fn reopen(&mut self) -> Result<()> {
+        self.flush()?;
+        let file = crate::io::output::open_for_writing(&self.path, true)?;
+        let empty = file.metadata().map_or(true, |m| m.len() == 0);
+        self.out = BufWriter::with_capacity(1 << 20, file);
+        if empty {
+            writeln!(self.out, "{}", csv_header(self.with_class))
+                .with_context(|| format!("cannot write {}", self.path.display()))?;
+        }
+        Ok(())
     }
 }
 

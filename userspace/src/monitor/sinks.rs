@@ -75,6 +75,22 @@ impl<'a> Sinks<'a> {
         Ok(())
     }
 
+    /// Reopens the files written as they go (`--output`, `--eve`) after a
+    /// log rotation; returns their paths. (A pcapng file cannot restart
+    /// mid-stream: `--write-pcap` keeps its file.)
+    pub fn reopen(&mut self) -> Result<Vec<String>> {
+        let mut reopened = Vec::new();
+        if let Some(csv) = &mut self.csv {
+            csv.reopen()?;
+            reopened.push(csv.path().display().to_string());
+        }
+        if let Some(eve) = &mut self.eve {
+            eve.reopen()?;
+            reopened.push(eve.path().display().to_string());
+        }
+        Ok(reopened)
+    }
+
     /// Flushes every output, so that what was reported can be read.
     pub fn flush(&mut self) -> Result<()> {
         if let Some(csv) = &mut self.csv {
