@@ -61,6 +61,11 @@ pub struct ClassifyArgs {
     /// Write the trained model to this file (for `predict`).
     #[arg(long, value_name = "FILE")]
     pub save_model: Option<PathBuf>,
+    /// Write a self-contained HTML report to this file: the confusion
+    /// matrix as a heat map, precision, recall and F1 per class, and the
+    /// features the test accuracy depends on most.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Print the figures as one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -164,6 +169,7 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
         .flatten()
         .collect();
     super::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
+    super::refuse_overwrite(args.report.as_deref(), "--report", &inputs)?;
     let params = RandomForestParams {
         n_estimators: args.n_estimators,
         criterion: args.criterion,
@@ -229,6 +235,21 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
     let predicted = model.predict(&test);
     let evaluation = metrics::evaluate(&y_test, &predicted, labels.classes.len());
 
+    if let Some(path) = &args.report {
+        crate::reports::classify::write(
+            path,
+            &crate::reports::classify::Input {
+                input: &args.input,
+                how: &how,
+                evaluation: &evaluation,
+                classes: &labels.classes,
+                model: &model,
+                test: &test,
+                y_test: &y_test,
+                random_state: args.random_state,
+            },
+        )?;
+    }
     if let Some(path) = &args.save_model {
         SavedModel::RandomForest {
             plan: plan.clone(),
@@ -251,6 +272,9 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
         labels.classes.len()
     )?;
     write_text_report(out, &evaluation, &labels.classes)?;
+    if let Some(path) = &args.report {
+        writeln!(out, "\nReport written to {}", path.display())?;
+    }
     if let Some(path) = &args.save_model {
         writeln!(out, "\nModel saved to {}", path.display())?;
     }

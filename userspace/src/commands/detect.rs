@@ -50,6 +50,12 @@ pub struct DetectArgs {
     /// --n-estimators, --max-samples and --random-state are then unused).
     #[arg(long, value_name = "FILE", conflicts_with = "feature_columns")]
     pub model: Option<PathBuf>,
+    /// Write a self-contained HTML report to this file: the score
+    /// distribution against the threshold, scores over time, the top
+    /// sources among the anomalies, and the features that set the
+    /// anomalies apart most.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Also report the packets beyond the alert threshold as alerts, the
     /// way `run` does (opened, updated and closed lines with kind, counts
     /// and reasons), in file order on the packets' own clock: a capture
@@ -78,6 +84,7 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     super::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
     super::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
     super::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
+    super::refuse_overwrite(args.report.as_deref(), "--report", &inputs)?;
     if alerts {
         args.alert.check()?;
     }
@@ -163,6 +170,20 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     )?;
     if let Some(path) = &args.save_model {
         writeln!(out, "Model saved to {}", path.display())?;
+    }
+    if let Some(path) = &args.report {
+        crate::reports::detect::write(
+            path,
+            &crate::reports::detect::Input {
+                input: &args.input,
+                table: &table,
+                engineered: &engineered,
+                scores: &scores,
+                contamination: model.params.contamination.to_string(),
+            },
+        )?;
+        timings.mark("report");
+        writeln!(out, "Report written to {}", path.display())?;
     }
     if let Some(raw) = raw {
         report_alerts(&args, &table, &engineered, &model, &raw, out)?;
