@@ -138,9 +138,12 @@ pub fn histogram(
     })
 }
 
+/// A named series of points and its colour.
+pub type Points<'a> = (&'a str, Vec<(f64, f64)>, RGBColor);
+
 /// Points (x, y) of each series, with a horizontal marker line.
 pub fn scatter(
-    series: &[(&str, Vec<(f64, f64)>, RGBColor)],
+    series: &[Points],
     marker: Option<(f64, &str)>,
     x_desc: &str,
     y_desc: &str,
