@@ -3,10 +3,12 @@
 //! missing and root) to check that the charts render with the numbers the
 //! commands print.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command as Process;
 
 use assert_cmd::Command;
+use support::browser::{chromium, file_url, rendered};
 
 fn ml() -> Command {
     Command::cargo_bin("ml-sniffing").expect("binary built")
@@ -34,55 +36,6 @@ fn packet_csv(dir: &Path) -> PathBuf {
     let path = dir.join("packets.csv");
     std::fs::write(&path, s).unwrap();
     path
-}
-
-/// Headless Chromium, installed with apt when missing (as root); `None`
-/// (the test says it skipped) otherwise.
-fn chromium() -> Option<String> {
-    let find = || {
-        ["chromium", "chromium-browser", "google-chrome"]
-            .into_iter()
-            .find(|name| {
-                Process::new("sh")
-                    .args(["-c", &format!("command -v {name}")])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            })
-            .map(String::from)
-    };
-    if let Some(found) = find() {
-        return Some(found);
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: no Chromium, and installing it needs root");
-        return None;
-    }
-    eprintln!("installing chromium (apt-get install chromium)...");
-    let ok = Process::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "chromium"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "cannot install chromium with apt-get");
-    find()
-}
-
-/// The DOM Chromium builds from `page`, as text.
-fn rendered(browser: &str, page: &Path) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = Process::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn count(haystack: &str, needle: &str) -> usize {
@@ -127,7 +80,7 @@ fn detect_report_shows_scores_time_sources_and_features() {
     assert!(html.contains("203.0.113."), "the outliers' sources");
 
     let Some(browser) = chromium() else { return };
-    let dom = rendered(&browser, &report);
+    let dom = rendered(&browser, &file_url(&report), 1000, &[]);
     assert_eq!(count(&dom, "<svg"), 7, "every chart renders as SVG");
     assert!(dom.contains(&format!("anomalies ({flagged})")));
     assert!(dom.contains("ml-sniffing detect report"));
@@ -159,7 +112,7 @@ fn classify_report_shows_the_confusion_matrix_scores_and_importances() {
     assert!(html.contains("<td>accuracy</td>"));
     assert!(html.contains("<td>120</td>"), "{html}");
     let Some(browser) = chromium() else { return };
-    let dom = rendered(&browser, &report);
+    let dom = rendered(&browser, &file_url(&report), 1000, &[]);
     assert_eq!(count(&dom, "<svg"), 3);
     assert!(dom.contains("Confusion matrix") && dom.contains("usual") && dom.contains("odd"));
 }

@@ -2,6 +2,7 @@
 //! of them.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod data;
 pub mod frames;
 pub mod lab;

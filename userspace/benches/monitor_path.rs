@@ -72,6 +72,7 @@ fn main() {
         alerts: Default::default(),
         eve: None,
         metrics: None,
+        web: None,
     };
     // The offset: the same share of packets alerts as before thresholds.
     let model_threshold = model.offset;

@@ -70,6 +70,12 @@ pub struct RunArgs {
     /// `127.0.0.1:9477`; bind to loopback unless the network is trusted).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve a live dashboard (rates, scores against the threshold, alerts
+    /// and their reasons, top hosts, capture health) at http://ADDR/; just
+    /// `--web` serves 127.0.0.1:8080. On an address other than loopback the
+    /// page needs the token printed at start.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    pub web: Option<std::net::SocketAddr>,
     /// Read options from this TOML file first (keys are the long option
     /// names: `iface = "eth0"`, `alert-rate = 1e-4`, `quiet = true`,
     /// `allow = ["10.0.0.0/8"]`); options on the command line win.
@@ -177,6 +183,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         alerts: args.alert.options(),
         eve: args.alert.eve.clone(),
         metrics: args.metrics,
+        web: args.web,
     };
     let json = args.json;
     match &args.read {

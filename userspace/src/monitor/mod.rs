@@ -14,6 +14,7 @@ pub mod alerting;
 pub mod alerts;
 pub mod batch;
 pub mod community_id;
+pub mod dashboard;
 pub mod eve;
 pub mod metrics;
 pub mod models;
@@ -22,6 +23,7 @@ pub mod output;
 pub mod sinks;
 pub mod status;
 pub mod summary;
+pub mod web;
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -80,6 +82,8 @@ pub struct MonitorOptions {
     pub eve: Option<PathBuf>,
     /// Serve Prometheus metrics on this address.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve the live dashboard on this address.
+    pub web: Option<std::net::SocketAddr>,
     /// Records come from a capture file: refits are scheduled on the
     /// records' own time and run to completion before scoring goes on, so
     /// that a replay gives the same result every time.
@@ -132,6 +136,7 @@ pub struct Monitor<'a> {
     stash: FrameStash,
     stash_offset: usize,
     metrics: Option<Metrics>,
+    dashboard: Option<dashboard::Dashboard>,
     /// Set by SIGHUP: reopen the output files at the next tick.
     reopen: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -155,6 +160,14 @@ impl<'a> Monitor<'a> {
         };
         let eve = match &options.eve {
             Some(path) => Some(EveFile::create(path)?),
+            None => None,
+        };
+        let dashboard = match options.web {
+            Some(address) => {
+                let web = web::Web::serve(address)?;
+                eprintln!("Dashboard at {}", web.url);
+                Some(dashboard::Dashboard::new(web))
+            }
             None => None,
         };
         let reopen = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -219,6 +232,7 @@ impl<'a> Monitor<'a> {
             stash: FrameStash::new(),
             stash_offset: 0,
             metrics,
+            dashboard,
             reopen,
             detector,
             fit_features,
@@ -411,6 +425,12 @@ impl<'a> Monitor<'a> {
         if let Some(m) = &self.metrics {
             m.scored_batch(started.elapsed());
         }
+        if let Some(d) = &mut self.dashboard {
+            let offset = detector.model.offset;
+            for &raw in &self.scores {
+                d.score(raw - offset);
+            }
+        }
         if self.options.refit_every.is_some() {
             for row in 0..n {
                 self.recent
@@ -459,7 +479,7 @@ impl<'a> Monitor<'a> {
                 alert_id: reported.alert_id,
             };
             self.sinks.anomaly(&anomaly, self.stash.get(frames + i))?;
-            self.tally.anomaly(record.source());
+            self.tally.anomaly(record.source(), record.destination());
         }
         self.batch.clear();
         Ok(())
@@ -497,6 +517,31 @@ impl<'a> Monitor<'a> {
                 model_age: version.map(|_| self.last_fit.elapsed()),
             });
         }
+        if let Some(d) = &mut self.dashboard {
+            let kernel = match kernel.as_deref() {
+                Some(k) => Some((k.counters()?, k.fill())),
+                None => None,
+            };
+            let model = self.detector.as_ref().and_then(|det| {
+                det.threshold.map(|t| {
+                    (
+                        det.version,
+                        self.last_fit.elapsed().as_secs_f64(),
+                        t - det.model.offset,
+                    )
+                })
+            });
+            d.tick(&dashboard::Now {
+                totals: self.tally.totals,
+                kernel,
+                sample_every: self.status.sample_every(),
+                alerts: &self.alerter.alerts,
+                model,
+                warming: self.warmup.len(),
+                sources: &self.tally.talkers,
+                victims: &self.tally.victims,
+            });
+        }
         self.status
             .tick(kernel, self.tally.totals, version, self.warmup.len())?;
         Ok(())
@@ -513,6 +558,9 @@ impl<'a> Monitor<'a> {
         }
         for a in &closed {
             self.sinks.alert(a, State::Closed, now)?;
+            if let Some(d) = &mut self.dashboard {
+                d.closed(a);
+            }
         }
         if now.saturating_sub(self.last_stats_ns) >= eve::STATS_EVERY.as_nanos() as u64 {
             self.last_stats_ns = now;
@@ -598,6 +646,9 @@ impl<'a> Monitor<'a> {
         self.score_batch()?;
         for a in self.alerter.alerts.close_all() {
             self.sinks.alert(&a, State::Closed, self.latest_ns)?;
+            if let Some(d) = &mut self.dashboard {
+                d.closed(&a);
+            }
         }
         self.write_stats()?;
         if let Some(refit) = self.refit.take() {

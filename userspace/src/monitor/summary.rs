@@ -20,11 +20,14 @@ pub struct Totals {
     pub anomalies: u64,
 }
 
-/// The totals, anomalies per source address and packets per class.
+/// The totals, anomalies per source and destination address and packets
+/// per class.
 #[derive(Debug, Default)]
 pub struct Tally {
     pub totals: Totals,
     pub talkers: HashMap<IpAddr, u64>,
+    /// Anomalies per destination address.
+    pub victims: HashMap<IpAddr, u64>,
     pub classes: Vec<u64>,
 }
 
@@ -36,8 +39,9 @@ impl Tally {
         }
     }
 
-    pub fn anomaly(&mut self, source: IpAddr) {
+    pub fn anomaly(&mut self, source: IpAddr, destination: IpAddr) {
         *self.talkers.entry(source).or_default() += 1;
+        *self.victims.entry(destination).or_default() += 1;
         self.totals.anomalies += 1;
     }
 }

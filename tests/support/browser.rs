@@ -1,0 +1,72 @@
+//! Headless Chromium for the tests that check what a page renders:
+//! installed with apt when missing (as root), else the test says it
+//! skipped.
+
+use std::path::Path;
+use std::process::Command;
+
+/// The browser's command, or `None` (and a note) when there is none and
+/// it cannot be installed.
+pub fn chromium() -> Option<String> {
+    let find = || {
+        ["chromium", "chromium-browser", "google-chrome"]
+            .into_iter()
+            .find(|name| {
+                Command::new("sh")
+                    .args(["-c", &format!("command -v {name}")])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .map(String::from)
+    };
+    if let Some(found) = find() {
+        return Some(found);
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: no Chromium, and installing it needs root");
+        return None;
+    }
+    eprintln!("installing chromium (apt-get install chromium)...");
+    let ok = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cannot install chromium with apt-get");
+    find()
+}
+
+/// The DOM the browser builds from `url` after at most `budget_ms` (scripts
+/// and event streams run meanwhile; a page that never finishes loading,
+/// such as one holding an event stream, is stopped then), run by `wrap`
+/// (e.g. `ip netns exec NS`) when given.
+pub fn rendered(browser: &str, url: &str, budget_ms: u32, wrap: &[&str]) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = match wrap.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(browser);
+            c
+        }
+        None => Command::new(browser),
+    };
+    let out = cmd
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("--timeout={budget_ms}"))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `file://` URL of a local page.
+pub fn file_url(page: &Path) -> String {
+    format!("file://{}", page.display())
+}
