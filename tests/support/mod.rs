@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod flood;
 pub mod frames;
 pub mod lab;
 pub mod netns;

@@ -9,6 +9,8 @@
 //! - [`ringbuf`]: draining records from the ring buffer (polled: the program
 //!   never wakes readers).
 //! - [`clock`]: kernel monotonic time to epoch time.
+//! - [`link`]: the captured interface's state (down, no carrier, gone),
+//!   watched by live sessions.
 //! - [`stats`]: the program's per-CPU counters.
 //! - [`live`]: a whole live session: attach, stream batches of records
 //!   (epoch timestamps) to a [`live::RecordSink`] until it is done or CTRL+C /
@@ -24,6 +26,7 @@ pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod frame_stash;
+pub mod link;
 pub mod live;
 pub mod pcap;
 pub mod programs;
