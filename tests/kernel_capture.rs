@@ -417,6 +417,165 @@ mod privileged {
         }
     }
 
+    /// The disk fills during a live capture: the CSV ends on its last
+    /// whole row, the report (rows in the file, the kernel's counters) is
+    /// printed, then the error; nothing stays attached.
+    #[test]
+    fn a_full_disk_ends_the_capture_on_a_whole_row_with_the_report() {
+        use crate::support::tmpfs::SmallDisk;
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let disk = SmallDisk::new("64k").unwrap();
+        let out = disk.file("capture.csv");
+        let mut sniff = sniff(&lab, &[out.to_str().unwrap(), "-i", lab.iface()]);
+        lab.wait_attached(WAIT);
+        let sender = lab.sender();
+        // 64 KiB hold about 700 rows: send until the capture gives up.
+        let mut sent = 0u32;
+        while sniff.running() && sent < 200_000 {
+            let udp = FrameSpec::new(
+                ip("10.0.0.2"),
+                ip("10.0.0.1"),
+                Transport::Udp {
+                    src: 1000 + (sent % 5000) as u16,
+                    dst: 9,
+                },
+            )
+            .build();
+            sender.send(&udp).unwrap();
+            sent += 1;
+            if sent.is_multiple_of(100) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        let result = sniff.wait(WAIT).unwrap();
+        assert_eq!(result.status.code(), Some(1), "{}", describe(&result));
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(
+            stderr(&result).contains("No space left on device"),
+            "{}",
+            describe(&result)
+        );
+        assert!(
+            stdout.contains("(stopped by an error, detached from"),
+            "{stdout}"
+        );
+        let rows = counter(&stdout, "Rows written");
+        let seen = counter(&stdout, "packets seen");
+        assert!(rows > 0 && seen >= rows, "{stdout}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.ends_with('\n'), "the file ends on a whole row");
+        // Every row has all its cells (the reader refuses ragged rows).
+        assert_eq!(read_rows(&text).len() as u64, rows, "{stdout}");
+        lab.assert_detached();
+    }
+
+    /// Waits until `path` holds `rows` rows (and its header).
+    fn wait_for_rows(path: &Path, rows: usize) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            < rows + 1
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rows never reached the file"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn udp_frame() -> Vec<u8> {
+        FrameSpec::new(
+            ip("10.0.0.2"),
+            ip("10.0.0.1"),
+            Transport::Udp { src: 7, dst: 9 },
+        )
+        .build()
+    }
+
+    /// A capture on an interface that is down says so (it used to wait
+    /// silently), and captures once the interface is up.
+    #[test]
+    fn a_down_interface_is_announced_and_captured_once_up() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let iface = lab.iface().to_owned();
+        lab.capture.ip(&["link", "set", &iface, "down"]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("capture.csv");
+        let sniff = sniff(&lab, &[out.to_str().unwrap(), "-i", &iface]);
+        lab.wait_attached(WAIT);
+        lab.capture.ip(&["link", "set", &iface, "up"]).unwrap();
+        let sender = lab.sender();
+        // Until the link is up at both ends, frames go nowhere: send until
+        // three reached the file.
+        let deadline = std::time::Instant::now() + WAIT;
+        while read_rows(&std::fs::read_to_string(&out).unwrap_or_else(|_| "h\n".into())).len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "nothing captured");
+            let _ = sender.send(&udp_frame());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sniff.signal(libc::SIGTERM).unwrap();
+        let result = sniff.wait(WAIT).unwrap();
+        assert!(result.status.success(), "{}", describe(&result));
+        let stderr = stderr(&result);
+        assert!(
+            stderr.contains(&format!(
+                "warning: {iface} is down: no packets will arrive until it is up"
+            )),
+            "{stderr}"
+        );
+        lab.assert_detached();
+    }
+
+    /// An interface deleted during a capture ends it: the rows so far are
+    /// in the file, the report is printed, then one sentence saying what
+    /// happened (it used to go unnoticed, capturing nothing forever).
+    #[test]
+    fn a_vanished_interface_ends_the_capture_with_the_report() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let iface = lab.iface().to_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("capture.csv");
+        let sniff = sniff(&lab, &[out.to_str().unwrap(), "-i", &iface]);
+        lab.wait_attached(WAIT);
+        let sender = lab.sender();
+        for _ in 0..5 {
+            sender.send(&udp_frame()).unwrap();
+        }
+        wait_for_rows(&out, 5);
+        lab.capture.ip(&["link", "del", &iface]).unwrap();
+        let result = sniff.wait(WAIT).unwrap();
+        assert_eq!(result.status.code(), Some(1), "{}", describe(&result));
+        assert!(
+            stderr(&result).ends_with(&format!(
+                "Error: {iface} vanished during the capture (deleted, or moved to another \
+                 network namespace): the capture ended; nothing is left attached\n"
+            )),
+            "{}",
+            describe(&result)
+        );
+        let stdout = String::from_utf8_lossy(&result.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "Rows written: 5 (the interface vanished, detached from {iface})"
+            )),
+            "{stdout}"
+        );
+        assert_eq!(counter(&stdout, "records emitted"), 5);
+        assert_eq!(read_rows(&std::fs::read_to_string(&out).unwrap()).len(), 5);
+    }
+
     /// Even SIGKILL (no destructor runs) leaves nothing attached: the
     /// program is attached through a bpf_link owned by the process.
     #[test]

@@ -537,6 +537,56 @@ mod privileged {
         lab.assert_detached();
     }
 
+    /// The disk fills while the monitor writes anomalies: the CSV ends on
+    /// its last whole row, the summary (with the kernel's counters and the
+    /// rows in the file) is printed, then the error.
+    #[test]
+    fn a_full_disk_ends_the_monitor_on_a_whole_row_with_its_summary() {
+        use crate::support::tmpfs::SmallDisk;
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        // One page: a few rows of the scan's 200.
+        let disk = SmallDisk::new("4k").unwrap();
+        let out = disk.file("anomalies.csv");
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "--iface", lab.iface(), "--xdp-mode", "drv"])
+            .args([
+                "--warmup",
+                "500",
+                "--contamination",
+                "0.01",
+                "--batch",
+                "64",
+            ])
+            .arg("--quiet")
+            .arg("--output")
+            .arg(&out);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        send_all(&sock, (0..NORMAL).map(normal_frame));
+        std::thread::sleep(Duration::from_millis(800));
+        send_all(&sock, (1..=SCAN).map(scan_frame));
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+        assert!(stdout.contains("Summary: "), "{}", describe(&output));
+        assert!(stdout.contains("Kernel: "), "{stdout}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.ends_with('\n'), "the file ends on a whole row");
+        let found = anomalies(&out);
+        assert!(!found.is_empty());
+        assert!(
+            stdout.contains(&format!("({} rows)", found.len())),
+            "the summary counts the rows in the file: {stdout}"
+        );
+        lab.assert_detached();
+    }
+
     /// Ordinary traffic of four clients to one server: during the warm-up
     /// each cycles through 8 source ports; afterwards (`i` from
     /// `CLIENTS_WARM`) each takes new source ports, every one used longer

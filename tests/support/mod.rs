@@ -11,3 +11,4 @@ pub mod process;
 pub mod raw;
 pub mod report;
 pub mod root;
+pub mod tmpfs;

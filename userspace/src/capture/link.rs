@@ -139,10 +139,11 @@ pub fn change_note(name: &str, before: LinkState, now: LinkState) -> Option<Stri
         (_, LinkState::Down) => Some(format!(
             "warning: {name} went down: no packets will arrive until it is up again"
         )),
-        (_, LinkState::NoCarrier) => Some(format!(
+        (LinkState::Up, LinkState::NoCarrier) => Some(format!(
             "warning: {name} lost its carrier: no packets will arrive until it has one again"
         )),
-        (_, LinkState::Gone) => None,
+        // Coming up: the carrier follows.
+        (_, LinkState::NoCarrier) | (_, LinkState::Gone) => None,
     }
 }
 
@@ -178,5 +179,12 @@ mod tests {
         assert!(change_note("eth0", LinkState::Up, LinkState::Down)
             .unwrap()
             .contains("went down"));
+        assert!(change_note("eth0", LinkState::Up, LinkState::NoCarrier)
+            .unwrap()
+            .contains("lost its carrier"));
+        assert_eq!(
+            change_note("eth0", LinkState::Down, LinkState::NoCarrier),
+            None
+        );
     }
 }
