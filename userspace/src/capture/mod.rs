@@ -9,6 +9,8 @@
 //! - [`ringbuf`]: draining records from the ring buffer (polled: the program
 //!   never wakes readers).
 //! - [`clock`]: kernel monotonic time to epoch time.
+//! - [`holder`]: who holds an interface's XDP attachment (for the advice
+//!   when attaching finds one there).
 //! - [`link`]: the captured interface's state (down, no carrier, gone),
 //!   watched by live sessions.
 //! - [`stats`]: the program's per-CPU counters.
@@ -26,6 +28,7 @@ pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod frame_stash;
+pub mod holder;
 pub mod link;
 pub mod live;
 pub mod pcap;

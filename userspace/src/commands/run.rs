@@ -17,7 +17,7 @@ use crate::capture::pcap::records::{self, read_records};
 use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::pcap::CaptureReader;
 use crate::capture::state::StateTables;
-use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
+use crate::capture::xdp::{check_privileges_for, interface_index, Needs, XdpMode};
 use crate::capture::{programs, route};
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
@@ -201,7 +201,10 @@ fn live(
         }
     }
     interface_index(&interface)?;
-    check_privileges()?;
+    check_privileges_for(match capture.capture {
+        CaptureMode::Xdp => Needs::Xdp,
+        CaptureMode::AfXdp => Needs::AfXdp,
+    })?;
     match capture.capture {
         CaptureMode::Xdp => {
             eprintln!(

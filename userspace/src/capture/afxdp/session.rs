@@ -36,7 +36,7 @@ use crate::capture::live::{
 };
 use crate::capture::programs;
 use crate::capture::state::StateTables;
-use crate::capture::xdp::{interface_index, XdpMode};
+use crate::capture::xdp::{check_privileges_for, interface_index, Needs, XdpMode};
 
 /// Frames taken from one ring before the next ring's turn.
 const BUDGET: u32 = 512;
@@ -51,6 +51,7 @@ pub fn capture(
     let object = programs::xsk()?;
     interface_index(&options.interface)?;
     let mode = attach_mode(options)?;
+    check_privileges_for(Needs::AfXdp)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

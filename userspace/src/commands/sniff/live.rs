@@ -25,7 +25,7 @@ use crate::capture::live::{
 use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::programs;
 use crate::capture::stats::Report;
-use crate::capture::xdp::{check_privileges, interface_index};
+use crate::capture::xdp::{check_privileges_for, interface_index, Needs};
 use crate::io::lines::LineFile;
 
 /// Writes records as CSV rows (and, in AF_XDP mode, frames to a pcapng
@@ -122,7 +122,10 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
         }
     };
     interface_index(&options.interface)?;
-    check_privileges()?;
+    check_privileges_for(match options.capture {
+        CaptureMode::Xdp => Needs::Xdp,
+        CaptureMode::AfXdp => Needs::AfXdp,
+    })?;
     let pcap = match &args.write_pcap {
         Some(path) => {
             if same_path(path, &args.output) {
