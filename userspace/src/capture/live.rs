@@ -152,8 +152,8 @@ pub trait RecordSink {
 pub struct Control<'a> {
     engine: Engine<'a>,
     config: Config,
-    /// Most records (AF_XDP: frames) found waiting at one drain since the
-    /// last [`take_backlog`](Self::take_backlog).
+    /// Most records (AF_XDP: frames) found waiting in the ring(s) since
+    /// the last [`take_backlog`](Self::take_backlog).
     backlog: u64,
     /// What the ring(s) hold, in records (AF_XDP: frames).
     capacity: u64,
@@ -221,9 +221,9 @@ impl<'a> Control<'a> {
         Ok(())
     }
 
-    /// The largest number of records (AF_XDP: frames) found waiting at one
-    /// drain since the last call, and the capacity of the ring buffer (AF_XDP:
-    /// the receive rings) in records.
+    /// The largest number of records (AF_XDP: frames) found waiting in the
+    /// ring buffer (AF_XDP: the receive rings) since the last call, and its
+    /// capacity in records.
     pub fn take_backlog(&mut self) -> (u64, u64) {
         let most = std::mem::take(&mut self.backlog);
         (most, self.capacity)
