@@ -733,6 +733,36 @@ mod privileged {
         }
     }
 
+    /// An interface deleted during an AF_XDP capture ends it with the
+    /// report and one sentence; the TAP device goes too.
+    #[test]
+    fn a_vanished_interface_ends_an_af_xdp_capture() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let iface = lab.iface().to_owned();
+        let sniff = lab.sniff(&["-", "-i", &iface, "--capture", "af-xdp"]);
+        lab.wait_attached();
+        assert_eq!(lab.taps().len(), 1);
+        lab.capture.ip(&["link", "del", &iface]).unwrap();
+        let result = sniff.wait(WAIT).unwrap();
+        assert_eq!(result.status.code(), Some(1), "{}", describe(&result));
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            stderr.contains("AF_XDP counters"),
+            "the report comes first: {stderr}"
+        );
+        assert!(
+            stderr.ends_with(&format!(
+                "Error: {iface} vanished during the capture (deleted, or moved to another \
+                 network namespace): the capture ended; nothing is left attached\n"
+            )),
+            "{stderr}"
+        );
+        assert!(lab.taps().is_empty(), "the TAP device is removed");
+    }
+
     /// This process's sockets that a spawned child would inherit.
     fn sockets_without_cloexec() -> Vec<String> {
         let mut found = Vec::new();

@@ -584,6 +584,56 @@ mod privileged {
         lab.assert_detached();
     }
 
+    /// The disk fills while the monitor writes anomalies: the CSV ends on
+    /// its last whole row, the summary (with the kernel's counters and the
+    /// rows in the file) is printed, then the error.
+    #[test]
+    fn a_full_disk_ends_the_monitor_on_a_whole_row_with_its_summary() {
+        use crate::support::tmpfs::SmallDisk;
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        // One page: a few rows of the scan's 200.
+        let disk = SmallDisk::new("4k").unwrap();
+        let out = disk.file("anomalies.csv");
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "--iface", lab.iface(), "--xdp-mode", "drv"])
+            .args([
+                "--warmup",
+                "500",
+                "--contamination",
+                "0.01",
+                "--batch",
+                "64",
+            ])
+            .arg("--quiet")
+            .arg("--output")
+            .arg(&out);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        send_all(&sock, (0..NORMAL).map(normal_frame));
+        std::thread::sleep(Duration::from_millis(800));
+        send_all(&sock, (1..=SCAN).map(scan_frame));
+        let output = child.wait(Duration::from_secs(20)).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+        assert!(stdout.contains("Summary: "), "{}", describe(&output));
+        assert!(stdout.contains("Kernel: "), "{stdout}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.ends_with('\n'), "the file ends on a whole row");
+        let found = anomalies(&out);
+        assert!(!found.is_empty());
+        assert!(
+            stdout.contains(&format!("({} rows)", found.len())),
+            "the summary counts the rows in the file: {stdout}"
+        );
+        lab.assert_detached();
+    }
+
     /// Ordinary traffic of four clients to one server: during the warm-up
     /// each cycles through 8 source ports; afterwards (`i` from
     /// `CLIENTS_WARM`) each takes new source ports, every one used longer
@@ -785,6 +835,115 @@ mod privileged {
             "{stdout}"
         );
         lab.assert_detached();
+    }
+
+    /// Frames for a flood: UDP from many source ports (many flows).
+    fn flood_frames() -> Vec<Vec<u8>> {
+        (0..256u16)
+            .map(|i| {
+                FrameSpec::new(
+                    ip("10.30.0.2"),
+                    ip("10.30.0.1"),
+                    Transport::Udp {
+                        src: 20000 + i,
+                        dst: 5000,
+                    },
+                )
+                .payload(18)
+                .build()
+            })
+            .collect()
+    }
+
+    /// Under a flood the reader cannot keep up with, the monitor still
+    /// ticks: a status line about every second, auto-sampling engaged
+    /// while the flood runs, SIGINT honoured with the summary while the
+    /// flood still runs, and every packet the program saw in one of its
+    /// counters. (The reader used to stay in its drain loop while the ring
+    /// buffer stayed full: no status line, no sampling, no signal.)
+    #[test]
+    fn a_flood_keeps_the_status_sampling_and_sigint_going() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        flood_the_monitor(&["--capture", "xdp"]);
+    }
+
+    /// The same through AF_XDP (sampling in userspace, the sockets' drops
+    /// counted as `ring_full`).
+    #[test]
+    fn a_flood_through_af_xdp_keeps_the_status_sampling_and_sigint_going() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        flood_the_monitor(&["--capture", "af-xdp", "--consume"]);
+    }
+
+    fn flood_the_monitor(engine: &[&str]) {
+        use crate::support::flood::Flood;
+        let lab = Lab::new();
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "-i", lab.iface(), "--xdp-mode", "drv", "--quiet"])
+            .args(["--warmup", "2000", "--batch", "256"])
+            .args(engine);
+        let child = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let flood = Flood::start(&lab, flood_frames());
+        std::thread::sleep(Duration::from_secs(FLOOD_SECONDS));
+        child.signal(libc::SIGINT).unwrap();
+        let output = child.wait(Duration::from_secs(20));
+        assert!(flood.running(), "the flood ran until the monitor ended");
+        let sent = flood.stop();
+        let output = output.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{}", describe(&output));
+        let status_lines = stderr.lines().filter(|l| l.starts_with("status: ")).count();
+        assert!(
+            status_lines as u64 >= FLOOD_SECONDS - 2,
+            "{status_lines} status lines during a {FLOOD_SECONDS} s flood: {stderr}"
+        );
+        assert!(
+            stderr.contains("the kernel now hands over 1 packet in 2 "),
+            "auto-sampling engaged during the flood: {stderr}"
+        );
+        // "Kernel: S packets seen, E records emitted, D dropped (ring buffer
+        // full), X sampled out, U unparsed, N not IP, F filtered."
+        let kernel = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Kernel: "))
+            .unwrap_or_else(|| panic!("no kernel counters: {}", describe(&output)));
+        let counts: Vec<u64> = kernel
+            .split(", ")
+            .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        let (seen, emitted, sampled_out) = (counts[0], counts[1], counts[3]);
+        assert_eq!(
+            seen,
+            counts[1..].iter().sum::<u64>(),
+            "every packet seen has one outcome: {kernel}"
+        );
+        assert!(seen <= sent, "{seen} seen of {sent} sent");
+        assert!(sampled_out > 0, "{kernel}");
+        // Every record emitted reached the monitor, or is counted as left
+        // in the ring buffer when the capture stopped.
+        let records = number_before(&stdout, "Summary: ", " records");
+        let unread = stdout
+            .lines()
+            .find(|l| l.contains("records were still in the ring buffer"))
+            .map_or(0, |l| l.split(' ').next().unwrap().parse().unwrap());
+        assert_eq!(records + unread, emitted, "{stdout}");
+        lab.assert_detached();
+    }
+
+    const FLOOD_SECONDS: u64 = 6;
+
+    /// The number between `before` and `after` on the line starting with
+    /// `before`.
+    fn number_before(text: &str, before: &str, after: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(before)?.split(after).next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {before:?}N{after:?} in:\n{text}"))
     }
 
     #[test]

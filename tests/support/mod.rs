@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod data;
+pub mod flood;
 pub mod frames;
 pub mod lab;
 pub mod netns;
@@ -11,3 +12,4 @@ pub mod process;
 pub mod raw;
 pub mod report;
 pub mod root;
+pub mod tmpfs;

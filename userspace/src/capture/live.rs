@@ -1,13 +1,16 @@
 //! A live capture session: load and attach the XDP program, hand records
 //! (in batches with timestamps converted to epoch ns, or one by one where
 //! they lie in the ring buffer) to a [`RecordSink`] until it is done, CTRL+C
-//! or SIGTERM arrives, or an error happens; then detach, hand over what was
-//! still in the ring buffer, and report the kernel's counters. The program
-//! is detached on every one of those paths (the [`Attached`] guard), before
-//! this function returns.
+//! or SIGTERM arrives, the interface vanishes, or an error happens; then
+//! detach, hand over what was still in the ring buffer, and report the
+//! kernel's counters, on the error paths too ([`CaptureError`] carries
+//! them). The program is detached on every one of those paths (the
+//! [`Attached`] guard), before this function returns.
 //!
 //! The reader sleeps until the program wakes it (once every
 //! `WAKEUP_EVERY` records) or a short timer fires, whichever comes first.
+//! However busy the ring, the sink's tick (status, sampling) and the
+//! signals come at least every [`TICK`].
 //!
 //! Two engines share this contract, chosen by [`CaptureOptions::capture`]:
 //! the record path ([`CaptureMode::Xdp`]: the XDP program parses, records
@@ -22,10 +25,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use ml_sniffing_common::maps::{self, Config, Counters};
 use ml_sniffing_common::record::PacketRecord;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::afxdp::{self, AfXdpOptions, AfXdpSummary};
 use super::clock::KernelClock;
+use super::link::{self, LinkState, LinkWatch};
 use super::programs;
 use super::ringbuf::RecordRing;
 use super::xdp::{interface_index, Attached, Loaded, XdpMode};
@@ -148,8 +152,8 @@ pub trait RecordSink {
 pub struct Control<'a> {
     engine: Engine<'a>,
     config: Config,
-    /// Most records (AF_XDP: frames) found waiting at one drain since the
-    /// last [`take_backlog`](Self::take_backlog).
+    /// Most records (AF_XDP: frames) found waiting in the ring(s) since
+    /// the last [`take_backlog`](Self::take_backlog).
     backlog: u64,
     /// What the ring(s) hold, in records (AF_XDP: frames).
     capacity: u64,
@@ -217,9 +221,9 @@ impl<'a> Control<'a> {
         Ok(())
     }
 
-    /// The largest number of records (AF_XDP: frames) found waiting at one
-    /// drain since the last call, and the capacity of the ring buffer (AF_XDP:
-    /// the receive rings) in records.
+    /// The largest number of records (AF_XDP: frames) found waiting in the
+    /// ring buffer (AF_XDP: the receive rings) since the last call, and its
+    /// capacity in records.
     pub fn take_backlog(&mut self) -> (u64, u64) {
         let most = std::mem::take(&mut self.backlog);
         (most, self.capacity)
@@ -245,6 +249,11 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const DRAIN_EVERY: Duration = Duration::from_millis(maps::DRAIN_EVERY_MS);
 /// Records handed over at most per batch.
 pub const BATCH: usize = 4096;
+/// Once a capture is stopped (signal, vanished interface), records still
+/// waiting are handed over for at most this long, so that CTRL+C is
+/// honoured within a second however deep the backlog of a slow sink; what
+/// is left then is counted ([`Summary::left_unread`]), not read.
+pub const STOP_DRAIN: Duration = Duration::from_millis(500);
 
 /// Why a capture ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +264,11 @@ pub enum StopReason {
     Interrupted,
     /// SIGTERM.
     Terminated,
+    /// The interface vanished (deleted, or moved to another namespace):
+    /// the capture's error says so.
+    InterfaceGone,
+    /// The sink or the capture failed: the capture's error says how.
+    Failed,
 }
 
 /// What a capture did.
@@ -275,9 +289,47 @@ pub struct Summary {
     pub af_xdp: Option<AfXdpSummary>,
 }
 
+/// A capture that failed. Once the program was attached, `summary` says
+/// what the capture did up to the failure (the program detached, its
+/// counters read after), so that the report is printed on this exit too.
+#[derive(Debug)]
+pub struct CaptureError {
+    pub error: anyhow::Error,
+    pub summary: Option<Box<Summary>>,
+}
+
+impl CaptureError {
+    pub(crate) fn with_summary(error: anyhow::Error, summary: Summary) -> Self {
+        CaptureError {
+            error,
+            summary: Some(Box::new(summary)),
+        }
+    }
+}
+
+impl From<anyhow::Error> for CaptureError {
+    fn from(error: anyhow::Error) -> Self {
+        CaptureError {
+            error,
+            summary: None,
+        }
+    }
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
 /// Runs a capture session (see the module documentation) with the engine
 /// `options.capture` names.
-pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Summary> {
+pub fn capture(
+    options: &CaptureOptions,
+    sink: &mut dyn RecordSink,
+) -> Result<Summary, CaptureError> {
     if options.capture == CaptureMode::AfXdp {
         return afxdp::capture(options, sink);
     }
@@ -295,90 +347,209 @@ async fn session(
     object: &[u8],
     options: &CaptureOptions,
     sink: &mut dyn RecordSink,
-) -> Result<Summary> {
+) -> Result<Summary, CaptureError> {
     // Signals are caught before attaching so no signal can end the process
     // between attach and the guard taking over.
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-
+    let mut signals = Signals::new()?;
     let mut loaded = Loaded::new(object, options.config())?;
-    let mut ring = RecordRing::new(loaded.take_ring()?).context("cannot poll the ring buffer")?;
-    let mut attached: Attached = loaded.attach(&options.interface, options.mode)?;
-
-    let mut clock = KernelClock::new();
-    let mut clock_read = Instant::now();
-    let mut batch: Vec<PacketRecord> = Vec::with_capacity(BATCH);
-    let mut delivered = 0u64;
-    let mut ticker = tokio::time::interval(DRAIN_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_tick = Instant::now();
-    let mut config = options.config();
-    let mut backlog = 0u64;
-
-    let reason = 'capture: loop {
-        tokio::select! {
-            woken = ring.readable() => woken.context("cannot wait on the ring buffer")?,
-            _ = ticker.tick() => {}
-            _ = interrupt.recv() => break StopReason::Interrupted,
-            _ = terminate.recv() => break StopReason::Terminated,
-        }
-        // Everything waiting, batch by batch.
-        let mut waiting = 0u64;
-        loop {
-            let (read, flow) = drain(&mut ring, sink, &clock, &mut batch)?;
-            delivered += read;
-            waiting += read;
-            if flow.is_break() {
-                break 'capture StopReason::SinkDone;
-            }
-            if read < BATCH as u64 {
-                break;
-            }
-        }
-        backlog = backlog.max(waiting);
-        if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
-            clock.refresh();
-            clock_read = Instant::now();
-        }
-        if waiting > 0 || last_tick.elapsed() >= TICK {
-            last_tick = Instant::now();
-            let mut control = Control::for_records(&mut attached, config, backlog);
-            sink.tick(&mut control)?;
-            config = control.config;
-            backlog = control.backlog;
-        }
+    let ring = RecordRing::new(loaded.take_ring()?).context("cannot poll the ring buffer")?;
+    let index = interface_index(&options.interface)?;
+    let attached: Attached = loaded.attach(&options.interface, options.mode)?;
+    let link = LinkWatch::start(&options.interface, index)?;
+    let mut session = Session {
+        ring,
+        attached,
+        link,
+        clock: KernelClock::new(),
+        batch: Vec::with_capacity(BATCH),
+        delivered: 0,
+        config: options.config(),
+        backlog: 0,
     };
+    let ended = session.run(sink, &mut signals).await;
+    session.finish(sink, ended)
+}
 
-    attached.detach()?;
-    // After detaching nothing more arrives: hand over what is left, unless
-    // the sink is done.
-    let mut left_unread = 0u64;
-    if reason == StopReason::SinkDone {
-        left_unread += ring.drain_in_place(usize::MAX, |_| ControlFlow::Continue(())) as u64;
-    } else {
+/// SIGINT and SIGTERM, caught for the session.
+pub(crate) struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// Waits for either signal.
+    pub(crate) async fn recv(&mut self) -> StopReason {
+        tokio::select! {
+            biased;
+            _ = self.interrupt.recv() => StopReason::Interrupted,
+            _ = self.terminate.recv() => StopReason::Terminated,
+        }
+    }
+}
+
+/// A record-path session once attached.
+struct Session {
+    ring: RecordRing,
+    attached: Attached,
+    link: LinkWatch,
+    clock: KernelClock,
+    batch: Vec<PacketRecord>,
+    delivered: u64,
+    config: Config,
+    /// Most records found waiting since the sink last took it.
+    backlog: u64,
+}
+
+impl Session {
+    /// Hands records over until a signal, the sink being done, the
+    /// interface vanishing, or an error. However full the ring stays, the
+    /// tick (status line, sampling, signals, the interface check) comes at
+    /// least every [`TICK`]: a drain that would go on longer stops there.
+    async fn run(
+        &mut self,
+        sink: &mut dyn RecordSink,
+        signals: &mut Signals,
+    ) -> Result<StopReason> {
+        let mut ticker = tokio::time::interval(DRAIN_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = Instant::now();
+        let mut last_check = Instant::now();
+        let mut clock_read = Instant::now();
         loop {
-            let (read, flow) = drain(&mut ring, sink, &clock, &mut batch)?;
-            delivered += read;
-            if flow.is_break() {
-                left_unread +=
-                    ring.drain_in_place(usize::MAX, |_| ControlFlow::Continue(())) as u64;
-                break;
+            tokio::select! {
+                biased;
+                reason = signals.recv() => return Ok(reason),
+                woken = self.ring.readable() => woken.context("cannot wait on the ring buffer")?,
+                _ = ticker.tick() => {}
             }
-            if read == 0 {
-                break;
+            self.backlog = self
+                .backlog
+                .max(self.ring.waiting_bytes() / RING_ITEM_BYTES);
+            let mut waiting = 0u64;
+            let mut cut_short = false;
+            let deadline = last_tick + TICK;
+            loop {
+                let drained = drain(&mut self.ring, sink, &self.clock, &mut self.batch, deadline)?;
+                self.delivered += drained.read;
+                waiting += drained.read;
+                if drained.flow.is_break() {
+                    return Ok(StopReason::SinkDone);
+                }
+                if !drained.more() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    cut_short = true;
+                    break;
+                }
+            }
+            if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
+                self.clock.refresh();
+                clock_read = Instant::now();
+            }
+            if last_check.elapsed() >= TICK {
+                last_check = Instant::now();
+                if self.link.check() == LinkState::Gone {
+                    return Ok(StopReason::InterfaceGone);
+                }
+            }
+            if waiting > 0 || last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                self.tick(sink)?;
+            }
+            if cut_short {
+                // Signals (and the ring's wakeups) reach their futures only
+                // once the runtime has read its event sources: let it.
+                tokio::task::yield_now().await;
             }
         }
     }
-    let mut control = Control::for_records(&mut attached, config, backlog);
-    sink.tick(&mut control)?;
-    let counters = attached.counters()?;
-    Ok(Summary {
-        reason,
-        delivered,
-        left_unread,
-        counters,
-        af_xdp: None,
-    })
+
+    fn tick(&mut self, sink: &mut dyn RecordSink) -> Result<()> {
+        let mut control = Control::for_records(&mut self.attached, self.config, self.backlog);
+        sink.tick(&mut control)?;
+        self.config = control.config;
+        self.backlog = control.backlog;
+        Ok(())
+    }
+
+    /// Detaches, hands over what is left (unless the sink is done or
+    /// failed), reads the counters and says how the capture ended: an
+    /// error carries the summary too.
+    fn finish(
+        mut self,
+        sink: &mut dyn RecordSink,
+        ended: Result<StopReason>,
+    ) -> Result<Summary, CaptureError> {
+        let detached = self.attached.detach();
+        let (reason, mut error) = match ended {
+            Ok(reason) => (reason, None),
+            Err(e) => (StopReason::Failed, Some(e)),
+        };
+        // After detaching nothing more arrives.
+        let mut left_unread = 0u64;
+        if error.is_none() && reason != StopReason::SinkDone {
+            if let Err(e) = self.hand_over_rest(sink) {
+                error = Some(e);
+            }
+        }
+        left_unread += self.discard_rest();
+        if error.is_none() {
+            if let Err(e) = self.tick(sink) {
+                error = Some(e);
+            }
+        }
+        if let Err(e) = detached {
+            error.get_or_insert(e);
+        }
+        let counters = match self.attached.counters() {
+            Ok(c) => c,
+            Err(e) => return Err(error.unwrap_or(e).into()),
+        };
+        let summary = Summary {
+            reason: if error.is_some() {
+                StopReason::Failed
+            } else {
+                reason
+            },
+            delivered: self.delivered,
+            left_unread,
+            counters,
+            af_xdp: None,
+        };
+        if reason == StopReason::InterfaceGone && error.is_none() {
+            error = Some(anyhow::anyhow!(link::vanished(self.link.name())));
+        }
+        match error {
+            Some(e) => Err(CaptureError::with_summary(e, summary)),
+            None => Ok(summary),
+        }
+    }
+
+    /// Hands over what is still waiting, for at most [`STOP_DRAIN`].
+    fn hand_over_rest(&mut self, sink: &mut dyn RecordSink) -> Result<()> {
+        let deadline = Instant::now() + STOP_DRAIN;
+        loop {
+            let drained = drain(&mut self.ring, sink, &self.clock, &mut self.batch, deadline)?;
+            self.delivered += drained.read;
+            if drained.flow.is_break() || !drained.more() || Instant::now() >= deadline {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Empties the ring without handing anything over; returns how many.
+    fn discard_rest(&mut self) -> u64 {
+        self.ring
+            .drain_in_place(usize::MAX, |_| ControlFlow::Continue(())) as u64
+    }
 }
 
 /// Hands up to [`BATCH`] waiting records to the sink, in place or copied
@@ -389,24 +560,61 @@ fn drain(
     sink: &mut dyn RecordSink,
     clock: &KernelClock,
     batch: &mut Vec<PacketRecord>,
-) -> Result<(u64, ControlFlow<()>)> {
+    deadline: Instant,
+) -> Result<Drained> {
     if sink.in_place() {
         let mut outcome: Result<ControlFlow<()>> = Ok(ControlFlow::Continue(()));
+        let mut n = 0u32;
+        let mut late = false;
         let read = ring.drain_in_place(BATCH, |record| {
             outcome = sink.record_in_place(record, clock.to_epoch_ns(record.timestamp_ns));
+            n += 1;
+            // An in-place sink may do real work per record (the monitor
+            // scores a batch every so often): look at the clock now and then.
+            if n.is_multiple_of(64) && Instant::now() >= deadline {
+                late = true;
+            }
             match &outcome {
-                Ok(ControlFlow::Continue(())) => ControlFlow::Continue(()),
+                Ok(ControlFlow::Continue(())) if !late => ControlFlow::Continue(()),
                 _ => ControlFlow::Break(()),
             }
         });
-        return Ok((read as u64, outcome?));
+        return Ok(Drained {
+            read: read as u64,
+            flow: outcome?,
+            late,
+        });
     }
     batch.clear();
     let read = ring.drain(batch, BATCH);
     if read == 0 {
-        return Ok((0, ControlFlow::Continue(())));
+        return Ok(Drained {
+            read: 0,
+            flow: ControlFlow::Continue(()),
+            late: false,
+        });
     }
-    Ok((read as u64, hand_over(sink, clock, batch)?))
+    Ok(Drained {
+        read: read as u64,
+        flow: hand_over(sink, clock, batch)?,
+        late: Instant::now() >= deadline,
+    })
+}
+
+/// What one [`drain`] did.
+struct Drained {
+    read: u64,
+    /// Whether the sink is done.
+    flow: ControlFlow<()>,
+    /// Stopped at (or went past) the deadline: more may be waiting.
+    late: bool,
+}
+
+impl Drained {
+    /// Whether the ring may hold more: a whole batch, or cut short.
+    fn more(&self) -> bool {
+        self.late || self.read == BATCH as u64
+    }
 }
 
 fn hand_over(

@@ -9,6 +9,10 @@
 //! - [`ringbuf`]: draining records from the ring buffer (polled: the program
 //!   never wakes readers).
 //! - [`clock`]: kernel monotonic time to epoch time.
+//! - [`holder`]: who holds an interface's XDP attachment (for the advice
+//!   when attaching finds one there).
+//! - [`link`]: the captured interface's state (down, no carrier, gone),
+//!   watched by live sessions.
 //! - [`stats`]: the program's per-CPU counters.
 //! - [`live`]: a whole live session: attach, stream batches of records
 //!   (epoch timestamps) to a [`live::RecordSink`] until it is done or CTRL+C /
@@ -24,6 +28,8 @@ pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod frame_stash;
+pub mod holder;
+pub mod link;
 pub mod live;
 pub mod pcap;
 pub mod programs;

@@ -11,6 +11,8 @@
 
 use std::io;
 use std::ops::ControlFlow;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aya::maps::{MapData, RingBuf};
 use ml_sniffing_common::record::PacketRecord;
@@ -21,6 +23,7 @@ const RECORD_SIZE: usize = std::mem::size_of::<PacketRecord>();
 /// The ring buffer of records.
 pub struct RecordRing {
     ring: AsyncFd<RingBuf<MapData>>,
+    positions: Positions,
     /// Items of an unexpected size (a program/loader mismatch): counted,
     /// never misread.
     malformed: u64,
@@ -34,8 +37,19 @@ impl RecordRing {
         // open and unchanged for as long as the AsyncFd holds the ring (it
         // is closed only when both are dropped). Exercised by every live
         // capture test (tests/kernel_capture.rs).
+        let positions = Positions::map(&ring)?;
         let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE)? };
-        Ok(RecordRing { ring, malformed: 0 })
+        Ok(RecordRing {
+            ring,
+            positions,
+            malformed: 0,
+        })
+    }
+
+    /// Bytes written by the program and not yet read (records waiting, with
+    /// their 8-byte headers).
+    pub fn waiting_bytes(&self) -> u64 {
+        self.positions.waiting()
     }
 
     /// Waits until the program woke readers (records are waiting).
@@ -73,6 +87,63 @@ impl RecordRing {
     /// Ring items whose size was not a record's.
     pub fn malformed(&self) -> u64 {
         self.malformed
+    }
+}
+
+/// A read-only view of the ring's consumer and producer positions (its two
+/// metadata pages), to tell how full it is: the reader's own count of what
+/// one drain found says nothing once a drain stops early to let the tick
+/// run.
+struct Positions {
+    base: *mut libc::c_void,
+    page: usize,
+}
+
+// SAFETY: the mapping is read-only and only read through atomics.
+unsafe impl Send for Positions {}
+
+impl Positions {
+    fn map(ring: &RingBuf<MapData>) -> io::Result<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        // SAFETY: maps the ring buffer map's first two pages (consumer then
+        // producer position) read-only, which the kernel allows for any
+        // process holding the map's fd; unmapped on drop.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                2 * page,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                ring.as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Positions { base, page })
+    }
+
+    fn waiting(&self) -> u64 {
+        // SAFETY: both positions are 8-byte aligned u64 at the start of
+        // their page, inside the mapping, and written atomically.
+        let (consumer, producer) = unsafe {
+            let consumer = &*(self.base as *const AtomicU64);
+            let producer = &*((self.base as *const u8).add(self.page) as *const AtomicU64);
+            (
+                consumer.load(Ordering::Acquire),
+                producer.load(Ordering::Acquire),
+            )
+        };
+        producer.saturating_sub(consumer)
+    }
+}
+
+impl Drop for Positions {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.base, 2 * self.page) };
     }
 }
 

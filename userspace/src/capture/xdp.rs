@@ -206,22 +206,94 @@ pub fn interface_index(interface: &str) -> Result<u32> {
 }
 
 const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
-const NEEDS_PRIVILEGES: &str =
-    "capturing with XDP needs root, or the CAP_BPF and CAP_NET_ADMIN capabilities: run it with sudo";
+/// What a capture engine needs from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    /// Load and attach an XDP program: CAP_BPF, CAP_NET_ADMIN, and
+    /// CAP_PERFMON, without which the verifier refuses the parser's packet
+    /// pointer arithmetic (`pointer -= pointer prohibited`); CAP_SYS_ADMIN
+    /// stands for both CAP_BPF and CAP_PERFMON.
+    Xdp,
+    /// The same, and CAP_NET_RAW for the AF_XDP sockets.
+    AfXdp,
+}
+
+/// The capabilities `needs` asks for that `effective` (a CapEff mask)
+/// lacks, by name; empty when it has them all.
+pub fn missing_capabilities(effective: u64, needs: Needs) -> Vec<&'static str> {
+    let has = |cap: u32| effective & (1u64 << cap) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_SYS_ADMIN) {
+        if !has(CAP_BPF) {
+            missing.push("CAP_BPF");
+        }
+        if !has(CAP_PERFMON) {
+            missing.push("CAP_PERFMON");
+        }
+    }
+    if !has(CAP_NET_ADMIN) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if needs == Needs::AfXdp && !has(CAP_NET_RAW) {
+        missing.push("CAP_NET_RAW");
+    }
+    missing
+}
+
+/// The one sentence for a process lacking `missing`.
+pub fn privileges_advice(needs: Needs, missing: &[&str]) -> String {
+    let (what, caps, setcap) = match needs {
+        Needs::Xdp => (
+            "capturing with XDP",
+            "CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN",
+            "cap_bpf,cap_perfmon,cap_net_admin",
+        ),
+        Needs::AfXdp => (
+            "capturing with AF_XDP",
+            "CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW",
+            "cap_bpf,cap_perfmon,cap_net_admin,cap_net_raw",
+        ),
+    };
+    let lacking = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" (this process lacks {})", missing.join(", "))
+    };
+    format!(
+        "{what} needs root, or the capabilities {caps}{lacking}: run it with sudo, or give the \
+         binary those capabilities (sudo setcap {setcap}+ep BINARY)"
+    )
+}
 
 /// Fails with one sentence unless the process may load and attach XDP
-/// programs (CAP_BPF or CAP_SYS_ADMIN, and CAP_NET_ADMIN).
+/// programs (see [`Needs::Xdp`]).
 pub fn check_privileges() -> Result<()> {
-    let effective = effective_capabilities().unwrap_or(0);
-    let has = |cap: u32| effective & (1u64 << cap) != 0;
-    if has(CAP_NET_ADMIN) && (has(CAP_BPF) || has(CAP_SYS_ADMIN)) {
+    check_privileges_for(Needs::Xdp)
+}
+
+/// Fails with one sentence unless the process has what `needs` asks for.
+pub fn check_privileges_for(needs: Needs) -> Result<()> {
+    let missing = missing_capabilities(effective_capabilities().unwrap_or(0), needs);
+    if missing.is_empty() {
         return Ok(());
     }
-    bail!(NEEDS_PRIVILEGES)
+    bail!(privileges_advice(needs, &missing))
 }
+
+/// The advice for a kernel that said EPERM/EACCES although the capability
+/// check passed (a user namespace, an LSM, a locked-down kernel).
+fn refused_advice() -> String {
+    let missing = missing_capabilities(effective_capabilities().unwrap_or(0), Needs::Xdp);
+    privileges_advice(Needs::Xdp, &missing)
+}
+
+/// Set to see the verifier's whole log when it rejects a program.
+pub const VERIFIER_LOG_ENV: &str = "ML_SNIFFING_VERIFIER_LOG";
 
 /// The effective capability set, from /proc/self/status (`CapEff:`).
 fn effective_capabilities() -> Option<u64> {
@@ -256,7 +328,7 @@ pub(crate) fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
 
 fn load_error(e: EbpfError) -> anyhow::Error {
     match os_error(&e) {
-        Some(libc::EPERM | libc::EACCES) => anyhow::anyhow!(NEEDS_PRIVILEGES),
+        Some(libc::EPERM | libc::EACCES) => anyhow::anyhow!(refused_advice()),
         _ => anyhow::Error::new(e).context("the kernel refused the XDP program's maps"),
     }
 }
@@ -267,27 +339,38 @@ fn program_load_error(e: ProgramError, name: &str) -> anyhow::Error {
             io_error,
             verifier_log,
         } => {
-            if matches!(io_error.raw_os_error(), Some(libc::EPERM))
-                && verifier_log.to_string().trim().is_empty()
-            {
-                return anyhow::anyhow!(NEEDS_PRIVILEGES);
-            }
-            let log = verifier_log.to_string();
-            let tail: Vec<&str> = log
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            anyhow::anyhow!(
-                "the kernel's verifier rejected the XDP program {name} ({io_error}); its log ends with:\n{}",
-                tail.join("\n")
-            )
+            let show_log = std::env::var_os(VERIFIER_LOG_ENV).is_some();
+            verifier_error(name, &io_error, &verifier_log.to_string(), show_log)
         }
         other => anyhow::Error::new(other).context(format!("cannot load the XDP program {name}")),
     }
+}
+
+/// The error for a program the kernel would not load: the privileges
+/// advice for EPERM/EACCES (the verifier answers EACCES when unprivileged
+/// code does what only CAP_PERFMON allows), else one sentence; the
+/// verifier's log (kilobytes) only when asked for with
+/// [`VERIFIER_LOG_ENV`].
+fn verifier_error(name: &str, io_error: &io::Error, log: &str, show_log: bool) -> anyhow::Error {
+    let mut message = match io_error.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => format!(
+            "the kernel refused to load the XDP program {name} ({io_error}): {}",
+            refused_advice()
+        ),
+        _ => format!("the kernel's verifier rejected the XDP program {name} ({io_error})"),
+    };
+    if log.trim().is_empty() {
+        return anyhow::anyhow!(message);
+    }
+    if show_log {
+        message.push_str("; its log:\n");
+        message.push_str(log.trim_end());
+    } else {
+        message.push_str(&format!(
+            "; set {VERIFIER_LOG_ENV}=1 to see the verifier's log"
+        ));
+    }
+    anyhow::anyhow!(message)
 }
 
 /// Attaches `program` to `interface` in `mode`.
@@ -333,13 +416,18 @@ pub(crate) fn driver_refusal(e: &ProgramError) -> Option<io::Error> {
 /// there, driver mode unsupported, no privileges), for every loader.
 pub fn attach_error(e: ProgramError, interface: &str, mode: XdpMode) -> anyhow::Error {
     match os_error(&e) {
-        Some(libc::EBUSY | libc::EEXIST) => anyhow::anyhow!(
-            "{interface} already has an XDP program attached: detach it first (ip link set dev {interface} xdp off)"
-        ),
-        Some(libc::EOPNOTSUPP) if mode == XdpMode::Drv => {
-            anyhow::anyhow!("{interface} does not support XDP in driver mode: use --xdp-mode skb or auto")
+        Some(libc::EBUSY | libc::EEXIST) => {
+            let holders = interface_index(interface)
+                .map(super::holder::xdp_link_holders)
+                .unwrap_or_default();
+            anyhow::anyhow!(super::holder::busy_advice(interface, &holders))
         }
-        Some(libc::EPERM | libc::EACCES) => anyhow::anyhow!(NEEDS_PRIVILEGES),
+        Some(libc::EOPNOTSUPP) if mode == XdpMode::Drv => {
+            anyhow::anyhow!(
+                "{interface} does not support XDP in driver mode: use --xdp-mode skb or auto"
+            )
+        }
+        Some(libc::EPERM | libc::EACCES) => anyhow::anyhow!(refused_advice()),
         Some(code) if mode == XdpMode::Drv => anyhow::anyhow!(
             "{interface}'s driver refused XDP in driver mode ({}): use --xdp-mode skb or auto",
             io::Error::from_raw_os_error(code)
@@ -366,14 +454,64 @@ mod tests {
     #[test]
     fn privileges_follow_the_effective_capabilities() {
         let caps = effective_capabilities().expect("a CapEff line in /proc/self/status");
-        let has = |cap: u32| caps & (1u64 << cap) != 0;
-        let allowed = has(CAP_NET_ADMIN) && (has(CAP_BPF) || has(CAP_SYS_ADMIN));
         match check_privileges() {
-            Ok(()) => assert!(allowed),
-            Err(e) => {
-                assert!(!allowed);
-                assert_eq!(e.to_string(), NEEDS_PRIVILEGES);
-            }
+            Ok(()) => assert!(missing_capabilities(caps, Needs::Xdp).is_empty()),
+            Err(e) => assert_eq!(
+                e.to_string(),
+                privileges_advice(Needs::Xdp, &missing_capabilities(caps, Needs::Xdp))
+            ),
         }
+    }
+
+    fn mask(caps: &[u32]) -> u64 {
+        caps.iter().fold(0, |m, c| m | 1 << c)
+    }
+
+    /// CAP_BPF and CAP_NET_ADMIN are not enough: the verifier wants
+    /// CAP_PERFMON for the parser's pointer arithmetic (CAP_SYS_ADMIN
+    /// stands for both); AF_XDP sockets want CAP_NET_RAW.
+    #[test]
+    fn the_capabilities_asked_for_are_the_ones_the_kernel_checks() {
+        let all = mask(&[CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW]);
+        assert!(missing_capabilities(all, Needs::AfXdp).is_empty());
+        assert_eq!(
+            missing_capabilities(mask(&[CAP_BPF, CAP_NET_ADMIN]), Needs::Xdp),
+            ["CAP_PERFMON"]
+        );
+        assert!(missing_capabilities(mask(&[CAP_SYS_ADMIN, CAP_NET_ADMIN]), Needs::Xdp).is_empty());
+        assert_eq!(
+            missing_capabilities(mask(&[CAP_SYS_ADMIN, CAP_NET_ADMIN]), Needs::AfXdp),
+            ["CAP_NET_RAW"]
+        );
+        assert_eq!(
+            missing_capabilities(0, Needs::Xdp),
+            ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"]
+        );
+        assert_eq!(
+            privileges_advice(Needs::Xdp, &["CAP_PERFMON"]),
+            "capturing with XDP needs root, or the capabilities CAP_BPF, CAP_PERFMON and \
+             CAP_NET_ADMIN (this process lacks CAP_PERFMON): run it with sudo, or give the \
+             binary those capabilities (sudo setcap cap_bpf,cap_perfmon,cap_net_admin+ep BINARY)"
+        );
+    }
+
+    #[test]
+    fn the_verifier_log_is_shown_only_when_asked_for() {
+        let log = "0: (b7) r0 = 2\n62: (1f) r1 -= r2\nR1 pointer -= pointer prohibited\n";
+        let invalid = io::Error::from_raw_os_error(libc::EINVAL);
+        let e = verifier_error("p", &invalid, log, false).to_string();
+        assert_eq!(
+            e,
+            "the kernel's verifier rejected the XDP program p (Invalid argument (os error 22)); \
+             set ML_SNIFFING_VERIFIER_LOG=1 to see the verifier's log"
+        );
+        let e = verifier_error("p", &invalid, log, true).to_string();
+        assert!(e.ends_with(
+            "its log:\n0: (b7) r0 = 2\n62: (1f) r1 -= r2\nR1 pointer -= pointer prohibited"
+        ));
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        let e = verifier_error("p", &denied, log, false).to_string();
+        assert!(e.contains("needs root, or the capabilities"), "{e}");
+        assert!(!e.contains("prohibited"), "{e}");
     }
 }

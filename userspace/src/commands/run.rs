@@ -12,12 +12,12 @@ use super::engine_args::EngineArgs;
 use super::ForestArgs;
 
 use crate::capture::afxdp;
-use crate::capture::live::{self, CaptureMode, CaptureOptions};
+use crate::capture::live::{self, CaptureError, CaptureMode, CaptureOptions};
 use crate::capture::pcap::records::{self, read_records};
 use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::pcap::CaptureReader;
 use crate::capture::state::StateTables;
-use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
+use crate::capture::xdp::{check_privileges_for, interface_index, Needs, XdpMode};
 use crate::capture::{programs, route};
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
@@ -226,7 +226,10 @@ fn live(
         }
     }
     interface_index(&interface)?;
-    check_privileges()?;
+    check_privileges_for(match capture.capture {
+        CaptureMode::Xdp => Needs::Xdp,
+        CaptureMode::AfXdp => Needs::AfXdp,
+    })?;
     match capture.capture {
         CaptureMode::Xdp => {
             eprintln!(
@@ -258,6 +261,7 @@ fn live(
     let started = Instant::now();
     let started_ns = epoch_ns();
     let mut summary_out: Vec<u8> = Vec::new();
+    let mut failure = None;
     {
         let mut monitor = Monitor::new(options, detector, classifier, out)?;
         if let Some(pcap) = pcap {
@@ -266,8 +270,25 @@ fn live(
         let result = live::capture(&capture, &mut monitor);
         // What was gathered is scored and written even when capture failed.
         let finished = monitor.finish();
-        let session = result?;
-        finished?;
+        // Once the program was attached the summary (with the kernel's
+        // counters) is printed on every exit, then the first error.
+        let session = match result {
+            Ok(session) => session,
+            Err(CaptureError {
+                error,
+                summary: Some(session),
+            }) => {
+                failure = Some(error);
+                *session
+            }
+            Err(CaptureError {
+                error,
+                summary: None,
+            }) => return Err(error),
+        };
+        if let Err(e) = finished {
+            failure.get_or_insert(e);
+        }
         summary_out.extend_from_slice(
             monitor
                 .summary(started.elapsed(), Some(&session.counters))
@@ -285,17 +306,23 @@ fn live(
                 received,
                 dropped,
             };
-            pcap.writer
+            match pcap
+                .writer
                 .finish(&stats)
                 .and_then(|mut w| w.flush().map_err(Into::into))
-                .with_context(|| format!("cannot write {}", pcap.path.display()))?;
-            summary_out.extend_from_slice(
-                format!(
-                    "Frames saved to {} (pcapng): {frames}\n",
-                    pcap.path.display()
-                )
-                .as_bytes(),
-            );
+                .with_context(|| format!("cannot write {}", pcap.path.display()))
+            {
+                Ok(_) => summary_out.extend_from_slice(
+                    format!(
+                        "Frames saved to {} (pcapng): {frames}\n",
+                        pcap.path.display()
+                    )
+                    .as_bytes(),
+                ),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
         }
         if let Some(a) = &session.af_xdp {
             let report = afxdp::stats::Report {
@@ -305,16 +332,25 @@ fn live(
             summary_out.extend_from_slice(report.to_string().as_bytes());
         }
         if session.left_unread > 0 {
+            let when = if session.reason == live::StopReason::SinkDone {
+                "the packet count was reached"
+            } else {
+                "the capture stopped (not scored: the monitor was behind)"
+            };
             summary_out.extend_from_slice(
                 format!(
-                    "{} records were still in the ring buffer when the packet count was reached.\n",
+                    "{} records were still in the ring buffer when {when}.\n",
                     session.left_unread
                 )
                 .as_bytes(),
             );
         }
     }
-    write_summary(out, &summary_out, json)
+    write_summary(out, &summary_out, json)?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn replay(

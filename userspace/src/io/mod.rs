@@ -1,6 +1,7 @@
 //! Reading inputs and writing outputs.
 
 pub mod csv_input;
+pub mod lines;
 pub mod output;
 pub mod table;
 

@@ -7,8 +7,7 @@
 //! score, threshold, percentile, model version, reasons and the alert's
 //! counts. Filebeat's Suricata module and `jq` read the lines as they are.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use serde_json::{json, Value};
 use super::alerts::{Alert, Alerts, State};
 use super::output::utc_micros;
 use super::Totals;
+use crate::io::lines::LineFile;
 
 /// How often a `stats` event is written (traffic time).
 pub const STATS_EVERY: Duration = Duration::from_secs(10);
@@ -146,10 +146,11 @@ pub fn alert_line(a: &Alert, state: State) -> String {
     line
 }
 
-/// `--eve FILE`: EVE lines appended as they come, flushed every tick.
+/// `--eve FILE`: EVE lines appended as they come, flushed every tick; the
+/// file ends on a whole line even when the disk fills (see `io::lines`).
 pub struct EveFile {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: LineFile,
 }
 
 impl EveFile {
@@ -157,7 +158,7 @@ impl EveFile {
         let file = crate::io::output::open_for_writing(path, true)?;
         Ok(EveFile {
             path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            out: LineFile::new(file),
         })
     }
 

@@ -2,14 +2,14 @@
 //! (streamed, flushed every tick, so a crash loses nothing already
 //! flushed); alerts, on stdout and in EVE, are `alerts` and `eve`'s.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ml_sniffing_common::record::PacketRecord;
 
 use crate::capture::csv_rows::{self, RowFormatter};
+use crate::io::lines::LineFile;
 use crate::pyfmt;
 
 /// One scored packet that was found anomalous.
@@ -65,10 +65,11 @@ pub fn utc_micros(epoch_ns: u64) -> String {
     s
 }
 
-/// Anomaly rows to a CSV file, one line each as they are found.
+/// Anomaly rows to a CSV file, one line each as they are found; the file
+/// ends on a whole row even when the disk fills (see `io::lines`).
 pub struct AnomalyCsv {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: LineFile,
     row: RowFormatter,
     rows: u64,
     with_class: bool,
@@ -77,7 +78,7 @@ pub struct AnomalyCsv {
 impl AnomalyCsv {
     pub fn create(path: &Path, with_class: bool) -> Result<Self> {
         let file = crate::io::output::open_for_writing(path, false)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = LineFile::new(file);
         writeln!(out, "{}", csv_header(with_class))
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(AnomalyCsv {
@@ -125,8 +126,13 @@ impl AnomalyCsv {
             .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
+    /// Rows written; after a failed write, the rows in the file.
     pub fn rows(&self) -> u64 {
-        self.rows
+        if self.out.failed() {
+            self.out.lines().saturating_sub(1)
+        } else {
+            self.rows
+        }
     }
 
     pub fn path(&self) -> &Path {

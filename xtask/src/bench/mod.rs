@@ -5,6 +5,7 @@ mod afxdp;
 mod detect;
 mod kernel;
 mod monitor;
+mod overload;
 mod pcap;
 mod rforest;
 
@@ -60,15 +61,16 @@ const BENCHES: &[(&str, Bench)] = &[
     ("kernel: veth", kernel::veth_rates),
     ("monitor", monitor::run),
     ("afxdp", afxdp::run),
+    ("overload", overload::run),
 ];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
     // The kernel benchmarks time code of this process (ring readers, CSV
     // rows): run them from an optimized build of xtask.
     if cfg!(debug_assertions)
-        && BENCHES
-            .iter()
-            .any(|(n, _)| (n.starts_with("kernel") || *n == "afxdp") && selected(options, n))
+        && BENCHES.iter().any(|(n, _)| {
+            (n.starts_with("kernel") || *n == "afxdp" || *n == "overload") && selected(options, n)
+        })
     {
         let mut args = vec![
             "run",

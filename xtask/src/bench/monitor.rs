@@ -41,14 +41,14 @@ fn training_frames() -> Vec<Vec<u8>> {
         .collect()
 }
 
-pub fn run(_options: &BenchOptions) -> Result<()> {
-    println!("The userspace path alone (no kernel), `cargo bench -p ml-sniffing --bench monitor_path`:\n");
-    println!("{}", super::userspace_bench("monitor_path")?);
-
-    util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
-    let binary = util::root().join("target/release/ml-sniffing");
-    let dir = tempfile::tempdir()?;
-    let capture = dir.path().join("train.pcap");
+/// An Isolation Forest of `trees` trees saved by `detect --save-model`
+/// (fitted on [`training_frames`]) in `dir`; returns its path.
+pub(super) fn training_model(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    trees: usize,
+) -> Result<String> {
+    let capture = dir.join("train.pcap");
     {
         let mut w = PcapWriter::new(std::fs::File::create(&capture)?)?;
         for (i, frame) in training_frames().iter().enumerate() {
@@ -56,16 +56,33 @@ pub fn run(_options: &BenchOptions) -> Result<()> {
             w.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))?;
         }
     }
-    let model = dir.path().join("model.bin");
-    let status = std::process::Command::new(&binary)
-        .args(["detect", "--top-n", "0", "--save-model"])
+    let model = dir.join(format!("model-{trees}.bin"));
+    let status = std::process::Command::new(binary)
+        .args([
+            "detect",
+            "--top-n",
+            "0",
+            "--n-estimators",
+            &trees.to_string(),
+        ])
+        .arg("--save-model")
         .arg(&model)
         .arg(&capture)
         .stdout(std::process::Stdio::null())
         .status()
         .context("cannot start ml-sniffing detect")?;
     anyhow::ensure!(status.success(), "detect --save-model failed");
-    let model = model.display().to_string();
+    Ok(model.display().to_string())
+}
+
+pub fn run(_options: &BenchOptions) -> Result<()> {
+    println!("The userspace path alone (no kernel), `cargo bench -p ml-sniffing --bench monitor_path`:\n");
+    println!("{}", super::userspace_bench("monitor_path")?);
+
+    util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
+    let binary = util::root().join("target/release/ml-sniffing");
+    let dir = tempfile::tempdir()?;
+    let model = training_model(&binary, dir.path(), 200)?;
     let frame = FrameSpec::new(
         "10.1.0.2".parse()?,
         "10.1.0.1".parse()?,

@@ -21,7 +21,6 @@ use ml_sniffing_common::record::PacketRecord;
 use rand::{RngCore, SeedableRng};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::checksum;
 use super::kernel::XskPrograms;
@@ -30,12 +29,14 @@ use super::stats::{AfXdpSummary, QueueSummary, SocketStats};
 use super::tap::Tap;
 use super::{interface_mtu, rx_queue_count, BindMode, RingSizes};
 use crate::capture::clock::{monotonic_ns, KernelClock};
+use crate::capture::link::{self, LinkState, LinkWatch};
 use crate::capture::live::{
-    CaptureOptions, CapturedFrame, Control, RecordSink, StopReason, Summary, TICK,
+    CaptureError, CaptureOptions, CapturedFrame, Control, RecordSink, Signals, StopReason, Summary,
+    STOP_DRAIN, TICK,
 };
 use crate::capture::programs;
 use crate::capture::state::StateTables;
-use crate::capture::xdp::{interface_index, XdpMode};
+use crate::capture::xdp::{check_privileges_for, interface_index, Needs, XdpMode};
 
 /// Frames taken from one ring before the next ring's turn.
 const BUDGET: u32 = 512;
@@ -43,10 +44,14 @@ const BUDGET: u32 = 512;
 const TAP_TEMPLATE: &str = "mlsxr%d";
 
 /// Runs an AF_XDP capture session (see `live::capture`).
-pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Summary> {
+pub fn capture(
+    options: &CaptureOptions,
+    sink: &mut dyn RecordSink,
+) -> Result<Summary, CaptureError> {
     let object = programs::xsk()?;
     interface_index(&options.interface)?;
     let mode = attach_mode(options)?;
+    check_privileges_for(Needs::AfXdp)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -246,10 +251,9 @@ async fn session(
     options: &CaptureOptions,
     mode: XdpMode,
     sink: &mut dyn RecordSink,
-) -> Result<Summary> {
+) -> Result<Summary, CaptureError> {
     // Signals are caught before attaching (as on the record path).
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut signals = Signals::new()?;
 
     let interface = options.interface.as_str();
     let af = &options.af_xdp;
@@ -273,6 +277,7 @@ async fn session(
     };
     // Last: frames flow only once every socket and the re-injection are ready.
     programs.attach(interface, mode, !af.consume && options.mode != XdpMode::Drv)?;
+    let mut link = LinkWatch::start(interface, ifindex)?;
 
     let mut readiness = Vec::with_capacity(sockets.len());
     for socket in &sockets {
@@ -313,112 +318,168 @@ async fn session(
         },
     };
     let capacity: u64 = sockets.iter().map(|s| s.sizes().ring as u64).sum();
-    let mut clock_read = Instant::now();
-    let mut next_tick = Instant::now() + TICK;
-    let mut lost = 0u64;
     let mut backlog = 0u64;
-    let mut rounds = 0u64;
 
-    let reason = loop {
-        let waiting: u64 = sockets.iter().map(|s| s.waiting() as u64).sum();
-        backlog = backlog.max(waiting);
-        let mut got = 0;
-        for socket in &mut sockets {
-            got += drain(socket, &mut frames, sink)?;
-            frames.hand_over(sink)?;
-        }
-        if frames.done {
-            break StopReason::SinkDone;
-        }
-        let now = Instant::now();
-        let due = now >= next_tick;
-        if due {
-            next_tick = now + TICK;
-            if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
-                frames.clock.refresh();
-                clock_read = Instant::now();
-            }
-            lost = socket_losses(&sockets)?;
-            // Chunks normally go back after each batch; this also wakes a
-            // zero-copy driver that ran dry while nothing arrived.
+    // Every round drains each ring by at most BUDGET frames, so the tick
+    // (status, sampling, the interface check) and the signals come at
+    // least every TICK however busy the rings are.
+    let ended: Result<StopReason> = async {
+        let mut clock_read = Instant::now();
+        let mut next_tick = Instant::now() + TICK;
+        let mut lost = 0u64;
+        let mut rounds = 0u64;
+        loop {
+            let waiting: u64 = sockets.iter().map(|s| s.waiting() as u64).sum();
+            backlog = backlog.max(waiting);
+            let mut got = 0;
             for socket in &mut sockets {
-                socket.refill();
+                got += drain(socket, &mut frames, sink)?;
+                frames.hand_over(sink)?;
+            }
+            if frames.done {
+                return Ok(StopReason::SinkDone);
+            }
+            let now = Instant::now();
+            let due = now >= next_tick;
+            if due {
+                next_tick = now + TICK;
+                if link.check() == LinkState::Gone {
+                    return Ok(StopReason::InterfaceGone);
+                }
+                if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
+                    frames.clock.refresh();
+                    clock_read = Instant::now();
+                }
+                lost = socket_losses(&sockets)?;
+                // Chunks normally go back after each batch; this also wakes a
+                // zero-copy driver that ran dry while nothing arrived.
+                for socket in &mut sockets {
+                    socket.refill();
+                }
+            }
+            if got > 0 || due {
+                // As on the record path: after every drain and on each tick.
+                let mut control =
+                    Control::for_frames(frames.counters(lost), config, backlog, capacity);
+                sink.tick(&mut control)?;
+                config = control.config();
+                backlog = control.backlog();
+                frames.sample_every = config.sample_every;
+            }
+            if got == 0 {
+                tokio::select! {
+                    biased;
+                    reason = signals.recv() => return Ok(reason),
+                    _ = any_readable(&readiness) => {}
+                    _ = tokio::time::sleep_until(next_tick.into()) => {}
+                }
+            } else {
+                // Busy: look at the signals without waiting, and let the
+                // runtime read its signal pipe now and then, and at every
+                // tick (a slow sink makes rounds long).
+                tokio::select! {
+                    biased;
+                    reason = signals.recv() => return Ok(reason),
+                    _ = std::future::ready(()) => {}
+                }
+                rounds += 1;
+                if due || rounds.is_multiple_of(64) {
+                    tokio::task::yield_now().await;
+                }
             }
         }
-        if got > 0 || due {
-            // As on the record path: after every drain and on each tick.
-            let mut control = Control::for_frames(frames.counters(lost), config, backlog, capacity);
-            sink.tick(&mut control)?;
-            config = control.config();
-            backlog = control.backlog();
-            frames.sample_every = config.sample_every;
-        }
-        if got == 0 {
-            tokio::select! {
-                _ = any_readable(&readiness) => {}
-                _ = interrupt.recv() => break StopReason::Interrupted,
-                _ = terminate.recv() => break StopReason::Terminated,
-                _ = tokio::time::sleep_until(next_tick.into()) => {}
-            }
-        } else {
-            // Busy: look at the signals without waiting, and let the runtime
-            // read its signal pipe now and then.
-            tokio::select! {
-                biased;
-                _ = interrupt.recv() => break StopReason::Interrupted,
-                _ = terminate.recv() => break StopReason::Terminated,
-                _ = std::future::ready(()) => {}
-            }
-            rounds += 1;
-            if rounds.is_multiple_of(64) {
-                tokio::task::yield_now().await;
-            }
-        }
-    };
+    }
+    .await;
     drop(readiness);
 
+    let (reason, mut error) = match ended {
+        Ok(reason) => (reason, None),
+        Err(e) => (StopReason::Failed, Some(e)),
+    };
+    if error.is_some() {
+        // What is left is still re-injected, not handed to a failed sink.
+        frames.deliver = false;
+    }
     // No frame is redirected any more; those still in the rings are
-    // re-injected, and handed over unless the sink is done.
-    programs.detach_xdp()?;
+    // re-injected, and handed over (for at most STOP_DRAIN) unless the sink
+    // is done or failed.
+    let detached = programs.detach_xdp();
+    let deadline = Instant::now() + STOP_DRAIN;
     loop {
+        if frames.deliver && Instant::now() >= deadline {
+            // A slow sink's backlog is counted, not read (as on the record
+            // path); frames are still re-injected.
+            frames.deliver = false;
+        }
         let mut got = 0;
         for socket in &mut sockets {
-            got += drain(socket, &mut frames, sink)?;
-            frames.hand_over(sink)?;
+            match drain(socket, &mut frames, sink).and_then(|n| {
+                frames.hand_over(sink)?;
+                Ok(n)
+            }) {
+                Ok(n) => got += n,
+                Err(e) => {
+                    error.get_or_insert(e);
+                    frames.deliver = false;
+                    got += 1;
+                }
+            }
         }
         if got == 0 {
             break;
         }
     }
-    programs.detach()?;
-    let counters = frames.counters(socket_losses(&sockets)?);
-    let mut control = Control::for_frames(counters, config, backlog, capacity);
-    sink.tick(&mut control)?;
-
-    let mut queues = Vec::with_capacity(sockets.len());
-    for socket in &sockets {
-        queues.push(QueueSummary {
-            queue: socket.queue(),
-            zero_copy: socket.zero_copy(),
-            socket: SocketStats::from(socket.statistics()?),
-            events: socket.events(),
-        });
+    if let Err(e) = detached.and_then(|()| programs.detach()) {
+        error.get_or_insert(e);
     }
-    let af_xdp = AfXdpSummary {
-        queues,
-        kernel: programs.counters()?,
-        consume: af.consume,
-        reinjected: frames.reinjected,
-        reinject_failed: frames.reinject_failed,
-        flows_evicted: frames.flows.evicted(),
+    let summary = (|| -> Result<Summary> {
+        let counters = frames.counters(socket_losses(&sockets)?);
+        let mut queues = Vec::with_capacity(sockets.len());
+        for socket in &sockets {
+            queues.push(QueueSummary {
+                queue: socket.queue(),
+                zero_copy: socket.zero_copy(),
+                socket: SocketStats::from(socket.statistics()?),
+                events: socket.events(),
+            });
+        }
+        let af_xdp = AfXdpSummary {
+            queues,
+            kernel: programs.counters()?,
+            consume: af.consume,
+            reinjected: frames.reinjected,
+            reinject_failed: frames.reinject_failed,
+            flows_evicted: frames.flows.evicted(),
+        };
+        Ok(Summary {
+            reason: if error.is_some() {
+                StopReason::Failed
+            } else {
+                reason
+            },
+            delivered: frames.delivered,
+            left_unread: frames.left_unread,
+            counters,
+            af_xdp: Some(af_xdp),
+        })
+    })();
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => return Err(error.unwrap_or(e).into()),
     };
-    Ok(Summary {
-        reason,
-        delivered: frames.delivered,
-        left_unread: frames.left_unread,
-        counters,
-        af_xdp: Some(af_xdp),
-    })
+    if error.is_none() {
+        let mut control = Control::for_frames(summary.counters, config, backlog, capacity);
+        if let Err(e) = sink.tick(&mut control) {
+            error = Some(e);
+        }
+    }
+    if reason == StopReason::InterfaceGone && error.is_none() {
+        error = Some(anyhow::anyhow!(link::vanished(link.name())));
+    }
+    match error {
+        Some(e) => Err(CaptureError::with_summary(e, summary)),
+        None => Ok(summary),
+    }
 }
 
 /// Frames the sockets dropped so far.

@@ -4,7 +4,9 @@
 //!
 //! Rows (and frames) are written as they arrive and flushed every 100 ms,
 //! so a crash loses nothing already flushed (the original kept everything in
-//! memory until the end).
+//! memory until the end). A CSV file always ends on a whole row, also when
+//! the disk fills, and the report (rows in the file, kernel counters) is
+//! printed on every exit once the program was attached, errors included.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -18,12 +20,13 @@ use super::SniffArgs;
 use crate::capture::afxdp;
 use crate::capture::csv_rows::CsvRowWriter;
 use crate::capture::live::{
-    self, CaptureMode, CaptureOptions, CapturedFrame, RecordSink, StopReason,
+    self, CaptureError, CaptureMode, CaptureOptions, CapturedFrame, RecordSink, StopReason,
 };
 use crate::capture::pcap::writer::{CaptureStats, PcapNgWriter};
 use crate::capture::programs;
 use crate::capture::stats::Report;
-use crate::capture::xdp::{check_privileges, interface_index};
+use crate::capture::xdp::{check_privileges_for, interface_index, Needs};
+use crate::io::lines::LineFile;
 
 /// Writes records as CSV rows (and, in AF_XDP mode, frames to a pcapng
 /// file) until the packet count is reached.
@@ -119,7 +122,10 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
         }
     };
     interface_index(&options.interface)?;
-    check_privileges()?;
+    check_privileges_for(match options.capture {
+        CaptureMode::Xdp => Needs::Xdp,
+        CaptureMode::AfXdp => Needs::AfXdp,
+    })?;
     let pcap = match &args.write_pcap {
         Some(path) => {
             if same_path(path, &args.output) {
@@ -156,7 +162,7 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
         let rows = sink.rows.rows();
         let pcap = sink.pcap.take();
         drop(sink);
-        let summary = match result {
+        let summary = match reported(result, None, rows, &options, &mut std::io::stderr()) {
             Ok(summary) => summary,
             Err(e) => {
                 discard(pcap);
@@ -165,10 +171,8 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
         };
         if rows == 0 {
             discard(pcap);
-            report(&mut std::io::stderr(), rows, &summary, &options)?;
             bail!(no_packets(&options));
         }
-        report(&mut std::io::stderr(), rows, &summary, &options)?;
         finish_pcap(pcap, &summary, started, &mut std::io::stderr())?;
         return Ok(());
     }
@@ -178,8 +182,9 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
     // (never /dev/null or a file that was there before).
     let created = !path.exists();
     let file = create(path)?;
+    // Whole rows only, even when the disk fills (see `io::lines`).
     let mut sink = Rows {
-        rows: CsvRowWriter::new(BufWriter::with_capacity(1 << 20, file))
+        rows: CsvRowWriter::new(LineFile::new(file))
             .with_context(|| format!("cannot write {}", path.display()))?,
         limit: args.packet_count,
         shown: path.display().to_string(),
@@ -188,11 +193,20 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
     };
     let started = epoch_ns();
     let result = capture(&options, &mut sink);
-    let rows = sink.rows.rows();
-    let flushed = sink.rows.get_mut().flush();
+    let flushed = sink
+        .rows
+        .get_mut()
+        .flush()
+        .with_context(|| format!("cannot write {}", path.display()));
+    // The rows in the file: all of them, or those before a write failed.
+    let rows = sink.rows.get_mut().lines().saturating_sub(1);
     let pcap = sink.pcap.take();
     drop(sink);
-    let summary = match result {
+    // The report goes with the rows' summary, or with the error when
+    // nothing was captured.
+    let mut stderr = std::io::stderr();
+    let report_to: &mut dyn Write = if rows == 0 { &mut stderr } else { &mut *out };
+    let summary = match reported(result, flushed.err(), rows, &options, report_to) {
         Ok(summary) => summary,
         Err(e) => {
             if rows == 0 && created {
@@ -202,20 +216,45 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
             return Err(e);
         }
     };
-    flushed.with_context(|| format!("cannot write {}", path.display()))?;
     if rows == 0 {
         // As the original: no file when nothing was captured.
         if created {
             let _ = std::fs::remove_file(path);
         }
         discard(pcap);
-        report(&mut std::io::stderr(), rows, &summary, &options)?;
         bail!(no_packets(&options));
     }
-    report(out, rows, &summary, &options)?;
     writeln!(out, "Captured packets saved to {}", path.display())?;
     finish_pcap(pcap, &summary, started, out)?;
     Ok(())
+}
+
+/// Writes the report of a capture that got as far as attaching, failed
+/// or not (`late` is an error after the capture, e.g. the last flush), to
+/// `out`; returns the summary, or the error once reported.
+fn reported(
+    result: Result<live::Summary, CaptureError>,
+    late: Option<anyhow::Error>,
+    rows: u64,
+    options: &CaptureOptions,
+    out: &mut dyn Write,
+) -> Result<live::Summary> {
+    let (summary, error) = match result {
+        Ok(summary) => (summary, late),
+        Err(CaptureError {
+            error,
+            summary: Some(summary),
+        }) => (*summary, Some(error)),
+        Err(CaptureError {
+            error,
+            summary: None,
+        }) => return Err(error),
+    };
+    report(out, rows, &summary, options)?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(summary),
+    }
 }
 
 /// Ends the pcapng file with the capture's statistics.
@@ -273,7 +312,10 @@ fn same_path(a: &Path, b: &Path) -> bool {
     }
 }
 
-fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<live::Summary> {
+fn capture(
+    options: &CaptureOptions,
+    sink: &mut dyn RecordSink,
+) -> Result<live::Summary, CaptureError> {
     match options.capture {
         CaptureMode::Xdp => eprintln!(
             "Capturing on {} (XDP mode {}); press CTRL+C to stop.",
@@ -321,6 +363,8 @@ fn report(
         StopReason::SinkDone => "packet count reached",
         StopReason::Interrupted => "interrupted",
         StopReason::Terminated => "terminated",
+        StopReason::InterfaceGone => "the interface vanished",
+        StopReason::Failed => "stopped by an error",
     };
     writeln!(
         out,
@@ -332,6 +376,12 @@ fn report(
         writeln!(
             out,
             "Records emitted but not written (packet count reached): {unwritten}"
+        )?;
+    } else if unwritten > 0 {
+        writeln!(
+            out,
+            "Records emitted but not written: {unwritten} ({} still in the ring buffer when the capture stopped)",
+            summary.left_unread
         )?;
     }
     match &summary.af_xdp {
