@@ -333,8 +333,8 @@ fn replay(
             bail!(records::no_packets(reader.name(), &read));
         }
         summary_out.extend_from_slice(monitor.summary(started.elapsed(), None).as_bytes());
-        if let Some(t) = &read.truncation {
-            summary_out.extend_from_slice(format!("{}\n", t.warning(reader.name())).as_bytes());
+        for warning in read.damage_warnings(reader.name()) {
+            summary_out.extend_from_slice(format!("Warning: {warning}\n").as_bytes());
         }
     }
     write_summary(out, &summary_out, json)

@@ -8,9 +8,11 @@
 //! shared parser and the flow table.
 //!
 //! Bad input gives one sentence each: an empty file, a file that is not a
-//! capture, an unsupported link type, a corrupt record or block length
-//! (with its byte offset). A file that ends inside its last record is not an
-//! error: the frames before it are kept and [`CaptureReader::truncation`]
+//! capture, an unsupported link type, a corrupt first record or block (with
+//! its byte offset). Damage after the first frame is not an error, as in
+//! tcpdump: the frames before it are kept, and [`CaptureReader::truncation`]
+//! (the file ends inside its last record) or [`CaptureReader::corruption`]
+//! (a record or block that cannot be right; nothing after it can be framed)
 //! says what was dropped.
 //!
 //! [`PacketRecord`]: ml_sniffing_common::record::PacketRecord
@@ -139,6 +141,28 @@ impl Truncation {
     }
 }
 
+/// A record or block that cannot be right: reading stopped there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// Byte offset of the corrupt record or block.
+    pub offset: u64,
+    /// What is wrong with it.
+    pub what: String,
+    /// Frames read before it.
+    pub frames: u64,
+}
+
+impl Corruption {
+    /// The warning sentence for a capture called `name`.
+    pub fn warning(&self, name: &str) -> String {
+        format!(
+            "{name} is corrupt at byte offset {}: {}; the {} packets before it were read and \
+             the rest of the file was skipped",
+            self.offset, self.what, self.frames
+        )
+    }
+}
+
 /// What a container reader found next.
 enum Next {
     /// A frame: `len` bytes at `start` in the available input; the record
@@ -193,6 +217,7 @@ pub struct CaptureReader<R> {
     pending: usize,
     frames: u64,
     truncation: Option<Truncation>,
+    corruption: Option<Corruption>,
     done: bool,
 }
 
@@ -243,6 +268,7 @@ impl<R: Read> CaptureReader<R> {
             pending: 0,
             frames: 0,
             truncation: None,
+            corruption: None,
             done: false,
         })
     }
@@ -271,6 +297,12 @@ impl<R: Read> CaptureReader<R> {
         self.truncation.as_ref()
     }
 
+    /// Set once the reader has met a corrupt record or block after at
+    /// least one frame (before any, it is an error).
+    pub fn corruption(&self) -> Option<&Corruption> {
+        self.corruption.as_ref()
+    }
+
     /// Sections read so far (pcapng; 1 for a classic capture).
     pub fn sections(&self) -> u32 {
         match &self.container {
@@ -285,7 +317,8 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// The next frame, `None` at the end of the capture (also after a
-    /// truncated final record: see [`Self::truncation`]).
+    /// truncated final record or a corrupt one: see [`Self::truncation`] and
+    /// [`Self::corruption`]).
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>> {
         self.input.consume(std::mem::take(&mut self.pending));
@@ -325,6 +358,17 @@ impl<R: Read> CaptureReader<R> {
                     offset: self.input.offset(),
                     have,
                     need,
+                    frames: self.frames,
+                });
+                Ok(None)
+            }
+            // Salvage what came before, as tcpdump does; with nothing to
+            // salvage the capture is unusable.
+            Err(Problem::Corrupt { offset, what }) if self.frames > 0 => {
+                self.done = true;
+                self.corruption = Some(Corruption {
+                    offset,
+                    what,
                     frames: self.frames,
                 });
                 Ok(None)

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use ml_sniffing_common::parser::{self, Malformed, Outcome};
 use ml_sniffing_common::record::{PacketRecord, FLAG_SNAPPED};
 
-use super::{CaptureReader, Truncation};
+use super::{CaptureReader, Corruption, Truncation};
 use crate::capture::csv_rows::{self, RowFormatter};
 use crate::capture::state::StateTables;
 use crate::io::Table;
@@ -73,11 +73,21 @@ pub struct Summary {
     pub flows_evicted: u64,
     /// The file ended inside a record.
     pub truncation: Option<Truncation>,
+    /// Reading stopped at a corrupt record or block.
+    pub corruption: Option<Corruption>,
     /// Reading stopped at `Options::limit`.
     pub stopped_at_limit: bool,
 }
 
 impl Summary {
+    /// The warnings for a damaged capture called `name` (truncated, or
+    /// corrupt after its first frame).
+    pub fn damage_warnings(&self, name: &str) -> Vec<String> {
+        let truncated = self.truncation.iter().map(|t| t.warning(name));
+        let corrupt = self.corruption.iter().map(|c| c.warning(name));
+        truncated.chain(corrupt).collect()
+    }
+
     pub fn malformed_total(&self) -> u64 {
         self.malformed.iter().sum()
     }
@@ -142,13 +152,15 @@ pub fn read_records<R: Read>(
         summary.records += 1;
     }
     summary.truncation = reader.truncation().cloned();
+    summary.corruption = reader.corruption().cloned();
     summary.flows_evicted = flows.evicted() - evicted_before;
     Ok(summary)
 }
 
 /// Reads a whole capture into a [`Table`] with the columns `sniff` writes
 /// (see [`csv_rows`]), for `detect` and `classify`. A truncated final
-/// record and a full flow table are reported on stderr.
+/// record, a corrupt record after the first (the packets before it are
+/// kept) and a full flow table are reported on stderr.
 pub fn read_table(path: &Path) -> Result<Table> {
     let mut reader = CaptureReader::open(path)?;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -165,8 +177,8 @@ pub fn read_table(path: &Path) -> Result<Table> {
     )?;
     bar.finish_and_clear();
     let name = reader.name();
-    if let Some(t) = &summary.truncation {
-        eprintln!("Warning: {}", t.warning(name));
+    for warning in summary.damage_warnings(name) {
+        eprintln!("Warning: {warning}");
     }
     if summary.flows_evicted > 0 {
         eprintln!(

@@ -58,8 +58,8 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
         }
     })?;
     bar.finish_and_clear();
-    if let Some(t) = &summary.truncation {
-        eprintln!("Warning: {}", t.warning(reader.name()));
+    for warning in summary.damage_warnings(reader.name()) {
+        eprintln!("Warning: {warning}");
     }
     if summary.flows_evicted > 0 {
         eprintln!(
@@ -125,6 +125,14 @@ fn write_summary<R: std::io::Read>(
             out,
             "  truncated        the partial final record at byte offset {} was dropped",
             t.offset
+        )?;
+    }
+    if let Some(c) = &s.corruption {
+        writeln!(
+            out,
+            "  corrupt          reading stopped at the corrupt record at byte offset {}; \
+             the rest of the file was skipped",
+            c.offset
         )?;
     }
     if s.flows_evicted > 0 {
