@@ -19,6 +19,7 @@ use crate::capture::pcap::CaptureReader;
 use crate::capture::state::StateTables;
 use crate::capture::xdp::{check_privileges, interface_index, XdpMode};
 use crate::capture::{programs, route};
+use crate::io::input::is_dash;
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
 use crate::monitor::{Monitor, MonitorOptions, PcapOut};
@@ -35,7 +36,7 @@ pub struct RunArgs {
     )]
     pub iface: Option<String>,
     /// Replay a pcap/pcapng capture through the monitor instead of capturing
-    /// live (no root needed).
+    /// live (no root needed); `-` reads stdin.
     #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap"])]
     pub read: Option<PathBuf>,
     /// How the XDP program is attached: `auto` (driver mode where the driver
@@ -67,7 +68,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
     /// Write each anomaly as a CSV row to this file (the capture columns,
-    /// then anomaly_score, is_anomaly, model_version).
+    /// then anomaly_score, is_anomaly, model_version); `-`: stdout (the
+    /// lines and the summary then go to stderr).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Anomalies as JSON lines on stdout (the summary goes to stderr).
@@ -106,6 +108,17 @@ const MAX_WARMUP: usize = 10_000_000;
 
 pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     let params = args.forest.params()?;
+    // `--output -`: the CSV rows take stdout, everything else goes to
+    // stderr.
+    let mut stderr = std::io::stderr();
+    let out: &mut dyn Write = if args.output.as_deref().is_some_and(is_dash) {
+        if args.json {
+            bail!("--output - and --json both write to stdout: choose one");
+        }
+        &mut stderr
+    } else {
+        out
+    };
     if !(1..=MAX_BATCH).contains(&args.batch) {
         bail!(
             "--batch must be from 1 to {MAX_BATCH} packets (larger batches only delay the \

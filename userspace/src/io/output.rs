@@ -8,12 +8,21 @@
 //! own when it exists, otherwise 0o666 less the umask (a temporary file's
 //! default, owner only, would hide outputs from the other users).
 
-use std::fs::Permissions;
+use std::fs::{File, Permissions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+/// How messages name the output `path` (`-` is stdout).
+pub fn shown(path: &Path) -> String {
+    if super::input::is_dash(path) {
+        "stdout".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
 
 pub struct AtomicFile {
     destination: PathBuf,
@@ -74,6 +83,86 @@ impl Write for AtomicFile {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.writer.flush()
+    }
+}
+
+/// Where rows go: a regular file appears only once complete
+/// ([`AtomicFile`]); an existing device or pipe (`/dev/null`,
+/// `/dev/stdout`, a FIFO) is written directly, never replaced; `-` is
+/// stdout.
+pub enum Output {
+    Atomic(AtomicFile),
+    Direct(BufWriter<File>, String),
+    /// `-`: the rows on stdout (the report then goes to stderr).
+    Stdout(BufWriter<std::io::Stdout>),
+}
+
+impl Output {
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.as_os_str() == "-" {
+            return Ok(Output::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout(),
+            )));
+        }
+        let shown = path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot write {shown}"))?;
+                Ok(Output::Direct(
+                    BufWriter::with_capacity(1 << 20, file),
+                    shown,
+                ))
+            }
+            _ => Ok(Output::Atomic(AtomicFile::create(path)?)),
+        }
+    }
+
+    /// Whether the rows go to stdout (`-`), so that reports go to stderr.
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, Output::Stdout(_))
+    }
+
+    /// Flushes, and moves an atomic file into place.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Atomic(file) => file.commit().map(|_| ()),
+            Output::Direct(mut w, shown) => {
+                w.flush().with_context(|| format!("cannot write {shown}"))
+            }
+            Output::Stdout(mut w) => w.flush().context("cannot write stdout"),
+        }
+    }
+}
+
+impl Write for Output {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Atomic(f) => f.write(buf),
+            Output::Direct(w, _) => w.write(buf),
+            Output::Stdout(w) => w.write(buf),
+        }
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Atomic(f) => f.writer().write_all(buf),
+            Output::Direct(w, _) => w.write_all(buf),
+            Output::Stdout(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Atomic(f) => f.flush(),
+            Output::Direct(w, _) => w.flush(),
+            Output::Stdout(w) => w.flush(),
+        }
     }
 }
 

@@ -25,7 +25,6 @@ pub mod records;
 pub mod writer;
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -95,10 +94,11 @@ pub fn detect(first: &[u8]) -> Option<Format> {
     }
 }
 
-/// Whether the file at `path` starts like a capture.
+/// Whether the file at `path` starts like a capture (for callers that sort
+/// files; readers of one input use [`detect`] on the bytes they read).
 pub fn is_capture(path: &Path) -> io::Result<bool> {
     let mut first = Vec::with_capacity(MAGIC_LEN);
-    File::open(path)?
+    std::fs::File::open(path)?
         .take(MAGIC_LEN as u64)
         .read_to_end(&mut first)?;
     Ok(detect(&first).is_some())
@@ -221,21 +221,21 @@ pub struct CaptureReader<R> {
     done: bool,
 }
 
-impl CaptureReader<File> {
-    /// Opens the capture at `path`, with one clear sentence for a missing,
-    /// unreadable or empty file.
+impl CaptureReader<Box<dyn Read>> {
+    /// Opens the capture at `path` (`-`: stdin), with one clear sentence for
+    /// a missing, unreadable or empty file.
     pub fn open(path: &Path) -> Result<Self> {
-        let shown = path.display().to_string();
-        let file = crate::io::csv_input::open_input(path).map_err(|e| {
+        let shown = crate::io::input::shown(path);
+        let opened = crate::io::input::open(path).map_err(|e| {
             // `open_input` speaks of CSV for an empty file.
             match std::fs::metadata(path) {
-                Ok(m) if m.is_file() && m.len() == 0 => {
+                Ok(m) if m.is_file() && m.len() == 0 && !crate::io::input::is_dash(path) => {
                     anyhow::anyhow!("{shown} is empty (0 bytes): expected a pcap or pcapng capture")
                 }
                 _ => e,
             }
         })?;
-        CaptureReader::new(file, &shown)
+        CaptureReader::new(opened.reader, &shown)
     }
 }
 

@@ -162,8 +162,14 @@ pub fn read_records<R: Read>(
 /// record, a corrupt record after the first (the packets before it are
 /// kept) and a full flow table are reported on stderr.
 pub fn read_table(path: &Path) -> Result<Table> {
-    let mut reader = CaptureReader::open(path)?;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let opened = crate::io::input::open(path)?;
+    read_table_from(opened.reader, &crate::io::input::shown(path), opened.size)
+}
+
+/// [`read_table`] from a stream of `size` bytes (0 if unknown) called
+/// `name`.
+pub fn read_table_from<R: Read>(input: R, name: &str, size: u64) -> Result<Table> {
+    let mut reader = CaptureReader::new(input, name)?;
     let bar = progress::bytes(size, "reading capture");
     let mut table = csv_rows::new_table();
     let mut formatter = RowFormatter::new();
