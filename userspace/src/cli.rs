@@ -44,6 +44,7 @@ pub enum Command {
 /// Runs the command line and turns errors into `Error: ...` and status 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::signals::install();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
@@ -63,10 +64,17 @@ pub fn main() -> ExitCode {
             die_of_sigpipe();
             ExitCode::from(141)
         }
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<crate::signals::Interrupted>() {
+            // Stopped by a signal after its report: the shell's status for it.
+            Some(interrupted) => {
+                eprintln!("{interrupted}.");
+                ExitCode::from(interrupted.exit_code())
+            }
+            None => {
+                eprintln!("Error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

@@ -12,4 +12,5 @@ pub mod models;
 pub mod monitor;
 pub mod progress;
 pub mod pyfmt;
+pub mod signals;
 pub mod timings;

@@ -273,6 +273,8 @@ pub struct Summary {
 /// Runs a capture session (see the module documentation) with the engine
 /// `options.capture` names.
 pub fn capture(options: &CaptureOptions, sink: &mut dyn RecordSink) -> Result<Summary> {
+    // The capture loops stop on SIGINT/SIGTERM themselves (detaching first).
+    let _stopper = crate::signals::Stopper::new();
     if options.capture == CaptureMode::AfXdp {
         return afxdp::capture(options, sink);
     }

@@ -23,6 +23,7 @@ use crate::io::input::is_dash;
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
 use crate::monitor::{Monitor, MonitorOptions, PcapOut};
+use crate::signals;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -316,6 +317,9 @@ fn replay(
     let mut reader = CaptureReader::open(path)?;
     let mut flows = StateTables::default();
     let started = Instant::now();
+    // SIGINT/SIGTERM stop the replay, which reports what it read (a second
+    // signal ends it at once).
+    let _stopper = signals::Stopper::until_second();
     let limit = options.packet_count;
     let mut summary_out: Vec<u8> = Vec::new();
     {
@@ -329,6 +333,9 @@ fn replay(
                 limit,
             },
             |record| {
+                if signals::received().is_some() {
+                    return Err(records::Stop.into());
+                }
                 // The packet count is the reader's limit too.
                 let _ = monitor.push(record, record.timestamp_ns)?;
                 since_tick += 1;
@@ -342,12 +349,31 @@ fn replay(
         )
         .with_context(|| format!("cannot replay {}", path.display()))?;
         monitor.finish()?;
+        let interrupted = signals::received().filter(|_| read.stopped);
         if read.records == 0 {
+            if let Some(signal) = interrupted {
+                return Err(signals::Interrupted(signal).into());
+            }
             bail!(records::no_packets(reader.name(), &read));
         }
         summary_out.extend_from_slice(monitor.summary(started.elapsed(), None).as_bytes());
         for warning in read.damage_warnings(reader.name()) {
             summary_out.extend_from_slice(format!("Warning: {warning}\n").as_bytes());
+        }
+        if let Some(signal) = interrupted {
+            summary_out.extend_from_slice(
+                format!(
+                    "{}: the replay stopped after {} packets of {}; the rest was not read.\n",
+                    signals::Interrupted(signal)
+                        .to_string()
+                        .replace("Interrupted", "Stopped"),
+                    read.records,
+                    reader.name()
+                )
+                .as_bytes(),
+            );
+            write_summary(out, &summary_out, json)?;
+            return Err(signals::Interrupted(signal).into());
         }
     }
     write_summary(out, &summary_out, json)

@@ -3,6 +3,7 @@
 pub mod csv_input;
 pub mod input;
 pub mod output;
+pub mod partial;
 pub mod table;
 
 pub use table::Table;

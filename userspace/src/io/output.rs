@@ -6,7 +6,10 @@
 //! against power loss, at a cost of seconds for large outputs.) The file
 //! gets the permissions `File::create` would give it: the destination's
 //! own when it exists, otherwise 0o666 less the umask (a temporary file's
-//! default, owner only, would hide outputs from the other users).
+//! default, owner only, would hide outputs from the other users). The
+//! temporary file is removed on every way out: an error or a panic (drop),
+//! SIGINT or SIGTERM (see [`crate::signals`]), and, for SIGKILL, by a later
+//! run writing to the same folder ([`partial::remove_stale`]).
 
 use std::fs::{File, Permissions};
 use std::io::{BufWriter, Write};
@@ -14,6 +17,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use super::partial;
 
 /// How messages name the output `path` (`-` is stdout).
 pub fn shown(path: &Path) -> String {
@@ -27,6 +32,17 @@ pub fn shown(path: &Path) -> String {
 pub struct AtomicFile {
     destination: PathBuf,
     writer: BufWriter<tempfile::NamedTempFile>,
+    /// Dropped after `writer`, whose drop removes the file.
+    registered: Registered,
+}
+
+/// A temporary file on the list the signal handler removes.
+struct Registered(PathBuf);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        crate::signals::with_temps(|temps| temps.retain(|p| p != &self.0));
+    }
 }
 
 impl AtomicFile {
@@ -41,12 +57,20 @@ impl AtomicFile {
         };
         std::fs::create_dir_all(&parent)
             .with_context(|| format!("cannot create the folder {}", parent.display()))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".ml-sniffing-")
-            .suffix(".partial")
-            .permissions(Permissions::from_mode(0o666))
-            .tempfile_in(&parent)
-            .with_context(|| format!("cannot write in {}", parent.display()))?;
+        partial::remove_stale(&parent, std::time::SystemTime::now());
+        // Created and registered at once: a signal sees it or no file.
+        let (temp, registered) = crate::signals::with_temps(|temps| {
+            let temp = tempfile::Builder::new()
+                .prefix(partial::PREFIX)
+                .suffix(partial::SUFFIX)
+                .rand_bytes(partial::RANDOM_LEN)
+                .permissions(Permissions::from_mode(0o666))
+                .tempfile_in(&parent)?;
+            temps.push(temp.path().to_path_buf());
+            let registered = Registered(temp.path().to_path_buf());
+            std::io::Result::Ok((temp, registered))
+        })
+        .with_context(|| format!("cannot write in {}", parent.display()))?;
         if let Ok(existing) = std::fs::metadata(destination) {
             temp.as_file()
                 .set_permissions(existing.permissions())
@@ -55,6 +79,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             destination: destination.to_path_buf(),
             writer: BufWriter::with_capacity(1 << 20, temp),
+            registered,
         })
     }
 
@@ -70,9 +95,18 @@ impl AtomicFile {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {shown}"))?;
-        temp.persist(&self.destination)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot write {shown}"))?;
+        // Renamed and unregistered at once: a signal never removes a file
+        // that is complete, nor misses one that is not.
+        let registered = &self.registered.0;
+        crate::signals::with_temps(|temps| {
+            let persisted = temp.persist(&self.destination);
+            if persisted.is_ok() {
+                temps.retain(|p| p != registered);
+            }
+            persisted
+        })
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {shown}"))?;
         Ok(self.destination)
     }
 }
@@ -256,6 +290,39 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a,b\n1,2\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// The signal handler removes what is on the list: a file is on it
+    /// from its creation to its rename into place or its removal.
+    #[test]
+    fn temporary_files_are_listed_for_the_signal_handler_while_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = |temp: &Path| crate::signals::with_temps(|t| t.iter().any(|p| p == temp));
+        for commit in [false, true] {
+            let f = AtomicFile::create(&dir.path().join("out.csv")).unwrap();
+            let temp = f.writer.get_ref().path().to_path_buf();
+            assert!(temp.exists() && listed(&temp));
+            if commit {
+                f.commit().unwrap();
+            } else {
+                drop(f);
+            }
+            assert!(!temp.exists() && !listed(&temp), "commit {commit}");
+        }
+    }
+
+    /// One left by a killed run goes when a new one is created beside it.
+    #[test]
+    fn creating_a_file_removes_old_temporary_files_of_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".ml-sniffing-Zz9yX8.partial");
+        let f = std::fs::File::create(&stale).unwrap();
+        f.set_modified(std::time::SystemTime::now() - partial::STALE_AFTER * 2)
+            .unwrap();
+        drop(f);
+        let out = AtomicFile::create(&dir.path().join("out.csv")).unwrap();
+        assert!(!stale.exists());
+        out.commit().unwrap();
     }
 
     fn mode(path: &Path) -> u32 {

@@ -53,6 +53,19 @@ pub fn malformed_reason(m: Malformed) -> &'static str {
     }
 }
 
+/// Returned by `on_record` (see [`read_records`]) to stop reading there:
+/// the summary then says [`Summary::stopped`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading stopped")
+    }
+}
+
+impl std::error::Error for Stop {}
+
 /// What reading a capture gave.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -77,6 +90,8 @@ pub struct Summary {
     pub corruption: Option<Corruption>,
     /// Reading stopped at `Options::limit`.
     pub stopped_at_limit: bool,
+    /// `on_record` stopped reading ([`Stop`]).
+    pub stopped: bool,
 }
 
 impl Summary {
@@ -148,8 +163,14 @@ pub fn read_records<R: Read>(
             summary.snapped += 1;
         }
         flows.count(&mut record);
-        on_record(&record)?;
-        summary.records += 1;
+        match on_record(&record) {
+            Ok(()) => summary.records += 1,
+            Err(e) if e.is::<Stop>() => {
+                summary.stopped = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
     summary.truncation = reader.truncation().cloned();
     summary.corruption = reader.corruption().cloned();
