@@ -541,17 +541,16 @@ fn bad_inputs_give_one_sentence_and_no_csv() {
         )
     );
 
-    // The length field of the third record (offset: file header, then two
-    // records of a 16-byte header and their bytes) set to 3 GB.
-    let third = 24 + 16 + packets[0].data.len() + 16 + packets[1].data.len();
+    // The length field of the first record set to 3 GB: nothing to keep
+    // (a later one keeps the packets before it, see below).
     let mut corrupt = good.clone();
-    corrupt[third + 8..third + 12].copy_from_slice(&3_000_000_000u32.to_le_bytes());
+    corrupt[24 + 8..24 + 12].copy_from_slice(&3_000_000_000u32.to_le_bytes());
     let path = write(dir.path(), "corrupt.pcap", &corrupt);
     assert_eq!(
         sniff_fails(&path),
         format!(
-            "Error: {} is corrupt at byte offset {third}: the record header announces \
-             3000000000 captured bytes, more than the 262144 a capture can hold (2 packets were \
+            "Error: {} is corrupt at byte offset 24: the record header announces \
+             3000000000 captured bytes, more than the 262144 a capture can hold (0 packets were \
              read before it)\n",
             shown("corrupt.pcap")
         )
@@ -631,6 +630,159 @@ fn a_truncated_final_record_keeps_the_rows_before_it_with_a_warning() {
     );
     let csv = std::fs::read_to_string(&out).unwrap();
     assert_eq!(csv, expected_csv(&EXPECTED_ROWS[..EXPECTED_ROWS.len() - 1]));
+}
+
+/// `packets` then 200 UDP packets, so that `detect` has rows to fit on.
+fn many_packets() -> Vec<Packet> {
+    let mut packets = ethernet_packets();
+    for i in 0..200u64 {
+        let spec = FrameSpec::new(
+            ip("10.0.0.1"),
+            ip(&format!("10.0.1.{}", i % 50)),
+            Transport::Udp {
+                src: 1000 + (i % 7) as u16,
+                dst: 53,
+            },
+        )
+        .payload((i % 30) as usize);
+        packets.push(packet(10_000 + i * 10, spec.build()));
+    }
+    packets
+}
+
+/// A corrupt record header in the middle of a capture used to discard every
+/// packet before it; now they are kept, as tcpdump keeps them, with a
+/// warning naming the count and the offset, in `sniff --read`, `detect`
+/// and `run --read`: each gives what the capture cut just before the
+/// corrupt record gives.
+#[test]
+fn a_corrupt_record_keeps_the_packets_before_it_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let packets = many_packets();
+    let good = classic(&packets, Endianness::Little, TsResolution::MicroSecond);
+    let kept = 150;
+    let at = 24
+        + packets[..kept]
+            .iter()
+            .map(|p| 16 + p.data.len())
+            .sum::<usize>();
+    let mut corrupt = good.clone();
+    corrupt[at + 8..at + 12].copy_from_slice(&3_000_000_000u32.to_le_bytes());
+    let path = write(dir.path(), "corrupt.pcap", &corrupt);
+    let prefix = write(dir.path(), "prefix.pcap", &good[..at]);
+    let warning = format!(
+        "Warning: {} is corrupt at byte offset {at}: the record header announces 3000000000 \
+         captured bytes, more than the 262144 a capture can hold; the {kept} packets before it \
+         were read and the rest of the file was skipped\n",
+        path.display()
+    );
+
+    let out = dir.path().join("salvaged.csv");
+    let assert = ml_sniffing()
+        .arg("sniff")
+        .arg(&out)
+        .arg("-r")
+        .arg(&path)
+        .assert()
+        .success();
+    let output = assert.get_output();
+    assert_eq!(String::from_utf8_lossy(&output.stderr), warning);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "  corrupt          reading stopped at the corrupt record at byte offset {at}; \
+             the rest of the file was skipped\n"
+        )),
+        "{stdout}"
+    );
+    let salvaged = std::fs::read_to_string(&out).unwrap();
+    let (_, from_prefix) = sniff(&prefix, &[]);
+    assert_eq!(salvaged, from_prefix);
+    assert_eq!(
+        from_prefix.lines().count(),
+        1 + kept - 3,
+        "3 frames are no rows"
+    );
+
+    let detect = |capture: &Path| {
+        let scores = dir.path().join("scores.csv");
+        let output = ml_sniffing()
+            .arg("detect")
+            .arg(capture)
+            .arg("--output")
+            .arg(&scores)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        (
+            String::from_utf8(output.stderr).unwrap(),
+            std::fs::read_to_string(&scores).unwrap(),
+        )
+    };
+    let (stderr, scores) = detect(&path);
+    assert_eq!(stderr, warning);
+    assert_eq!((String::new(), scores), detect(&prefix));
+
+    let output = ml_sniffing()
+        .args(["run", "--quiet", "--warmup", "100", "-r"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&warning), "{stdout}");
+}
+
+/// The same for a corrupt pcapng block (here a block length that is not a
+/// multiple of 4).
+#[test]
+fn a_corrupt_pcapng_block_keeps_the_packets_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let packets = ethernet_packets();
+    // Packets 0 and 1 in a little-endian section, 2 and 3 in a big-endian
+    // one, after its section header and two interface descriptions.
+    let good = pcapng(&packets[..4], &[]);
+    let (mut at, mut blocks, mut little) = (0, Vec::new(), true);
+    while at < good.len() {
+        if good[at..at + 4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            little = good[at + 8] == 0x4d;
+        }
+        let len: [u8; 4] = good[at + 4..at + 8].try_into().unwrap();
+        blocks.push(at);
+        at += if little {
+            u32::from_le_bytes(len)
+        } else {
+            u32::from_be_bytes(len)
+        } as usize;
+    }
+    assert_eq!(blocks.len(), 10);
+    let last = blocks[9];
+    let mut corrupt = good.clone();
+    corrupt[last + 4..last + 8].copy_from_slice(&1_001u32.to_be_bytes());
+    let path = write(dir.path(), "corrupt.pcapng", &corrupt);
+    let out = dir.path().join("salvaged.csv");
+    let assert = ml_sniffing()
+        .arg("sniff")
+        .arg(&out)
+        .arg("-r")
+        .arg(&path)
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&assert.get_output().stderr),
+        format!(
+            "Warning: {} is corrupt at byte offset {}: the block header announces a length of \
+             1001 bytes (a multiple of 4 from 12 to 16777216 expected); the 3 packets before \
+             it were read and the rest of the file was skipped\n",
+            path.display(),
+            last
+        )
+    );
+    let prefix = write(dir.path(), "prefix.pcapng", &good[..last]);
+    let salvaged = std::fs::read_to_string(&out).unwrap();
+    let (_, from_prefix) = sniff(&prefix, &[]);
+    assert_eq!(salvaged, from_prefix);
+    assert_eq!(from_prefix, expected_csv(&EXPECTED_ROWS[..3]));
 }
 
 #[test]

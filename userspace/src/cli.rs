@@ -74,6 +74,7 @@ pub fn main() -> ExitCode {
         None => std::env::args_os().collect(),
     };
     let cli = Cli::parse_from(args);
+    crate::signals::install();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
@@ -102,10 +103,17 @@ pub fn main() -> ExitCode {
             die_of_sigpipe();
             ExitCode::from(141)
         }
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<crate::signals::Interrupted>() {
+            // Stopped by a signal after its report: the shell's status for it.
+            Some(interrupted) => {
+                eprintln!("{interrupted}.");
+                ExitCode::from(interrupted.exit_code())
+            }
+            None => {
+                eprintln!("Error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

@@ -13,4 +13,5 @@ pub mod monitor;
 pub mod progress;
 pub mod pyfmt;
 pub mod reports;
+pub mod signals;
 pub mod timings;

@@ -330,6 +330,8 @@ pub fn capture(
     options: &CaptureOptions,
     sink: &mut dyn RecordSink,
 ) -> Result<Summary, CaptureError> {
+    // The capture loops stop on SIGINT/SIGTERM themselves (detaching first).
+    let _stopper = crate::signals::Stopper::new();
     if options.capture == CaptureMode::AfXdp {
         return afxdp::capture(options, sink);
     }

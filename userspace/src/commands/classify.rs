@@ -19,7 +19,7 @@ use crate::progress;
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
-    /// CSV file with labelled rows.
+    /// CSV file with labelled rows (or a capture); `-` reads stdin.
     pub input: PathBuf,
     /// Name of the column holding the ground-truth labels (text or numbers,
     /// two classes or more).
@@ -186,6 +186,10 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
             "--test-size must be a fraction in (0, 1), got {}",
             args.test_size
         );
+    }
+    if args.test_file.as_deref().is_some_and(io::input::is_dash) && io::input::is_dash(&args.input)
+    {
+        bail!("stdin can be read only once: give INPUT or --test-file as a file");
     }
     let table = io::load_table(&args.input)?;
     let labels = Labels::learn(&table, &args.label_column, &args.input)?;

@@ -14,7 +14,9 @@ use super::{FeatureArgs, ForestArgs, HEADER_RULE_ONLY};
 use crate::features::encoding::FeaturePlan;
 use crate::features::records::RecordFeatures;
 use crate::features::{self, Engineered, Selection};
-use crate::io::{self, output::AtomicFile, Table};
+use crate::io::input::is_dash;
+use crate::io::output::{self, Output};
+use crate::io::{self, Table};
 use crate::models::iforest::IsolationForest;
 use crate::models::model_file::SavedModel;
 use crate::models::Block;
@@ -28,10 +30,12 @@ use crate::{progress, pyfmt};
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
-    /// CSV file of captured packets (or any CSV, with --feature-columns).
+    /// CSV file of captured packets (or any CSV, with --feature-columns), or
+    /// a pcap/pcapng capture; `-` reads stdin.
     pub input: PathBuf,
     /// Write every row with its anomaly score to this CSV, most anomalous
-    /// first (the file appears only once it is complete).
+    /// first (the file appears only once it is complete; `-`: stdout, and
+    /// the report goes to stderr).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Number of most anomalous packets to show (0 shows none).
@@ -76,6 +80,13 @@ pub struct DetectArgs {
 
 pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     let params = args.forest.params()?;
+    // `--output -`: the rows take stdout, the report goes to stderr.
+    let mut stderr = std::io::stderr();
+    let out: &mut dyn Write = if args.output.as_deref().is_some_and(is_dash) {
+        &mut stderr
+    } else {
+        out
+    };
     let alerts = args.alerts || args.alert.eve.is_some();
     let inputs: Vec<&Path> = [Some(args.input.as_path()), args.model.as_deref()]
         .into_iter()
@@ -149,7 +160,7 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(path) = &args.output {
         write_scores(path, &table, &engineered, &scores, &order)?;
         timings.mark("write");
-        writeln!(out, "Anomaly scores written to {}", path.display())?;
+        writeln!(out, "Anomaly scores written to {}", output::shown(path))?;
     }
     let what = if engineered.packet_columns().is_some() {
         "packets"
@@ -296,7 +307,7 @@ fn write_scores(
     scores: &[f64],
     order: &[u32],
 ) -> Result<()> {
-    let mut file = AtomicFile::create(path)?;
+    let mut file = Output::create(path)?;
     let mut headers = engineered.output_headers(table);
     headers.extend(["anomaly_score".to_string(), "is_anomaly".to_string()]);
     let mut header = csv::Writer::from_writer(Vec::new());
@@ -321,7 +332,7 @@ fn write_scores(
         })?;
         for part in parts {
             file.write_all(&part)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .with_context(|| format!("cannot write {}", output::shown(path)))?;
         }
         bar.inc(round.len() as u64);
     }

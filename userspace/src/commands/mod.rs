@@ -71,8 +71,12 @@ impl ForestArgs {
     }
 }
 
-/// Whether two paths name the same existing file.
+/// Whether two paths name the same existing file (`-`, stdin or stdout,
+/// names none).
 pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if crate::io::input::is_dash(a) || crate::io::input::is_dash(b) {
+        return false;
+    }
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,

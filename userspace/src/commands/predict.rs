@@ -7,14 +7,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::io::{self, output::AtomicFile, Table};
+use crate::io::output::{self, Output};
+use crate::io::{self, Table};
 use crate::models::model_file::SavedModel;
 use crate::models::rforest::argmax_rows;
 use crate::{progress, pyfmt};
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
-    /// CSV file to apply the model to (the columns the model was trained on).
+    /// CSV file (or capture) to apply the model to (the columns the model
+    /// was trained on); `-` reads stdin.
     pub input: PathBuf,
     /// Model file written by `classify --save-model` or `detect --save-model`.
     #[arg(long, value_name = "FILE")]
@@ -22,11 +24,19 @@ pub struct PredictArgs {
     /// Write every input row, in input order, with the model's columns: a
     /// Random Forest adds `prediction` and one `probability_CLASS` column
     /// per class; an Isolation Forest adds `anomaly_score` and `is_anomaly`.
+    /// `-`: stdout (the report goes to stderr).
     #[arg(long, value_name = "OUT.csv")]
     pub output: PathBuf,
 }
 
 pub fn run(args: PredictArgs, out: &mut dyn Write) -> Result<()> {
+    // `--output -`: the rows take stdout, the report goes to stderr.
+    let mut stderr = std::io::stderr();
+    let out: &mut dyn Write = if io::input::is_dash(&args.output) {
+        &mut stderr
+    } else {
+        out
+    };
     super::refuse_overwrite(Some(&args.output), "--output", &[&args.input, &args.model])?;
     let saved = SavedModel::load(&args.model)?;
     let table = io::load_table(&args.input)?;
@@ -64,7 +74,7 @@ pub fn run(args: PredictArgs, out: &mut dyn Write) -> Result<()> {
                 out,
                 "Predictions for {} rows written to {} ({}).",
                 table.len(),
-                args.output.display(),
+                output::shown(&args.output),
                 summary.join(", ")
             )?;
         }
@@ -80,7 +90,7 @@ pub fn run(args: PredictArgs, out: &mut dyn Write) -> Result<()> {
                 out,
                 "Anomaly scores for {} rows written to {}; {flagged} flagged as anomalous.",
                 table.len(),
-                args.output.display()
+                output::shown(&args.output)
             )?;
         }
     }
@@ -94,7 +104,7 @@ fn write_rows(
     extra: &[String],
     mut push_extra: impl FnMut(usize, &mut csv::ByteRecord),
 ) -> Result<()> {
-    let file = AtomicFile::create(path)?;
+    let file = Output::create(path)?;
     let mut writer = csv::Writer::from_writer(file);
     let mut headers = table.headers().to_vec();
     headers.extend_from_slice(extra);
@@ -116,7 +126,7 @@ fn write_rows(
     let file = writer
         .into_inner()
         .map_err(|e| e.into_error())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(|| format!("cannot write {}", output::shown(path)))?;
     file.commit()?;
     Ok(())
 }

@@ -19,9 +19,11 @@ use crate::capture::pcap::CaptureReader;
 use crate::capture::state::StateTables;
 use crate::capture::xdp::{check_privileges_for, interface_index, Needs, XdpMode};
 use crate::capture::{programs, route};
+use crate::io::input::is_dash;
 use crate::monitor::models::{load_classifier, load_detector};
 use crate::monitor::status::Sampling;
 use crate::monitor::{Monitor, MonitorOptions, PcapOut};
+use crate::signals;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -35,7 +37,7 @@ pub struct RunArgs {
     )]
     pub iface: Option<String>,
     /// Replay a pcap/pcapng capture through the monitor instead of capturing
-    /// live (no root needed).
+    /// live (no root needed); `-` reads stdin.
     #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap", "sample"])]
     pub read: Option<PathBuf>,
     /// How the XDP program is attached: `auto` (driver mode where the driver
@@ -89,7 +91,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1024, value_name = "PACKETS")]
     pub batch: usize,
     /// Write each anomaly as a CSV row to this file (the capture columns,
-    /// then anomaly_score, is_anomaly, model_version).
+    /// then anomaly_score, is_anomaly, model_version); `-`: stdout (the
+    /// lines and the summary then go to stderr).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Anomalies as JSON lines on stdout (the summary goes to stderr).
@@ -128,6 +131,17 @@ const MAX_WARMUP: usize = 10_000_000;
 
 pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     let params = args.forest.params()?;
+    // `--output -`: the CSV rows take stdout, everything else goes to
+    // stderr.
+    let mut stderr = std::io::stderr();
+    let out: &mut dyn Write = if args.output.as_deref().is_some_and(is_dash) {
+        if args.json {
+            bail!("--output - and --json both write to stdout: choose one");
+        }
+        &mut stderr
+    } else {
+        out
+    };
     if !(1..=MAX_BATCH).contains(&args.batch) {
         bail!(
             "--batch must be from 1 to {MAX_BATCH} packets (larger batches only delay the \
@@ -364,6 +378,9 @@ fn replay(
     let mut reader = CaptureReader::open(path)?;
     let mut flows = StateTables::default();
     let started = Instant::now();
+    // SIGINT/SIGTERM stop the replay, which reports what it read (a second
+    // signal ends it at once).
+    let _stopper = signals::Stopper::until_second();
     let limit = options.packet_count;
     let mut summary_out: Vec<u8> = Vec::new();
     {
@@ -377,6 +394,9 @@ fn replay(
                 limit,
             },
             |record| {
+                if signals::received().is_some() {
+                    return Err(records::Stop.into());
+                }
                 // The packet count is the reader's limit too.
                 let _ = monitor.push(record, record.timestamp_ns)?;
                 since_tick += 1;
@@ -390,12 +410,31 @@ fn replay(
         )
         .with_context(|| format!("cannot replay {}", path.display()))?;
         monitor.finish()?;
+        let interrupted = signals::received().filter(|_| read.stopped);
         if read.records == 0 {
+            if let Some(signal) = interrupted {
+                return Err(signals::Interrupted(signal).into());
+            }
             bail!(records::no_packets(reader.name(), &read));
         }
         summary_out.extend_from_slice(monitor.summary(started.elapsed(), None).as_bytes());
-        if let Some(t) = &read.truncation {
-            summary_out.extend_from_slice(format!("{}\n", t.warning(reader.name())).as_bytes());
+        for warning in read.damage_warnings(reader.name()) {
+            summary_out.extend_from_slice(format!("Warning: {warning}\n").as_bytes());
+        }
+        if let Some(signal) = interrupted {
+            summary_out.extend_from_slice(
+                format!(
+                    "{}: the replay stopped after {} packets of {}; the rest was not read.\n",
+                    signals::Interrupted(signal)
+                        .to_string()
+                        .replace("Interrupted", "Stopped"),
+                    read.records,
+                    reader.name()
+                )
+                .as_bytes(),
+            );
+            write_summary(out, &summary_out, json)?;
+            return Err(signals::Interrupted(signal).into());
         }
     }
     write_summary(out, &summary_out, json)

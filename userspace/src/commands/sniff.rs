@@ -17,15 +17,15 @@ use crate::capture::xdp::XdpMode;
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["interface", "read"])))]
 pub struct SniffArgs {
-    /// Destination CSV file for the captured packets (`-`: stdout, for a
-    /// live capture).
+    /// Destination CSV file for the captured packets (`-`: stdout).
     pub output: PathBuf,
     /// Network interface to capture on (as root: the XDP program parses
     /// packets in the kernel).
     #[arg(short, long)]
     pub interface: Option<String>,
     /// Read packets from this pcap or pcapng file instead of an interface
-    /// (the format is told by the file's magic bytes, not its name).
+    /// (the format is told by the file's magic bytes, not its name; `-`
+    /// reads stdin).
     #[arg(short, long, value_name = "CAPTURE")]
     pub read: Option<PathBuf>,
     /// Number of packets to capture (omit to capture until CTRL+C or

@@ -111,10 +111,11 @@ pub fn epoch_ns(text: &str) -> Option<i64> {
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     let plain = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if !whole.is_empty() && plain(whole) && plain(fraction) && whole.len() <= 12 {
-        let mut ns: i64 = whole.parse::<i64>().ok()? * 1_000_000_000;
+        // Beyond i64 nanoseconds (year 2262) is no time, as for floats below.
+        let mut ns: i64 = whole.parse::<i64>().ok()?.checked_mul(1_000_000_000)?;
         let mut scale = 100_000_000;
         for b in fraction.bytes().take(9) {
-            ns += (b - b'0') as i64 * scale;
+            ns = ns.checked_add((b - b'0') as i64 * scale)?;
             scale /= 10;
         }
         return Some(if negative { -ns } else { ns });
@@ -215,6 +216,15 @@ mod tests {
         assert_eq!(epoch_ns(""), None);
         assert_eq!(epoch_ns("soon"), None);
         assert_eq!(epoch_ns("1e300"), None);
+        // Past i64 nanoseconds: no time (found by tests/fuzz_inputs.rs; the
+        // multiplication used to overflow, a panic in debug builds).
+        assert_eq!(epoch_ns("999999999999.5"), None);
+        assert_eq!(epoch_ns("-9223372036.999999999"), None);
+        assert_eq!(
+            epoch_ns("9223372036.854775807"),
+            Some(i64::MAX),
+            "the largest time is one"
+        );
     }
 
     #[test]

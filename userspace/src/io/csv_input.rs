@@ -39,8 +39,13 @@ pub fn open_input(path: &Path) -> Result<File> {
 pub fn read_csv(path: &Path) -> Result<Table> {
     let file = open_input(path)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    read_csv_stream(file, path, size)
+}
+
+/// [`read_csv_from`] with a progress bar for an input of `size` bytes.
+pub fn read_csv_stream<R: Read>(input: R, path: &Path, size: u64) -> Result<Table> {
     let bar = progress::bytes(size, "reading CSV");
-    let table = read_csv_from(bar.wrap_read(file), path, |pos| bar.set_position(pos))?;
+    let table = read_csv_from(bar.wrap_read(input), path, |pos| bar.set_position(pos))?;
     bar.finish_and_clear();
     Ok(table)
 }

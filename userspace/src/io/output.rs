@@ -6,18 +6,43 @@
 //! against power loss, at a cost of seconds for large outputs.) The file
 //! gets the permissions `File::create` would give it: the destination's
 //! own when it exists, otherwise 0o666 less the umask (a temporary file's
-//! default, owner only, would hide outputs from the other users).
+//! default, owner only, would hide outputs from the other users). The
+//! temporary file is removed on every way out: an error or a panic (drop),
+//! SIGINT or SIGTERM (see [`crate::signals`]), and, for SIGKILL, by a later
+//! run writing to the same folder ([`partial::remove_stale`]).
 
-use std::fs::Permissions;
+use std::fs::{File, Permissions};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::partial;
+
+/// How messages name the output `path` (`-` is stdout).
+pub fn shown(path: &Path) -> String {
+    if super::input::is_dash(path) {
+        "stdout".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
 pub struct AtomicFile {
     destination: PathBuf,
     writer: BufWriter<tempfile::NamedTempFile>,
+    /// Dropped after `writer`, whose drop removes the file.
+    registered: Registered,
+}
+
+/// A temporary file on the list the signal handler removes.
+struct Registered(PathBuf);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        crate::signals::with_temps(|temps| temps.retain(|p| p != &self.0));
+    }
 }
 
 impl AtomicFile {
@@ -32,12 +57,20 @@ impl AtomicFile {
         };
         std::fs::create_dir_all(&parent)
             .with_context(|| format!("cannot create the folder {}", parent.display()))?;
-        let temp = tempfile::Builder::new()
-            .prefix(".ml-sniffing-")
-            .suffix(".partial")
-            .permissions(Permissions::from_mode(0o666))
-            .tempfile_in(&parent)
-            .with_context(|| format!("cannot write in {}", parent.display()))?;
+        partial::remove_stale(&parent, std::time::SystemTime::now());
+        // Created and registered at once: a signal sees it or no file.
+        let (temp, registered) = crate::signals::with_temps(|temps| {
+            let temp = tempfile::Builder::new()
+                .prefix(partial::PREFIX)
+                .suffix(partial::SUFFIX)
+                .rand_bytes(partial::RANDOM_LEN)
+                .permissions(Permissions::from_mode(0o666))
+                .tempfile_in(&parent)?;
+            temps.push(temp.path().to_path_buf());
+            let registered = Registered(temp.path().to_path_buf());
+            std::io::Result::Ok((temp, registered))
+        })
+        .with_context(|| format!("cannot write in {}", parent.display()))?;
         if let Ok(existing) = std::fs::metadata(destination) {
             temp.as_file()
                 .set_permissions(existing.permissions())
@@ -46,6 +79,7 @@ impl AtomicFile {
         Ok(AtomicFile {
             destination: destination.to_path_buf(),
             writer: BufWriter::with_capacity(1 << 20, temp),
+            registered,
         })
     }
 
@@ -61,9 +95,18 @@ impl AtomicFile {
             .into_inner()
             .map_err(|e| e.into_error())
             .with_context(|| format!("cannot write {shown}"))?;
-        temp.persist(&self.destination)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot write {shown}"))?;
+        // Renamed and unregistered at once: a signal never removes a file
+        // that is complete, nor misses one that is not.
+        let registered = &self.registered.0;
+        crate::signals::with_temps(|temps| {
+            let persisted = temp.persist(&self.destination);
+            if persisted.is_ok() {
+                temps.retain(|p| p != registered);
+            }
+            persisted
+        })
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {shown}"))?;
         Ok(self.destination)
     }
 }
@@ -74,6 +117,86 @@ impl Write for AtomicFile {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.writer.flush()
+    }
+}
+
+/// Where rows go: a regular file appears only once complete
+/// ([`AtomicFile`]); an existing device or pipe (`/dev/null`,
+/// `/dev/stdout`, a FIFO) is written directly, never replaced; `-` is
+/// stdout.
+pub enum Output {
+    Atomic(AtomicFile),
+    Direct(BufWriter<File>, String),
+    /// `-`: the rows on stdout (the report then goes to stderr).
+    Stdout(BufWriter<std::io::Stdout>),
+}
+
+impl Output {
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.as_os_str() == "-" {
+            return Ok(Output::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                std::io::stdout(),
+            )));
+        }
+        let shown = path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() && !m.is_dir() => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot write {shown}"))?;
+                Ok(Output::Direct(
+                    BufWriter::with_capacity(1 << 20, file),
+                    shown,
+                ))
+            }
+            _ => Ok(Output::Atomic(AtomicFile::create(path)?)),
+        }
+    }
+
+    /// Whether the rows go to stdout (`-`), so that reports go to stderr.
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, Output::Stdout(_))
+    }
+
+    /// Flushes, and moves an atomic file into place.
+    pub fn commit(self) -> Result<()> {
+        match self {
+            Output::Atomic(file) => file.commit().map(|_| ()),
+            Output::Direct(mut w, shown) => {
+                w.flush().with_context(|| format!("cannot write {shown}"))
+            }
+            Output::Stdout(mut w) => w.flush().context("cannot write stdout"),
+        }
+    }
+}
+
+impl Write for Output {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Atomic(f) => f.write(buf),
+            Output::Direct(w, _) => w.write(buf),
+            Output::Stdout(w) => w.write(buf),
+        }
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Atomic(f) => f.writer().write_all(buf),
+            Output::Direct(w, _) => w.write_all(buf),
+            Output::Stdout(w) => w.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Atomic(f) => f.flush(),
+            Output::Direct(w, _) => w.flush(),
+            Output::Stdout(w) => w.flush(),
+        }
     }
 }
 
@@ -167,6 +290,39 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&dest).unwrap(), "a,b\n1,2\n");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// The signal handler removes what is on the list: a file is on it
+    /// from its creation to its rename into place or its removal.
+    #[test]
+    fn temporary_files_are_listed_for_the_signal_handler_while_they_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let listed = |temp: &Path| crate::signals::with_temps(|t| t.iter().any(|p| p == temp));
+        for commit in [false, true] {
+            let f = AtomicFile::create(&dir.path().join("out.csv")).unwrap();
+            let temp = f.writer.get_ref().path().to_path_buf();
+            assert!(temp.exists() && listed(&temp));
+            if commit {
+                f.commit().unwrap();
+            } else {
+                drop(f);
+            }
+            assert!(!temp.exists() && !listed(&temp), "commit {commit}");
+        }
+    }
+
+    /// One left by a killed run goes when a new one is created beside it.
+    #[test]
+    fn creating_a_file_removes_old_temporary_files_of_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".ml-sniffing-Zz9yX8.partial");
+        let f = std::fs::File::create(&stale).unwrap();
+        f.set_modified(std::time::SystemTime::now() - partial::STALE_AFTER * 2)
+            .unwrap();
+        drop(f);
+        let out = AtomicFile::create(&dir.path().join("out.csv")).unwrap();
+        assert!(!stale.exists());
+        out.commit().unwrap();
     }
 
     fn mode(path: &Path) -> u32 {

@@ -170,7 +170,7 @@ impl EveFile {
     /// anew.
     pub fn reopen(&mut self) -> Result<()> {
         self.flush()?;
-        self.out = BufWriter::new(crate::io::output::open_for_writing(&self.path, true)?);
+        self.out = LineFile::new(crate::io::output::open_for_writing(&self.path, true)?);
         Ok(())
     }
 

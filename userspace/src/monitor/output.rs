@@ -77,7 +77,17 @@ pub struct AnomalyCsv {
 
 impl AnomalyCsv {
     pub fn create(path: &Path, with_class: bool) -> Result<Self> {
-        let file = crate::io::output::open_for_writing(path, false)?;
+        let file = if crate::io::input::is_dash(path) {
+            // A duplicate of stdout: written as it goes like the file.
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot write stdout")?;
+            std::fs::File::from(fd)
+        } else {
+            crate::io::output::open_for_writing(path, false)?
+        };
         let mut out = LineFile::new(file);
         writeln!(out, "{}", csv_header(with_class))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -145,7 +155,7 @@ impl AnomalyCsv {
         self.flush()?;
         let file = crate::io::output::open_for_writing(&self.path, true)?;
         let empty = file.metadata().map_or(true, |m| m.len() == 0);
-        self.out = BufWriter::with_capacity(1 << 20, file);
+        self.out = LineFile::new(file);
         if empty {
             writeln!(self.out, "{}", csv_header(self.with_class))
                 .with_context(|| format!("cannot write {}", self.path.display()))?;

@@ -86,7 +86,7 @@ pub fn summary(tally: &Tally, c: Context) -> String {
     if let Some(csv) = c.csv {
         s.push_str(&format!(
             "Anomalies written to {} ({} rows).\n",
-            csv.path().display(),
+            crate::io::output::shown(csv.path()),
             csv.rows()
         ));
     }

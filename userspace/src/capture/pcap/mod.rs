@@ -8,9 +8,11 @@
 //! shared parser and the flow table.
 //!
 //! Bad input gives one sentence each: an empty file, a file that is not a
-//! capture, an unsupported link type, a corrupt record or block length
-//! (with its byte offset). A file that ends inside its last record is not an
-//! error: the frames before it are kept and [`CaptureReader::truncation`]
+//! capture, an unsupported link type, a corrupt first record or block (with
+//! its byte offset). Damage after the first frame is not an error, as in
+//! tcpdump: the frames before it are kept, and [`CaptureReader::truncation`]
+//! (the file ends inside its last record) or [`CaptureReader::corruption`]
+//! (a record or block that cannot be right; nothing after it can be framed)
 //! says what was dropped.
 //!
 //! [`PacketRecord`]: ml_sniffing_common::record::PacketRecord
@@ -23,7 +25,6 @@ pub mod records;
 pub mod writer;
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -93,10 +94,11 @@ pub fn detect(first: &[u8]) -> Option<Format> {
     }
 }
 
-/// Whether the file at `path` starts like a capture.
+/// Whether the file at `path` starts like a capture (for callers that sort
+/// files; readers of one input use [`detect`] on the bytes they read).
 pub fn is_capture(path: &Path) -> io::Result<bool> {
     let mut first = Vec::with_capacity(MAGIC_LEN);
-    File::open(path)?
+    std::fs::File::open(path)?
         .take(MAGIC_LEN as u64)
         .read_to_end(&mut first)?;
     Ok(detect(&first).is_some())
@@ -135,6 +137,28 @@ impl Truncation {
              the capture is truncated; the {} packets before it were read and the partial \
              record was dropped",
             self.offset, self.have, self.need, self.frames
+        )
+    }
+}
+
+/// A record or block that cannot be right: reading stopped there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corruption {
+    /// Byte offset of the corrupt record or block.
+    pub offset: u64,
+    /// What is wrong with it.
+    pub what: String,
+    /// Frames read before it.
+    pub frames: u64,
+}
+
+impl Corruption {
+    /// The warning sentence for a capture called `name`.
+    pub fn warning(&self, name: &str) -> String {
+        format!(
+            "{name} is corrupt at byte offset {}: {}; the {} packets before it were read and \
+             the rest of the file was skipped",
+            self.offset, self.what, self.frames
         )
     }
 }
@@ -193,24 +217,25 @@ pub struct CaptureReader<R> {
     pending: usize,
     frames: u64,
     truncation: Option<Truncation>,
+    corruption: Option<Corruption>,
     done: bool,
 }
 
-impl CaptureReader<File> {
-    /// Opens the capture at `path`, with one clear sentence for a missing,
-    /// unreadable or empty file.
+impl CaptureReader<Box<dyn Read>> {
+    /// Opens the capture at `path` (`-`: stdin), with one clear sentence for
+    /// a missing, unreadable or empty file.
     pub fn open(path: &Path) -> Result<Self> {
-        let shown = path.display().to_string();
-        let file = crate::io::csv_input::open_input(path).map_err(|e| {
+        let shown = crate::io::input::shown(path);
+        let opened = crate::io::input::open(path).map_err(|e| {
             // `open_input` speaks of CSV for an empty file.
             match std::fs::metadata(path) {
-                Ok(m) if m.is_file() && m.len() == 0 => {
+                Ok(m) if m.is_file() && m.len() == 0 && !crate::io::input::is_dash(path) => {
                     anyhow::anyhow!("{shown} is empty (0 bytes): expected a pcap or pcapng capture")
                 }
                 _ => e,
             }
         })?;
-        CaptureReader::new(file, &shown)
+        CaptureReader::new(opened.reader, &shown)
     }
 }
 
@@ -243,6 +268,7 @@ impl<R: Read> CaptureReader<R> {
             pending: 0,
             frames: 0,
             truncation: None,
+            corruption: None,
             done: false,
         })
     }
@@ -271,6 +297,12 @@ impl<R: Read> CaptureReader<R> {
         self.truncation.as_ref()
     }
 
+    /// Set once the reader has met a corrupt record or block after at
+    /// least one frame (before any, it is an error).
+    pub fn corruption(&self) -> Option<&Corruption> {
+        self.corruption.as_ref()
+    }
+
     /// Sections read so far (pcapng; 1 for a classic capture).
     pub fn sections(&self) -> u32 {
         match &self.container {
@@ -285,7 +317,8 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// The next frame, `None` at the end of the capture (also after a
-    /// truncated final record: see [`Self::truncation`]).
+    /// truncated final record or a corrupt one: see [`Self::truncation`] and
+    /// [`Self::corruption`]).
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>> {
         self.input.consume(std::mem::take(&mut self.pending));
@@ -325,6 +358,17 @@ impl<R: Read> CaptureReader<R> {
                     offset: self.input.offset(),
                     have,
                     need,
+                    frames: self.frames,
+                });
+                Ok(None)
+            }
+            // Salvage what came before, as tcpdump does; with nothing to
+            // salvage the capture is unusable.
+            Err(Problem::Corrupt { offset, what }) if self.frames > 0 => {
+                self.done = true;
+                self.corruption = Some(Corruption {
+                    offset,
+                    what,
                     frames: self.frames,
                 });
                 Ok(None)

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use ml_sniffing_common::parser::{self, Malformed, Outcome};
 use ml_sniffing_common::record::{PacketRecord, FLAG_SNAPPED};
 
-use super::{CaptureReader, Truncation};
+use super::{CaptureReader, Corruption, Truncation};
 use crate::capture::csv_rows::{self, RowFormatter};
 use crate::capture::state::StateTables;
 use crate::io::Table;
@@ -53,6 +53,19 @@ pub fn malformed_reason(m: Malformed) -> &'static str {
     }
 }
 
+/// Returned by `on_record` (see [`read_records`]) to stop reading there:
+/// the summary then says [`Summary::stopped`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stop;
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading stopped")
+    }
+}
+
+impl std::error::Error for Stop {}
+
 /// What reading a capture gave.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -73,11 +86,23 @@ pub struct Summary {
     pub flows_evicted: u64,
     /// The file ended inside a record.
     pub truncation: Option<Truncation>,
+    /// Reading stopped at a corrupt record or block.
+    pub corruption: Option<Corruption>,
     /// Reading stopped at `Options::limit`.
     pub stopped_at_limit: bool,
+    /// `on_record` stopped reading ([`Stop`]).
+    pub stopped: bool,
 }
 
 impl Summary {
+    /// The warnings for a damaged capture called `name` (truncated, or
+    /// corrupt after its first frame).
+    pub fn damage_warnings(&self, name: &str) -> Vec<String> {
+        let truncated = self.truncation.iter().map(|t| t.warning(name));
+        let corrupt = self.corruption.iter().map(|c| c.warning(name));
+        truncated.chain(corrupt).collect()
+    }
+
     pub fn malformed_total(&self) -> u64 {
         self.malformed.iter().sum()
     }
@@ -138,20 +163,34 @@ pub fn read_records<R: Read>(
             summary.snapped += 1;
         }
         flows.count(&mut record);
-        on_record(&record)?;
-        summary.records += 1;
+        match on_record(&record) {
+            Ok(()) => summary.records += 1,
+            Err(e) if e.is::<Stop>() => {
+                summary.stopped = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
     summary.truncation = reader.truncation().cloned();
+    summary.corruption = reader.corruption().cloned();
     summary.flows_evicted = flows.evicted() - evicted_before;
     Ok(summary)
 }
 
 /// Reads a whole capture into a [`Table`] with the columns `sniff` writes
 /// (see [`csv_rows`]), for `detect` and `classify`. A truncated final
-/// record and a full flow table are reported on stderr.
+/// record, a corrupt record after the first (the packets before it are
+/// kept) and a full flow table are reported on stderr.
 pub fn read_table(path: &Path) -> Result<Table> {
-    let mut reader = CaptureReader::open(path)?;
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let opened = crate::io::input::open(path)?;
+    read_table_from(opened.reader, &crate::io::input::shown(path), opened.size)
+}
+
+/// [`read_table`] from a stream of `size` bytes (0 if unknown) called
+/// `name`.
+pub fn read_table_from<R: Read>(input: R, name: &str, size: u64) -> Result<Table> {
+    let mut reader = CaptureReader::new(input, name)?;
     let bar = progress::bytes(size, "reading capture");
     let mut table = csv_rows::new_table();
     let mut formatter = RowFormatter::new();
@@ -165,8 +204,8 @@ pub fn read_table(path: &Path) -> Result<Table> {
     )?;
     bar.finish_and_clear();
     let name = reader.name();
-    if let Some(t) = &summary.truncation {
-        eprintln!("Warning: {}", t.warning(name));
+    for warning in summary.damage_warnings(name) {
+        eprintln!("Warning: {warning}");
     }
     if summary.flows_evicted > 0 {
         eprintln!(

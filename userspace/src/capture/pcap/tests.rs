@@ -364,31 +364,118 @@ fn a_truncated_final_record_keeps_what_came_before() {
     assert_eq!((got.len(), truncation), (2, None));
 }
 
+/// Reads a capture that must end at a corrupt record or block.
+fn read_salvaged(bytes: &[u8]) -> (Vec<Read>, Corruption) {
+    let mut reader = CaptureReader::new(bytes, "test.cap").unwrap();
+    let mut n = 0;
+    while reader.next_frame().unwrap().is_some() {
+        n += 1;
+    }
+    assert!(reader.truncation().is_none());
+    let corruption = reader.corruption().expect("a corruption").clone();
+    let (frames, _) = read_all(bytes).unwrap();
+    assert_eq!(frames.len(), n);
+    (frames, corruption)
+}
+
+/// A corrupt record header keeps every packet before it, as tcpdump does
+/// (it used to discard them all); a corrupt first record is an error.
 #[test]
-fn a_corrupt_record_length_stops_with_its_offset() {
+fn a_corrupt_record_length_keeps_the_packets_before_it() {
     for little in [true, false] {
         let endianness = if little {
             Endianness::Little
         } else {
             Endianness::Big
         };
-        let mut bytes = classic(endianness, TsResolution::NanoSecond, DataLink::ETHERNET);
-        let at = record_offset(1);
+        let good = classic(endianness, TsResolution::NanoSecond, DataLink::ETHERNET);
+        let (all, _) = read_all(&good).unwrap();
         let bad = if little {
             0xffff_fff0u32.to_le_bytes()
         } else {
             0xffff_fff0u32.to_be_bytes()
         };
-        bytes[at + 8..at + 12].copy_from_slice(&bad);
+        for record in [1, 2] {
+            let at = record_offset(record);
+            let mut bytes = good.clone();
+            bytes[at + 8..at + 12].copy_from_slice(&bad);
+            let (got, c) = read_salvaged(&bytes);
+            assert_eq!(got, all[..record]);
+            assert_eq!((c.offset, c.frames), (at as u64, record as u64));
+            assert_eq!(
+                c.warning("f.pcap"),
+                format!(
+                    "f.pcap is corrupt at byte offset {at}: the record header announces \
+                     4294967280 captured bytes, more than the 262144 a capture can hold; the \
+                     {record} packets before it were read and the rest of the file was skipped"
+                )
+            );
+        }
+        let mut bytes = good.clone();
+        bytes[24 + 8..24 + 12].copy_from_slice(&bad);
         assert_eq!(
             error(&bytes),
-            format!(
-                "test.cap is corrupt at byte offset {at}: the record header announces \
-                 4294967280 captured bytes, more than the 262144 a capture can hold (1 packets \
-                 were read before it)"
-            )
+            "test.cap is corrupt at byte offset 24: the record header announces 4294967280 \
+             captured bytes, more than the 262144 a capture can hold (0 packets were read \
+             before it)"
         );
     }
+}
+
+/// Offset of every block of the capture from `pcapng()`.
+fn block_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let (mut at, mut little) = (0, true);
+    while at < bytes.len() {
+        if bytes[at..at + 4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            little = bytes[at + 8] == 0x4d;
+        }
+        let len: [u8; 4] = bytes[at + 4..at + 8].try_into().unwrap();
+        offsets.push(at);
+        at += if little {
+            u32::from_le_bytes(len)
+        } else {
+            u32::from_be_bytes(len)
+        } as usize;
+    }
+    offsets
+}
+
+#[test]
+fn a_corrupt_pcapng_block_keeps_the_packets_before_it() {
+    let (bytes, expected) = pcapng();
+    let blocks = block_offsets(&bytes);
+    // SHB, IDB, IDB, EPB, EPB, ISB, EPB, SHB (big-endian), IDB, EPB, SPB.
+    assert_eq!(blocks.len(), 11);
+    // A length that is no block length, in the first section (after 2
+    // packets), then one that disagrees with the trailing copy in the
+    // second (after 4).
+    let mut bad = bytes.clone();
+    bad[blocks[5] + 4..blocks[5] + 8].copy_from_slice(&13u32.to_le_bytes());
+    let (got, c) = read_salvaged(&bad);
+    assert_eq!(got, expected[..2]);
+    assert_eq!((c.offset, c.frames), (blocks[5] as u64, 2));
+    assert!(
+        c.what
+            .starts_with("the block header announces a length of 13 bytes"),
+        "{}",
+        c.what
+    );
+    let mut bad = bytes.clone();
+    bad[blocks[10] + 4..blocks[10] + 8].copy_from_slice(&12u32.to_be_bytes());
+    let (got, c) = read_salvaged(&bad);
+    assert_eq!(got, expected[..4]);
+    assert_eq!((c.offset, c.frames), (blocks[10] as u64, 4));
+    // A packet on an interface the section does not describe.
+    let mut bad = bytes.clone();
+    bad[blocks[6] + 8..blocks[6] + 12].copy_from_slice(&7u32.to_le_bytes());
+    let (got, c) = read_salvaged(&bad);
+    assert_eq!(got, expected[..2]);
+    assert!(
+        c.what.starts_with("a packet refers to interface 7"),
+        "{}",
+        c.what
+    );
 }
 
 #[test]

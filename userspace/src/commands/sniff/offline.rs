@@ -1,8 +1,7 @@
 //! `sniff OUTPUT --read CAPTURE`: a capture file through the shared parser
 //! and the flow table into the CSV a live capture writes.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -11,7 +10,7 @@ use super::SniffArgs;
 use crate::capture::csv_rows::CsvRowWriter;
 use crate::capture::pcap::{self, records, CaptureReader, Options, Summary};
 use crate::capture::state::StateTables;
-use crate::io::output::AtomicFile;
+use crate::io::output::Output;
 use crate::progress;
 
 pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> {
@@ -58,8 +57,8 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
         }
     })?;
     bar.finish_and_clear();
-    if let Some(t) = &summary.truncation {
-        eprintln!("Warning: {}", t.warning(reader.name()));
+    for warning in summary.damage_warnings(reader.name()) {
+        eprintln!("Warning: {warning}");
     }
     if summary.flows_evicted > 0 {
         eprintln!(
@@ -127,81 +126,16 @@ fn write_summary<R: std::io::Read>(
             t.offset
         )?;
     }
+    if let Some(c) = &s.corruption {
+        writeln!(
+            out,
+            "  corrupt          reading stopped at the corrupt record at byte offset {}; \
+             the rest of the file was skipped",
+            c.offset
+        )?;
+    }
     if s.flows_evicted > 0 {
         writeln!(out, "  flows evicted    {}", s.flows_evicted)?;
     }
     Ok(())
-}
-
-/// Where rows go: a regular file appears only once complete
-/// ([`AtomicFile`]); an existing device or pipe (`/dev/null`,
-/// `/dev/stdout`, a FIFO) is written directly, never replaced.
-enum Output {
-    Atomic(AtomicFile),
-    Direct(BufWriter<File>, String),
-    /// `-`: the rows on stdout (the report then goes to stderr).
-    Stdout(BufWriter<std::io::Stdout>),
-}
-
-impl Output {
-    fn create(path: &Path) -> Result<Self> {
-        if path.as_os_str() == "-" {
-            return Ok(Output::Stdout(BufWriter::with_capacity(
-                1 << 20,
-                std::io::stdout(),
-            )));
-        }
-        let shown = path.display().to_string();
-        match std::fs::metadata(path) {
-            Ok(m) if !m.is_file() && !m.is_dir() => {
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .with_context(|| format!("cannot write {shown}"))?;
-                Ok(Output::Direct(
-                    BufWriter::with_capacity(1 << 20, file),
-                    shown,
-                ))
-            }
-            _ => Ok(Output::Atomic(AtomicFile::create(path)?)),
-        }
-    }
-
-    fn commit(self) -> Result<()> {
-        match self {
-            Output::Atomic(file) => file.commit().map(|_| ()),
-            Output::Direct(mut w, shown) => {
-                w.flush().with_context(|| format!("cannot write {shown}"))
-            }
-            Output::Stdout(mut w) => w.flush().context("cannot write stdout"),
-        }
-    }
-}
-
-impl Write for Output {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Output::Atomic(f) => f.write(buf),
-            Output::Direct(w, _) => w.write(buf),
-            Output::Stdout(w) => w.write(buf),
-        }
-    }
-
-    #[inline]
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Output::Atomic(f) => f.writer().write_all(buf),
-            Output::Direct(w, _) => w.write_all(buf),
-            Output::Stdout(w) => w.write_all(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Output::Atomic(f) => f.flush(),
-            Output::Direct(w, _) => w.flush(),
-            Output::Stdout(w) => w.flush(),
-        }
-    }
 }
