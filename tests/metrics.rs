@@ -44,13 +44,10 @@ fn prometheus() -> String {
     if let Some(path) = found("prometheus") {
         return path;
     }
-    eprintln!("installing prometheus (apt-get install prometheus)...");
-    let status = std::process::Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "prometheus"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .expect("apt-get runs");
-    assert!(status.success(), "cannot install prometheus with apt-get");
+    assert!(
+        support::browser::apt_install("prometheus"),
+        "cannot install prometheus with apt-get"
+    );
     // The package may start a service of its own: this test runs its own
     // server, in the namespace.
     let _ = std::process::Command::new("systemctl")

@@ -1,6 +1,6 @@
 //! Headless Chromium for the tests that check what a page renders:
 //! installed with apt when missing (as root), else the test says it
-//! skipped.
+//! skipped; and the apt installer the tests that need a server use.
 
 use std::path::Path;
 use std::process::Command;
@@ -27,14 +27,30 @@ pub fn chromium() -> Option<String> {
         eprintln!("skipped: no Chromium, and installing it needs root");
         return None;
     }
-    eprintln!("installing chromium (apt-get install chromium)...");
-    let ok = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "chromium"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "cannot install chromium with apt-get");
+    assert!(
+        apt_install("chromium"),
+        "cannot install chromium with apt-get"
+    );
     find()
+}
+
+/// `apt-get install PACKAGE`, refreshing the package lists first when the
+/// package is not found in them.
+pub fn apt_install(package: &str) -> bool {
+    eprintln!("installing {package} (apt-get install {package})...");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    install()
+        || (Command::new("apt-get")
+            .arg("update")
+            .status()
+            .is_ok_and(|s| s.success())
+            && install())
 }
 
 /// The DOM the browser builds from `url` after at most `budget_ms` (scripts

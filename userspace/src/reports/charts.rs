@@ -342,7 +342,10 @@ mod tests {
         assert!(h.starts_with("<svg") && h.trim_end().ends_with("</svg>"));
         assert!(h.contains("ordinary (4)") && h.contains("threshold"));
         let m = heatmap(&["a".into(), "b".into()], &[vec![5, 1], vec![0, 7]]).unwrap();
-        assert!(m.contains(">\n5\n</text>") && m.contains(">\n7\n</text>"), "{m}");
+        assert!(
+            m.contains(">\n5\n</text>") && m.contains(">\n7\n</text>"),
+            "{m}"
+        );
         let b = bars(
             &["x".into(), "y".into()],
             &[("n", vec![3.0, 1.0], RED)],
