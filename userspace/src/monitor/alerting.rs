@@ -4,8 +4,11 @@
 
 use ml_sniffing_common::record::PacketRecord;
 
-use super::alerts::{self, Alert, AlertOptions, Alerts, Joined, Opening};
+use anyhow::Result;
+
+use super::alerts::{self, Alert, AlertOptions, Alerts, Joined, Opening, State};
 use super::models::Detector;
+use super::sinks::Sinks;
 use crate::features::records::describe;
 use crate::models::Block;
 
@@ -100,6 +103,22 @@ impl Alerter {
             reason,
             opened,
         })
+    }
+}
+
+impl Alerter {
+    /// At `now_ns` (traffic time): writes the due updates and the alerts
+    /// that closed to `sinks`; returns the closed ones.
+    pub fn tick(&mut self, now_ns: u64, sinks: &mut Sinks) -> Result<Vec<Alert>> {
+        let mut updated = Vec::new();
+        let closed = self.alerts.tick(now_ns, |a| updated.push(a.clone()));
+        for a in &updated {
+            sinks.alert(a, State::Updated, now_ns)?;
+        }
+        for a in &closed {
+            sinks.alert(a, State::Closed, now_ns)?;
+        }
+        Ok(closed)
     }
 }
 

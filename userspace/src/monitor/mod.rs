@@ -551,16 +551,9 @@ impl<'a> Monitor<'a> {
     /// `stats` event every [`eve::STATS_EVERY`].
     fn tick_alerts(&mut self) -> Result<()> {
         let now = self.latest_ns;
-        let mut updated = Vec::new();
-        let closed = self.alerter.alerts.tick(now, |a| updated.push(a.clone()));
-        for a in &updated {
-            self.sinks.alert(a, State::Updated, now)?;
-        }
-        for a in &closed {
-            self.sinks.alert(a, State::Closed, now)?;
-            if let Some(d) = &mut self.dashboard {
-                d.closed(a);
-            }
+        let closed = self.alerter.tick(now, &mut self.sinks)?;
+        if let Some(d) = &mut self.dashboard {
+            closed.iter().for_each(|a| d.closed(a));
         }
         if now.saturating_sub(self.last_stats_ns) >= eve::STATS_EVERY.as_nanos() as u64 {
             self.last_stats_ns = now;

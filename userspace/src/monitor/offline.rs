@@ -85,16 +85,7 @@ impl<'a> OfflineAlerts<'a> {
     }
 
     fn tick(&mut self) -> Result<()> {
-        let now = self.now_ns;
-        let mut updated = Vec::new();
-        let closed = self.alerter.alerts.tick(now, |a| updated.push(a.clone()));
-        for a in &updated {
-            self.sinks.alert(a, State::Updated, now)?;
-        }
-        for a in &closed {
-            self.sinks.alert(a, State::Closed, now)?;
-        }
-        Ok(())
+        self.alerter.tick(self.now_ns, &mut self.sinks).map(|_| ())
     }
 
     /// Closes what is open, writes the final `stats` event and flushes.

@@ -47,18 +47,7 @@ pub fn write(path: &Path, d: &Input) -> Result<()> {
         "scores",
         "Anomaly scores",
         &charts::histogram(
-            &[
-                Series {
-                    name: "ordinary",
-                    values: &ordinary,
-                    color: BLUE,
-                },
-                Series {
-                    name: "anomalies",
-                    values: &anomalies,
-                    color: RED,
-                },
-            ],
+            &against(&ordinary, &anomalies),
             60,
             false,
             Some((0.0, "threshold (the contamination offset)")),
@@ -128,29 +117,28 @@ pub fn write(path: &Path, d: &Input) -> Result<()> {
         page.chart(
             &format!("feature-{name}"),
             &format!("Feature {name}"),
-            &charts::histogram(
-                &[
-                    Series {
-                        name: "ordinary",
-                        values: &ordinary,
-                        color: BLUE,
-                    },
-                    Series {
-                        name: "anomalies",
-                        values: &anomalies,
-                        color: RED,
-                    },
-                ],
-                40,
-                true,
-                None,
-                name,
-            )?,
+            &charts::histogram(&against(&ordinary, &anomalies), 40, true, None, name)?,
             "Each series as shares of its own rows: where the anomalies' values lie \
              against the rest.",
         );
     }
     page.write(path)
+}
+
+/// The two series every chart of this report compares.
+fn against<'a>(ordinary: &'a [f64], anomalies: &'a [f64]) -> [Series<'a>; 2] {
+    [
+        Series {
+            name: "ordinary",
+            values: ordinary,
+            color: BLUE,
+        },
+        Series {
+            name: "anomalies",
+            values: anomalies,
+            color: RED,
+        },
+    ]
 }
 
 /// Values of the rows where `mask` is false, and where it is true.
