@@ -8,6 +8,9 @@ use std::process::Command;
 /// The browser's command, or `None` (and a note) when there is none and
 /// it cannot be installed.
 pub fn chromium() -> Option<String> {
+    // The tests of one binary run in parallel: one installs, the others wait.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let find = || {
         ["chromium", "chromium-browser", "google-chrome"]
             .into_iter()
@@ -40,14 +43,16 @@ pub fn apt_install(package: &str) -> bool {
     eprintln!("installing {package} (apt-get install {package})...");
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", package])
+            // Wait for another apt (another test, the system's) to finish.
+            .args(["-o", "DPkg::Lock::Timeout=300", "install", "-y"])
+            .args(["--no-install-recommends", package])
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success())
     };
     install()
         || (Command::new("apt-get")
-            .arg("update")
+            .args(["-o", "DPkg::Lock::Timeout=300", "update"])
             .status()
             .is_ok_and(|s| s.success())
             && install())
