@@ -373,6 +373,22 @@ impl<R: Read> CaptureReader<R> {
                 });
                 Ok(None)
             }
+            // A compressed capture cut short or damaged: the same.
+            Err(Problem::Io(e))
+                if self.frames > 0
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+                    ) =>
+            {
+                self.done = true;
+                self.corruption = Some(Corruption {
+                    offset: self.input.offset(),
+                    what: format!("the compressed stream is damaged or cut short ({e})"),
+                    frames: self.frames,
+                });
+                Ok(None)
+            }
             Err(p) => {
                 self.done = true;
                 Err(describe(p, &self.name, self.frames))
