@@ -112,6 +112,10 @@ mod privileged {
             3000,
             &["ip", "netns", "exec", lab.capture.name()],
         );
+        // For the README's screenshot: `ML_SNIFFING_SAVE_DOM=FILE`.
+        if let Some(path) = std::env::var_os("ML_SNIFFING_SAVE_DOM") {
+            std::fs::write(path, &dom).unwrap();
+        }
         assert!(
             dom.contains("data-updates=\""),
             "the page received snapshots: {dom}"
