@@ -125,3 +125,59 @@ fn a_damaged_compressed_capture_keeps_the_packets_before_the_damage() {
         assert!(kept > 0 && kept < 300, "{kept} rows kept");
     }
 }
+
+/// A capture of `n` frames starting at `t0_ms`, as classic pcap.
+fn capture_at(path: &Path, t0_ms: u64, n: usize) {
+    let mut w =
+        PcapWriter::with_header(std::fs::File::create(path).unwrap(), PcapHeader::default())
+            .unwrap();
+    for i in 0..n {
+        let frame = FrameSpec::new(
+            "10.20.0.2".parse().unwrap(),
+            "10.20.0.1".parse().unwrap(),
+            Transport::Udp {
+                src: 40000 + i as u16,
+                dst: 53,
+            },
+        )
+        .payload(40)
+        .build();
+        let ts = Duration::from_millis(1_700_000_000_000 + t0_ms + i as u64);
+        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
+            .unwrap();
+    }
+}
+
+/// A folder of rotated captures (one of them compressed) reads as one
+/// capture in the order of their first packets, whatever their names.
+#[test]
+fn a_folder_of_captures_reads_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("rotated");
+    std::fs::create_dir(&folder).unwrap();
+    capture_at(&folder.join("b.pcap"), 0, 50);
+    capture_at(&folder.join("a.pcap"), 1000, 30);
+    capture_at(&dir.path().join("c.pcap"), 2000, 20);
+    let [gz, _] = compressed(&dir.path().join("c.pcap"));
+    std::fs::rename(gz, folder.join("0-last.pcap.gz")).unwrap();
+    std::fs::write(folder.join(".hidden"), "not read").unwrap();
+    let rows = stdout(&["sniff", "-", "-r"], &folder);
+    let times: Vec<f64> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 100, "{rows}");
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "in time order");
+    let detect = stdout(&["detect", "--top-n", "0"], &folder);
+    assert!(detect.contains("of 100 packets flagged"), "{detect}");
+    // A file of another format is refused in one sentence.
+    std::fs::write(folder.join("notes.txt"), "hello").unwrap();
+    ml().args(["sniff", "-", "-r"])
+        .arg(&folder)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "a folder given as input must hold captures only",
+        ));
+}

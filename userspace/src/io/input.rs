@@ -33,6 +33,9 @@ pub struct Opened {
 /// gzip or Zstandard stream (told by its magic bytes, whatever the name)
 /// is decompressed as it is read.
 pub fn open(path: &Path) -> Result<Opened> {
+    if path.is_dir() {
+        return open_folder(path);
+    }
     let (reader, size): (Box<dyn Read>, u64) = if is_dash(path) {
         (Box::new(std::io::stdin().lock()), 0)
     } else {
@@ -63,6 +66,125 @@ pub fn open(path: &Path) -> Result<Opened> {
             size,
         },
     })
+}
+
+/// A folder of captures (a rotated set): one stream of every capture in
+/// it (hidden files left out, each possibly compressed), in the order of
+/// their first packets. Classic pcap files after the first must have the
+/// same header (byte order, resolution, link type) and go on as records of
+/// the first; pcapng files follow each other as sections.
+fn open_folder(folder: &Path) -> Result<Opened> {
+    let shown = folder.display();
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(folder).with_context(|| format!("cannot read the folder {shown}"))?
+    {
+        let entry = entry.with_context(|| format!("cannot read the folder {shown}"))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && path.is_file() {
+            files.push(path);
+        }
+    }
+    let mut captures = Vec::new();
+    for path in files {
+        let mut opened = open(&path)?;
+        let mut head = Vec::with_capacity(HEAD);
+        (&mut opened.reader)
+            .take(HEAD as u64)
+            .read_to_end(&mut head)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let Some(kind) = Kind::of(&head) else {
+            anyhow::bail!(
+                "{} is not a pcap or pcapng capture: a folder given as input must hold \
+                 captures only",
+                path.display()
+            );
+        };
+        captures.push((kind, first_time(kind, &head), path, head, opened.reader));
+    }
+    if captures.is_empty() {
+        anyhow::bail!(
+            "{shown} is a directory with no capture in it: give a file, or a folder of pcap \
+             or pcapng captures"
+        );
+    }
+    captures.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.2.cmp(&b.2)));
+    let first_kind = captures[0].0;
+    let mut parts: Vec<Box<dyn Read>> = Vec::new();
+    for (i, (kind, _, path, head, reader)) in captures.into_iter().enumerate() {
+        let skip = match (first_kind, kind) {
+            _ if i == 0 => 0,
+            (Kind::Ng, Kind::Ng) => 0,
+            (Kind::Classic(a), Kind::Classic(b)) if a == b => CLASSIC_HEADER,
+            _ => anyhow::bail!(
+                "{} is not of the same capture format as the folder's first capture (byte \
+                 order, time resolution, link type): merge them first (e.g. `mergecap -w \
+                 merged.pcapng {shown}/*`)",
+                path.display()
+            ),
+        };
+        let rest = head[skip.min(head.len())..].to_vec();
+        parts.push(Box::new(std::io::Cursor::new(rest).chain(reader)));
+    }
+    let reader = parts
+        .into_iter()
+        .reduce(|a, b| Box::new(a.chain(b)))
+        .expect("at least one capture");
+    Ok(Opened { reader, size: 0 })
+}
+
+/// Bytes read ahead of each capture of a folder: the classic global header
+/// and a record header, or the start of a pcapng file.
+const HEAD: usize = 64;
+const CLASSIC_HEADER: usize = 24;
+
+/// A capture's format as far as joining files goes: classic pcap with the
+/// global header's magic, link type and snap length, or pcapng.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Classic([u8; 24]),
+    Ng,
+}
+
+impl Kind {
+    fn of(head: &[u8]) -> Option<Self> {
+        const CLASSIC: [[u8; 4]; 4] = [
+            [0xd4, 0xc3, 0xb2, 0xa1],
+            [0xa1, 0xb2, 0xc3, 0xd4],
+            [0x4d, 0x3c, 0xb2, 0xa1],
+            [0xa1, 0xb2, 0x3c, 0x4d],
+        ];
+        if head.len() >= CLASSIC_HEADER && CLASSIC.iter().any(|m| head.starts_with(m)) {
+            let mut header = [0u8; 24];
+            header.copy_from_slice(&head[..24]);
+            Some(Kind::Classic(header))
+        } else if head.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            Some(Kind::Ng)
+        } else {
+            None
+        }
+    }
+}
+
+/// The first packet's time, for ordering: seconds and fraction of a classic
+/// record; for pcapng, 0 (its files keep their names' order).
+fn first_time(kind: Kind, head: &[u8]) -> (u64, u64) {
+    match kind {
+        Kind::Classic(header) if head.len() >= CLASSIC_HEADER + 8 => {
+            let little = header[0] == 0xd4 || header[0] == 0x4d;
+            let word = |at: usize| {
+                let b: [u8; 4] = head[at..at + 4].try_into().expect("4 bytes");
+                if little {
+                    u32::from_le_bytes(b)
+                } else {
+                    u32::from_be_bytes(b)
+                }
+            };
+            (word(24) as u64, word(28) as u64)
+        }
+        _ => (0, 0),
+    }
 }
 
 /// The compressions an input may come in.
