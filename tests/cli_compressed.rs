@@ -5,9 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod support;
+
 use assert_cmd::Command;
 use ml_sniffing_common::build::{FrameSpec, Transport};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use support::captures::write_pcap;
 
 fn ml() -> Command {
     Command::cargo_bin("ml-sniffing").expect("binary built")
@@ -15,24 +17,25 @@ fn ml() -> Command {
 
 fn capture(dir: &Path) -> PathBuf {
     let path = dir.join("traffic.pcap");
-    let mut w =
-        PcapWriter::with_header(std::fs::File::create(&path).unwrap(), PcapHeader::default())
-            .unwrap();
-    for i in 0..300usize {
-        let frame = FrameSpec::new(
-            format!("10.20.0.{}", 2 + i % 5).parse().unwrap(),
-            "10.20.0.1".parse().unwrap(),
-            Transport::Udp {
-                src: 40000 + (i % 8) as u16,
-                dst: 53,
-            },
-        )
-        .payload(40 + i % 20)
-        .build();
-        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000);
-        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-            .unwrap();
-    }
+    write_pcap(
+        &path,
+        (0..300usize).map(|i| {
+            let frame = FrameSpec::new(
+                format!("10.20.0.{}", 2 + i % 5).parse().unwrap(),
+                "10.20.0.1".parse().unwrap(),
+                Transport::Udp {
+                    src: 40000 + (i % 8) as u16,
+                    dst: 53,
+                },
+            )
+            .payload(40 + i % 20)
+            .build();
+            (
+                Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000),
+                frame,
+            )
+        }),
+    );
     path
 }
 
@@ -128,24 +131,25 @@ fn a_damaged_compressed_capture_keeps_the_packets_before_the_damage() {
 
 /// A capture of `n` frames starting at `t0_ms`, as classic pcap.
 fn capture_at(path: &Path, t0_ms: u64, n: usize) {
-    let mut w =
-        PcapWriter::with_header(std::fs::File::create(path).unwrap(), PcapHeader::default())
-            .unwrap();
-    for i in 0..n {
-        let frame = FrameSpec::new(
-            "10.20.0.2".parse().unwrap(),
-            "10.20.0.1".parse().unwrap(),
-            Transport::Udp {
-                src: 40000 + i as u16,
-                dst: 53,
-            },
-        )
-        .payload(40)
-        .build();
-        let ts = Duration::from_millis(1_700_000_000_000 + t0_ms + i as u64);
-        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-            .unwrap();
-    }
+    write_pcap(
+        path,
+        (0..n).map(|i| {
+            let frame = FrameSpec::new(
+                "10.20.0.2".parse().unwrap(),
+                "10.20.0.1".parse().unwrap(),
+                Transport::Udp {
+                    src: 40000 + i as u16,
+                    dst: 53,
+                },
+            )
+            .payload(40)
+            .build();
+            (
+                Duration::from_millis(1_700_000_000_000 + t0_ms + i as u64),
+                frame,
+            )
+        }),
+    );
 }
 
 /// A folder of rotated captures (one of them compressed) reads as one

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod support;
+
 use assert_cmd::Command;
 use ml_sniffing_common::build::{FrameSpec, Transport};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::{DataLink, TsResolution};
 use predicates::prelude::*;
+use support::captures::write_pcap;
 
 fn ml() -> Command {
     Command::cargo_bin("ml-sniffing").expect("binary built")
@@ -32,30 +33,28 @@ fn packet_csv(dir: &Path, rows: usize) -> PathBuf {
     path
 }
 
-/// A classic pcap of `n` UDP frames.
+/// A classic pcap of `n` UDP frames, 1 ms apart.
 fn capture(dir: &Path, n: usize) -> PathBuf {
     let path = dir.join("traffic.pcap");
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        ts_resolution: TsResolution::MicroSecond,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(std::fs::File::create(&path).unwrap(), header).unwrap();
-    for i in 0..n {
-        let frame = FrameSpec::new(
-            "10.20.0.2".parse().unwrap(),
-            "10.20.0.1".parse().unwrap(),
-            Transport::Udp {
-                src: 40000 + (i % 8) as u16,
-                dst: 53,
-            },
-        )
-        .payload(40 + i % 20)
-        .build();
-        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000);
-        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-            .unwrap();
-    }
+    write_pcap(
+        &path,
+        (0..n).map(|i| {
+            let frame = FrameSpec::new(
+                "10.20.0.2".parse().unwrap(),
+                "10.20.0.1".parse().unwrap(),
+                Transport::Udp {
+                    src: 40000 + (i % 8) as u16,
+                    dst: 53,
+                },
+            )
+            .payload(40 + i % 20)
+            .build();
+            (
+                Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000),
+                frame,
+            )
+        }),
+    );
     path
 }
 

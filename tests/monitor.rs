@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::{DataLink, TsResolution};
 use predicates::prelude::*;
+use support::captures::write_pcap;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ml-sniffing");
 const SCANNER: &str = "10.66.0.9";
@@ -58,20 +57,18 @@ fn scan_frame(port: u16) -> Vec<u8> {
 /// The normal traffic then the scan, as a classic pcap, 1 ms apart.
 fn capture_file(dir: &Path) -> PathBuf {
     let path = dir.join("traffic.pcap");
-    let header = PcapHeader {
-        datalink: DataLink::ETHERNET,
-        ts_resolution: TsResolution::MicroSecond,
-        ..Default::default()
-    };
-    let mut w = PcapWriter::with_header(std::fs::File::create(&path).unwrap(), header).unwrap();
     let frames = (0..NORMAL)
         .map(normal_frame)
         .chain((1..=SCAN).map(scan_frame));
-    for (i, frame) in frames.enumerate() {
-        let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000);
-        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-            .unwrap();
-    }
+    write_pcap(
+        &path,
+        frames.enumerate().map(|(i, frame)| {
+            (
+                Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000),
+                frame,
+            )
+        }),
+    );
     path
 }
 
@@ -198,15 +195,15 @@ fn json_lines_and_a_saved_model() {
     let capture = capture_file(dir.path());
     // A model fitted by detect on the normal traffic alone (as a capture).
     let normal = dir.path().join("normal.pcap");
-    {
-        let mut w = PcapWriter::new(std::fs::File::create(&normal).unwrap()).unwrap();
-        for i in 0..NORMAL {
-            let frame = normal_frame(i);
-            let ts = Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000);
-            w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-                .unwrap();
-        }
-    }
+    write_pcap(
+        &normal,
+        (0..NORMAL).map(|i| {
+            (
+                Duration::from_micros(1_700_000_000_000_000 + i as u64 * 1000),
+                normal_frame(i),
+            )
+        }),
+    );
     let model = dir.path().join("model.bin");
     Command::new(BIN)
         .args([

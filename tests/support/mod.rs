@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod captures;
 pub mod data;
 pub mod flood;
 pub mod frames;
