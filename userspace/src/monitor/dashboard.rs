@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use ml_sniffing_common::maps::Counters;
 use serde_json::{json, Value};
 
-use super::alerts::{Alert, Alerts, Key};
+use super::alerts::{Alert, Key};
 use super::web::Web;
-use super::Totals;
+use super::{Observed, Totals};
 
 /// Score histogram: bins over this range of `decision_function` values.
 const LO: f64 = -0.5;
@@ -35,20 +35,6 @@ pub struct Dashboard {
     last_kernel: Option<Counters>,
     last_opened: u64,
     started: Instant,
-}
-
-/// What the monitor knows when a snapshot is due.
-pub struct Now<'a> {
-    pub totals: Totals,
-    pub kernel: Option<(Counters, f64)>,
-    pub sample_every: u32,
-    pub alerts: &'a Alerts,
-    /// Version, seconds since it was fitted, and the threshold as a
-    /// `decision_function` value.
-    pub model: Option<(u32, f64, f64)>,
-    pub warming: usize,
-    pub sources: &'a HashMap<IpAddr, u64>,
-    pub victims: &'a HashMap<IpAddr, u64>,
 }
 
 impl Dashboard {
@@ -83,7 +69,7 @@ impl Dashboard {
     }
 
     /// Publishes a snapshot when one is due.
-    pub fn tick(&mut self, now: &Now) {
+    pub fn tick(&mut self, now: &Observed) {
         let elapsed = self.last.elapsed();
         if elapsed < EVERY {
             return;
@@ -133,13 +119,13 @@ impl Dashboard {
             })),
             "ring_fill": fill,
             "sampling": now.sample_every,
-            "model": now.model.map(|(version, age, threshold)| json!({
-                "version": version, "age": age, "threshold": threshold,
+            "model": now.model.map(|m| json!({
+                "version": m.version, "age": m.age.as_secs_f64(), "threshold": m.threshold,
             })),
             "warming": now.warming,
             "scores": {
                 "lo": LO, "hi": HI, "counts": counts.to_vec(),
-                "threshold": now.model.map(|m| m.2),
+                "threshold": now.model.map(|m| m.threshold),
             },
             "alerts_open": open.into_iter().map(alert_json).collect::<Vec<_>>(),
             "alerts_recent": self.recent.iter().cloned().collect::<Vec<_>>(),

@@ -18,8 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::alerts::Alerts;
-use super::Totals;
+use super::{Observed, Totals};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Cause {
@@ -29,18 +28,6 @@ struct Cause {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AlertKind {
     kind: String,
-}
-
-/// What the monitor knows at a tick.
-pub struct Snapshot<'a> {
-    pub totals: Totals,
-    /// The kernel's (or AF_XDP's) counters and the ring's fill (0 to 1),
-    /// for live captures.
-    pub kernel: Option<(Counters, f64)>,
-    pub sample_every: u32,
-    pub alerts: &'a Alerts,
-    pub model_version: Option<u32>,
-    pub model_age: Option<Duration>,
 }
 
 pub struct Metrics {
@@ -165,7 +152,7 @@ impl Metrics {
         self.scoring.observe(took.as_secs_f64());
     }
 
-    pub fn update(&mut self, s: &Snapshot) {
+    pub fn update(&mut self, s: &Observed) {
         let t = s.totals;
         self.records.inc_by(t.records - self.last.records);
         self.scored.inc_by(t.scored - self.last.scored);
@@ -198,9 +185,10 @@ impl Metrics {
                 .inc_by(n.saturating_sub(before));
         }
         self.alerts_open.set(s.alerts.open_alerts().count() as i64);
-        self.model_version.set(s.model_version.unwrap_or(0) as i64);
+        self.model_version
+            .set(s.model.map_or(0, |m| m.version) as i64);
         self.model_age
-            .set(s.model_age.map_or(0.0, |a| a.as_secs_f64()));
+            .set(s.model.map_or(0.0, |m| m.age.as_secs_f64()));
     }
 }
 

@@ -90,6 +90,33 @@ pub struct MonitorOptions {
     pub replay: bool,
 }
 
+/// What the monitor knows at a tick, for the metrics and the dashboard.
+pub struct Observed<'a> {
+    pub totals: Totals,
+    /// The kernel's (or AF_XDP's) counters and the ring's fill (0 to 1),
+    /// for live captures.
+    pub kernel: Option<(Counters, f64)>,
+    pub sample_every: u32,
+    pub alerts: &'a alerts::Alerts,
+    /// None during the warm-up.
+    pub model: Option<ModelState>,
+    /// Records waiting in the warm-up window.
+    pub warming: usize,
+    /// Anomalies per source and per destination address.
+    pub sources: &'a std::collections::HashMap<std::net::IpAddr, u64>,
+    pub victims: &'a std::collections::HashMap<std::net::IpAddr, u64>,
+}
+
+/// The model scoring now.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelState {
+    pub version: u32,
+    /// Since it was fitted.
+    pub age: Duration,
+    /// The alert threshold as a `decision_function` value.
+    pub threshold: f64,
+}
+
 /// Frames written to a pcapng file (`--write-pcap`, AF_XDP mode).
 pub struct PcapOut {
     pub writer: PcapNgWriter<std::io::BufWriter<std::fs::File>>,
@@ -503,35 +530,20 @@ impl<'a> Monitor<'a> {
         self.sinks.flush()?;
         self.manage_refit()?;
         let version = self.model_version();
-        if let Some(m) = &mut self.metrics {
-            let kernel = match kernel.as_deref() {
-                Some(k) => Some((k.counters()?, k.fill())),
-                None => None,
-            };
-            m.update(&metrics::Snapshot {
-                totals: self.tally.totals,
-                kernel,
-                sample_every: self.status.sample_every(),
-                alerts: &self.alerter.alerts,
-                model_version: version,
-                model_age: version.map(|_| self.last_fit.elapsed()),
-            });
-        }
-        if let Some(d) = &mut self.dashboard {
+        if self.metrics.is_some() || self.dashboard.is_some() {
+            // The kernel's counters read once for both.
             let kernel = match kernel.as_deref() {
                 Some(k) => Some((k.counters()?, k.fill())),
                 None => None,
             };
             let model = self.detector.as_ref().and_then(|det| {
-                det.threshold.map(|t| {
-                    (
-                        det.version,
-                        self.last_fit.elapsed().as_secs_f64(),
-                        t - det.model.offset,
-                    )
+                det.threshold.map(|t| ModelState {
+                    version: det.version,
+                    age: self.last_fit.elapsed(),
+                    threshold: t - det.model.offset,
                 })
             });
-            d.tick(&dashboard::Now {
+            let now = Observed {
                 totals: self.tally.totals,
                 kernel,
                 sample_every: self.status.sample_every(),
@@ -540,7 +552,13 @@ impl<'a> Monitor<'a> {
                 warming: self.warmup.len(),
                 sources: &self.tally.talkers,
                 victims: &self.tally.victims,
-            });
+            };
+            if let Some(m) = &mut self.metrics {
+                m.update(&now);
+            }
+            if let Some(d) = &mut self.dashboard {
+                d.tick(&now);
+            }
         }
         self.status
             .tick(kernel, self.tally.totals, version, self.warmup.len())?;

@@ -1,6 +1,7 @@
 //! The charts of the reports, each an SVG document drawn by plotters.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -29,6 +30,32 @@ fn svg(
             .map_err(|e| anyhow!("drawing a chart: {e}"))?;
     }
     Ok(out)
+}
+
+type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The legend box every chart with several series draws.
+fn legend(chart: &mut Chart<'_>) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// The label (its first `chars` characters) of the category whose axis
+/// position is `position`; empty between categories.
+fn category(labels: &[String], position: f64, chars: usize) -> String {
+    let r = position.round();
+    if (r - position).abs() < 0.01 && r >= 0.0 && (r as usize) < labels.len() {
+        crate::commands::shown_cell(&labels[r as usize])
+            .chars()
+            .take(chars)
+            .collect()
+    } else {
+        String::new()
+    }
 }
 
 /// One series of values.
@@ -129,11 +156,7 @@ pub fn histogram(
                 .label(label.to_string())
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -178,11 +201,7 @@ pub fn scatter(
                 .label(label.to_string())
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 12, y)], BLACK.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut chart)?;
         Ok(())
     })
 }
@@ -209,17 +228,7 @@ pub fn bars(
             .x_label_area_size(36)
             .y_label_area_size(190)
             .build_cartesian_2d(0.0..top, 0.0..n as f64)?;
-        let shown = |y: &f64| {
-            let i = (n as f64 - y - 0.5).round();
-            if (i - (n as f64 - y - 0.5)).abs() < 0.01 && i >= 0.0 && (i as usize) < labels.len() {
-                crate::commands::shown_cell(&labels[i as usize])
-                    .chars()
-                    .take(28)
-                    .collect()
-            } else {
-                String::new()
-            }
-        };
+        let shown = |y: &f64| category(labels, n as f64 - y - 0.5, 28);
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -240,11 +249,7 @@ pub fn bars(
                 });
         }
         if groups.len() > 1 {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .draw()?;
+            legend(&mut chart)?;
         }
         Ok(())
     })
@@ -263,16 +268,7 @@ pub fn heatmap(labels: &[String], matrix: &[Vec<u64>]) -> Result<String> {
             .y_label_area_size(190)
             .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)?;
         let name = |v: &f64, flip: bool| {
-            let i = if flip { n as f64 - v - 0.5 } else { v - 0.5 };
-            let r = i.round();
-            if (r - i).abs() < 0.01 && r >= 0.0 && (r as usize) < labels.len() {
-                crate::commands::shown_cell(&labels[r as usize])
-                    .chars()
-                    .take(24)
-                    .collect()
-            } else {
-                String::new()
-            }
+            category(labels, if flip { n as f64 - v - 0.5 } else { v - 0.5 }, 24)
         };
         chart
             .configure_mesh()
