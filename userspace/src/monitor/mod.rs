@@ -646,7 +646,11 @@ impl<'a> Monitor<'a> {
         }
         if !self.calibrated() && !self.warmup.is_empty() {
             eprintln!(
-                "The capture ended before the warm-up window filled: fitting on the {} packets seen.",
+                "The capture ended before the warm-up window filled: fitting on the {} packets \
+                 seen. They are all warm-up, taken as ordinary and never reported: to look for \
+                 anomalies in a capture this short, give a --warmup below its {} packets (the \
+                 ordinary part it starts with), or use `detect --alerts`.",
+                self.warmup.len(),
                 self.warmup.len()
             );
             self.fit_warmup()?;
