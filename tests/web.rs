@@ -88,6 +88,7 @@ mod privileged {
             "--web",
             WEB,
         ]);
+        let started = std::time::SystemTime::now();
         let monitor = ChildGuard::spawn(&mut cmd).unwrap();
         lab.wait_attached(Duration::from_secs(20));
         let sock = lab.sender();
@@ -106,6 +107,18 @@ mod privileged {
         }
         assert_eq!(state["totals"]["records"], 1700, "{state}");
         assert_eq!(state["totals"]["alerts"], 1, "{state}");
+        // When it was raised, on the wall clock (the page shows it).
+        let unix = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64()
+        };
+        let alert = &state["alerts_open"][0];
+        let raised = alert["raised"].as_f64().expect("a raised time");
+        assert!(
+            unix(started) <= raised && raised <= unix(std::time::SystemTime::now()),
+            "{alert}"
+        );
         let dom = rendered(
             &browser,
             &format!("http://{WEB}/"),

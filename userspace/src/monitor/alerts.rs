@@ -237,6 +237,8 @@ pub struct Alert {
     /// Packets since the last event about it.
     pub pending: u64,
     last_event_ns: u64,
+    /// When the monitor raised it (wall clock; `first_ns` is traffic time).
+    pub raised: std::time::SystemTime,
 }
 
 impl Alert {
@@ -484,6 +486,7 @@ impl Alerts {
             model_version: o.model_version,
             pending: 0,
             last_event_ns: r.timestamp_ns,
+            raised: std::time::SystemTime::now(),
         };
         alert.count(r, o.score);
         alert.pending = 0;

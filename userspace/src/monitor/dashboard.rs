@@ -159,6 +159,7 @@ fn alert_json(a: &Alert) -> Value {
         "ports": a.ports(),
         "peak": a.peak_score,
         "reasons": a.reasons.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
+        "raised": a.raised.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
     })
 }
 

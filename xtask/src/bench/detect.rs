@@ -137,7 +137,7 @@ pub fn python_with(modules: &[&str]) -> bool {
 
 /// A capture-like CSV in the original's format: a few busy internal hosts,
 /// many external ones, mostly TCP, realistic frame lengths.
-fn generate_csv(path: &Path, rows: usize) -> Result<()> {
+pub(super) fn generate_csv(path: &Path, rows: usize) -> Result<()> {
     let tmp: PathBuf = path.with_extension("partial");
     let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
     writeln!(w, "timestamp,source_ip,destination_ip,protocol,length")?;

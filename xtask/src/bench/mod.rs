@@ -8,6 +8,7 @@ mod monitor;
 mod overload;
 mod pcap;
 mod rforest;
+mod see;
 
 use anyhow::Result;
 
@@ -62,6 +63,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("monitor", monitor::run),
     ("afxdp", afxdp::run),
     ("overload", overload::run),
+    ("see: dashboard and reports", see::run),
 ];
 
 pub fn run(options: &BenchOptions) -> Result<()> {
