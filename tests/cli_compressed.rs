@@ -182,6 +182,86 @@ fn a_folder_of_captures_reads_in_time_order() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains(
-            "a folder given as input must hold captures only",
+            "notes.txt is not a pcap or pcapng capture: every file in the folder",
         ));
+}
+
+/// `-r` given several times reads the captures in the order of their
+/// first packets, whatever the order they were named in; stdin cannot be
+/// one of them.
+#[test]
+fn several_captures_read_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (early, late) = (dir.path().join("early.pcap"), dir.path().join("late.pcap"));
+    capture_at(&late, 5000, 20);
+    capture_at(&early, 0, 30);
+    let output = ml()
+        .args(["sniff", "-", "-r"])
+        .arg(&late)
+        .arg("-r")
+        .arg(&early)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let rows = String::from_utf8(output.stdout).unwrap();
+    let times: Vec<f64> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(times.len(), 50, "{rows}");
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "in time order");
+    let run = ml()
+        .args(["run", "--warmup", "10", "-q", "-r"])
+        .arg(&late)
+        .arg("-r")
+        .arg(&early)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("Summary: 50 records"),
+        "{run:?}"
+    );
+    ml().args(["sniff", "-", "-r", "-", "-r"])
+        .arg(&early)
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains(
+            "`-` (stdin) cannot be one of several inputs",
+        ));
+}
+
+/// A folder of more captures than the process may hold open at once reads
+/// whole: each file is opened when its turn comes.
+#[test]
+fn a_folder_of_many_captures_holds_one_open_at_a_time() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..100 {
+        capture_at(&dir.path().join(format!("{i:03}.pcap")), i * 10, 2);
+    }
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ml-sniffing"));
+    cmd.args(["sniff", "-", "-r"]).arg(dir.path());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent; the limit applies to the child only.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = cmd.output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().lines().count(),
+        1 + 200,
+        "a header and every packet"
+    );
 }

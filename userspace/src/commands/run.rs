@@ -37,9 +37,11 @@ pub struct RunArgs {
     )]
     pub iface: Option<String>,
     /// Replay a pcap/pcapng capture through the monitor instead of capturing
-    /// live (no root needed); `-` reads stdin.
-    #[arg(short = 'r', long, value_name = "CAPTURE", conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap", "sample"])]
-    pub read: Option<PathBuf>,
+    /// live (no root needed); `-` reads stdin. A folder, or `-r` given
+    /// several times, replays every capture in it in the order of their
+    /// first packets; gzip and Zstandard captures are read as they are.
+    #[arg(short = 'r', long, value_name = "CAPTURE", action = clap::ArgAction::Append, conflicts_with_all = ["iface", "xdp_mode", "ipv4_only", "write_pcap", "sample"])]
+    pub read: Vec<PathBuf>,
     /// How the XDP program is attached: `auto` (driver mode where the driver
     /// supports it), `skb` (generic), `drv` (driver).
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
@@ -161,10 +163,12 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         bail!("--refit-every must be longer than 0s (e.g. 10m)");
     }
     args.alert.check()?;
-    let inputs: Vec<&std::path::Path> = [args.read.as_deref(), args.model.as_deref()]
-        .into_iter()
-        .chain([args.classifier.as_deref()])
-        .flatten()
+    let inputs: Vec<&std::path::Path> = args
+        .read
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(args.model.as_deref())
+        .chain(args.classifier.as_deref())
         .collect();
     super::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
     super::refuse_overwrite(args.write_pcap.as_deref(), "--write-pcap", &inputs)?;
@@ -193,16 +197,17 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         quiet: args.quiet,
         sampling: args.sample,
         packet_count: args.packet_count,
-        replay: args.read.is_some(),
+        replay: !args.read.is_empty(),
         alerts: args.alert.options(),
         eve: args.alert.eve.clone(),
         metrics: args.metrics,
         web: args.web,
     };
     let json = args.json;
-    match &args.read {
-        Some(path) => replay(path, options, detector, classifier, out, json),
-        None => live(&args, options, detector, classifier, out, json),
+    if args.read.is_empty() {
+        live(&args, options, detector, classifier, out, json)
+    } else {
+        replay(&args.read, options, detector, classifier, out, json)
     }
 }
 
@@ -368,14 +373,14 @@ fn live(
 }
 
 fn replay(
-    path: &std::path::Path,
+    paths: &[PathBuf],
     options: MonitorOptions,
     detector: Option<crate::monitor::models::Detector>,
     classifier: Option<crate::monitor::models::Classifier>,
     out: &mut dyn Write,
     json: bool,
 ) -> Result<()> {
-    let mut reader = CaptureReader::open(path)?;
+    let mut reader = CaptureReader::open_all(paths)?;
     let mut flows = StateTables::default();
     let started = Instant::now();
     // SIGINT/SIGTERM stop the replay, which reports what it read (a second
@@ -408,7 +413,7 @@ fn replay(
             },
             |_| {},
         )
-        .with_context(|| format!("cannot replay {}", path.display()))?;
+        .with_context(|| format!("cannot replay {}", crate::io::input::shown_all(paths)))?;
         monitor.finish()?;
         let interrupted = signals::received().filter(|_| read.stopped);
         if read.records == 0 {

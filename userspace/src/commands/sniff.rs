@@ -25,9 +25,11 @@ pub struct SniffArgs {
     pub interface: Option<String>,
     /// Read packets from this pcap or pcapng file instead of an interface
     /// (the format is told by the file's magic bytes, not its name; `-`
-    /// reads stdin).
-    #[arg(short, long, value_name = "CAPTURE")]
-    pub read: Option<PathBuf>,
+    /// reads stdin). A folder, or `-r` given several times, reads every
+    /// capture in it in the order of their first packets; gzip and
+    /// Zstandard captures are read as they are.
+    #[arg(short, long, value_name = "CAPTURE", action = clap::ArgAction::Append)]
+    pub read: Vec<PathBuf>,
     /// Number of packets to capture (omit to capture until CTRL+C or
     /// SIGTERM, or to the end of the file with --read).
     #[arg(short = 'c', long, value_parser = value_parser!(u64).range(1..))]
@@ -56,11 +58,11 @@ pub struct SniffArgs {
 }
 
 pub fn run(args: SniffArgs, out: &mut dyn Write) -> Result<()> {
-    if let Some(capture) = &args.read {
+    if !args.read.is_empty() {
         if args.engine.any_given() {
             bail!("--capture and the AF_XDP options apply to live captures, not to --read");
         }
-        return offline::run(&args, capture, out);
+        return offline::run(&args, &args.read, out);
     }
     match &args.interface {
         Some(interface) => live::run(&args, interface, out),

@@ -3,7 +3,7 @@
 //! so a pipe gives the same result as the file it carries.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
@@ -68,11 +68,39 @@ pub fn open(path: &Path) -> Result<Opened> {
     })
 }
 
+/// Several inputs read as one: each a capture file (possibly compressed),
+/// in the order of their first packets, as a folder's files (see
+/// [`open`]). Stdin cannot be one of them: it cannot be read twice.
+pub fn open_all(paths: &[PathBuf]) -> Result<Opened> {
+    if let [one] = paths {
+        return open(one);
+    }
+    for path in paths {
+        if is_dash(path) {
+            anyhow::bail!("`-` (stdin) cannot be one of several inputs: give it alone");
+        }
+        if path.is_dir() {
+            anyhow::bail!(
+                "{} is a folder: give a folder alone, or files",
+                path.display()
+            );
+        }
+    }
+    join(paths.to_vec(), "every input")
+}
+
+/// How messages name several inputs.
+pub fn shown_all(paths: &[PathBuf]) -> String {
+    match paths {
+        [one] => shown(one),
+        [first, rest @ ..] => format!("{} and {} more", shown(first), rest.len()),
+        [] => "no input".to_string(),
+    }
+}
+
 /// A folder of captures (a rotated set): one stream of every capture in
 /// it (hidden files left out, each possibly compressed), in the order of
-/// their first packets. Classic pcap files after the first must have the
-/// same header (byte order, resolution, link type) and go on as records of
-/// the first; pcapng files follow each other as sections.
+/// their first packets.
 fn open_folder(folder: &Path) -> Result<Opened> {
     let shown = folder.display();
     let mut files = Vec::new();
@@ -86,6 +114,22 @@ fn open_folder(folder: &Path) -> Result<Opened> {
             files.push(path);
         }
     }
+    if files.is_empty() {
+        anyhow::bail!(
+            "{shown} is a directory with no capture in it: give a file, or a folder of pcap \
+             or pcapng captures"
+        );
+    }
+    join(files, &format!("every file in the folder {shown}"))
+}
+
+/// Captures joined into one stream in the order of their first packets
+/// (then of their names). Classic pcap files after the first must have the
+/// same header (byte order, resolution, link type) and go on as records of
+/// the first; pcapng files follow each other as sections. Each file is
+/// opened when its turn comes, so that a folder of thousands of rotated
+/// files does not hold thousands of descriptors.
+fn join(files: Vec<PathBuf>, what: &str) -> Result<Opened> {
     let mut captures = Vec::new();
     for path in files {
         let mut opened = open(&path)?;
@@ -96,42 +140,68 @@ fn open_folder(folder: &Path) -> Result<Opened> {
             .with_context(|| format!("cannot read {}", path.display()))?;
         let Some(kind) = Kind::of(&head) else {
             anyhow::bail!(
-                "{} is not a pcap or pcapng capture: a folder given as input must hold \
-                 captures only",
+                "{} is not a pcap or pcapng capture: {what} must be one",
                 path.display()
             );
         };
-        captures.push((kind, first_time(kind, &head), path, head, opened.reader));
-    }
-    if captures.is_empty() {
-        anyhow::bail!(
-            "{shown} is a directory with no capture in it: give a file, or a folder of pcap \
-             or pcapng captures"
-        );
+        captures.push((kind, first_time(kind, &head), path));
     }
     captures.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.2.cmp(&b.2)));
     let first_kind = captures[0].0;
-    let mut parts: Vec<Box<dyn Read>> = Vec::new();
-    for (i, (kind, _, path, head, reader)) in captures.into_iter().enumerate() {
+    let mut parts = std::collections::VecDeque::new();
+    for (i, (kind, _, path)) in captures.into_iter().enumerate() {
         let skip = match (first_kind, kind) {
             _ if i == 0 => 0,
             (Kind::Ng, Kind::Ng) => 0,
-            (Kind::Classic(a), Kind::Classic(b)) if a == b => CLASSIC_HEADER,
+            (Kind::Classic(a), Kind::Classic(b)) if a == b => CLASSIC_HEADER as u64,
             _ => anyhow::bail!(
-                "{} is not of the same capture format as the folder's first capture (byte \
-                 order, time resolution, link type): merge them first (e.g. `mergecap -w \
-                 merged.pcapng {shown}/*`)",
+                "{} is not of the same capture format as the first capture (byte order, \
+                 time resolution, link type): merge them first (e.g. `mergecap -w \
+                 merged.pcapng FILES`)",
                 path.display()
             ),
         };
-        let rest = head[skip.min(head.len())..].to_vec();
-        parts.push(Box::new(std::io::Cursor::new(rest).chain(reader)));
+        parts.push_back(Later {
+            path,
+            skip,
+            reader: None,
+        });
     }
-    let reader = parts
-        .into_iter()
-        .reduce(|a, b| Box::new(a.chain(b)))
-        .expect("at least one capture");
-    Ok(Opened { reader, size: 0 })
+    Ok(Opened {
+        reader: Box::new(InTurn(parts)),
+        size: 0,
+    })
+}
+
+/// One file of a joined input: opened on its first read (its first `skip`
+/// bytes passed over), closed at its end.
+struct Later {
+    path: PathBuf,
+    skip: u64,
+    reader: Option<Box<dyn Read>>,
+}
+
+/// Files read one after the other.
+struct InTurn(std::collections::VecDeque<Later>);
+
+impl Read for InTurn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(part) = self.0.front_mut() {
+            if part.reader.is_none() {
+                let mut reader = open(&part.path)
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))?
+                    .reader;
+                std::io::copy(&mut (&mut reader).take(part.skip), &mut std::io::sink())?;
+                part.reader = Some(reader);
+            }
+            let n = part.reader.as_mut().expect("opened").read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            self.0.pop_front();
+        }
+        Ok(0)
+    }
 }
 
 /// Bytes read ahead of each capture of a folder: the classic global header

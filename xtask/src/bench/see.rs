@@ -101,7 +101,11 @@ fn live(bin: &Path) -> Result<()> {
     };
     let ebpf = xdp::load_object(&tx, "xdp_tx", |_| {})?;
     let (gen_if, idle) = (lab.link.b.name.clone(), lab.idle.a.name.clone());
-    let phases = [(ordinary.clone(), 3_000_000), (flood, 2_000_000), (ordinary, 2_000_000)];
+    let phases = [
+        (ordinary.clone(), 3_000_000),
+        (flood, 2_000_000),
+        (ordinary, 2_000_000),
+    ];
     let (sent, secs) = lab.generator.enter(move || {
         let ifindex = xdp::interface_index(&gen_if)?;
         let mut generator = Generator {
@@ -174,7 +178,9 @@ fn dashboard(bin: &Path) -> Result<()> {
         followed.push(seen.context("the dashboard client saw nothing")?);
     }
     let rate = |s: f64| packets as f64 / s;
-    println!("| replay | median s | fastest s | slowest s | packets/s (median) |\n|---|---|---|---|---|");
+    println!(
+        "| replay | median s | fastest s | slowest s | packets/s (median) |\n|---|---|---|---|---|"
+    );
     for (name, runs) in [("without `--web`", &mut plain), ("with `--web`", &mut web)] {
         let m = median(runs);
         println!(

@@ -237,6 +237,18 @@ impl CaptureReader<Box<dyn Read>> {
         })?;
         CaptureReader::new(opened.reader, &shown)
     }
+
+    /// Opens several captures as one, in the order of their first packets
+    /// (see [`crate::io::input::open_all`]).
+    pub fn open_all(paths: &[std::path::PathBuf]) -> Result<Self> {
+        match paths {
+            [one] => Self::open(one),
+            _ => CaptureReader::new(
+                crate::io::input::open_all(paths)?.reader,
+                &crate::io::input::shown_all(paths),
+            ),
+        }
+    }
 }
 
 impl<R: Read> CaptureReader<R> {

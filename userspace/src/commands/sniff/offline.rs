@@ -2,7 +2,7 @@
 //! and the flow table into the CSV a live capture writes.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
@@ -13,9 +13,12 @@ use crate::capture::state::StateTables;
 use crate::io::output::Output;
 use crate::progress;
 
-pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> {
-    let mut reader = CaptureReader::open(capture)?;
-    if crate::commands::same_file(capture, &args.output) {
+pub fn run(args: &SniffArgs, captures: &[PathBuf], out: &mut dyn Write) -> Result<()> {
+    let mut reader = CaptureReader::open_all(captures)?;
+    if captures
+        .iter()
+        .any(|c| crate::commands::same_file(c, &args.output))
+    {
         bail!(
             "{} is the capture being read: choose another output file",
             args.output.display()
@@ -23,7 +26,10 @@ pub fn run(args: &SniffArgs, capture: &Path, out: &mut dyn Write) -> Result<()> 
     }
     let mut sink = Output::create(&args.output)?;
     let shown_output = args.output.display().to_string();
-    let size = std::fs::metadata(capture).map(|m| m.len()).unwrap_or(0);
+    let size = captures
+        .iter()
+        .map(|c| std::fs::metadata(c).map_or(0, |m| m.len()))
+        .sum();
     let bar = progress::bytes(size, "reading capture");
     let mut flows = StateTables::default();
     let options = Options {
