@@ -168,3 +168,65 @@ mod privileged {
         lab.assert_detached();
     }
 }
+
+mod privileged_af_xdp {
+    use super::*;
+
+    /// The number after `name` (a whole sample line) in an exposition.
+    fn sample(exposition: &str, name: &str) -> Option<f64> {
+        exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn af_xdp_counters_are_served_per_queue() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let lab = Lab::new();
+        let mut run = lab.capture.command(BIN);
+        run.args(["run", "--iface", lab.iface(), "--warmup", "200", "-q"])
+            .args(["--capture", "af-xdp", "--metrics", METRICS]);
+        let monitor = ChildGuard::spawn(&mut run).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        let sent = 300usize;
+        for i in 0..sent {
+            sock.send(&frame(i)).unwrap();
+            if i % 50 == 49 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let received = r#"ml_sniffing_afxdp_queue_received_total{queue="0"}"#;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut exposition = String::new();
+        while Instant::now() < deadline {
+            exposition = lab
+                .capture
+                .enter(|| get(METRICS, "/metrics"))
+                .unwrap_or_default();
+            if sample(&exposition, received) == Some(sent as f64) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(
+            sample(&exposition, received),
+            Some(sent as f64),
+            "{exposition}"
+        );
+        for name in ["dropped", "ring_full", "fill_ring_empty"] {
+            let line = format!(r#"ml_sniffing_afxdp_queue_{name}_total{{queue="0"}}"#);
+            assert_eq!(sample(&exposition, &line), Some(0.0), "{exposition}");
+        }
+        assert_eq!(
+            sample(&exposition, "ml_sniffing_records_total"),
+            Some(sent as f64)
+        );
+        monitor.signal(libc::SIGINT).unwrap();
+        let output = monitor.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        lab.assert_detached();
+    }
+}

@@ -27,7 +27,7 @@ use ml_sniffing_common::maps::{self, Config, Counters};
 use ml_sniffing_common::record::PacketRecord;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use super::afxdp::{self, AfXdpOptions, AfXdpSummary};
+use super::afxdp::{self, AfXdpOptions, AfXdpSummary, QueueSummary};
 use super::clock::KernelClock;
 use super::link::{self, LinkState, LinkWatch};
 use super::programs;
@@ -157,6 +157,8 @@ pub struct Control<'a> {
     backlog: u64,
     /// What the ring(s) hold, in records (AF_XDP: frames).
     capacity: u64,
+    /// AF_XDP: each queue's counters as last read (on the tick).
+    queues: &'a [QueueSummary],
 }
 
 enum Engine<'a> {
@@ -174,6 +176,7 @@ impl<'a> Control<'a> {
             config,
             backlog,
             capacity: maps::EVENTS_BYTES as u64 / RING_ITEM_BYTES,
+            queues: &[],
         }
     }
 
@@ -190,7 +193,19 @@ impl<'a> Control<'a> {
             config,
             backlog,
             capacity,
+            queues: &[],
         }
+    }
+
+    /// AF_XDP mode: each queue's counters, for metrics.
+    pub(crate) fn with_queues(self, queues: &'a [QueueSummary]) -> Self {
+        Control { queues, ..self }
+    }
+
+    /// AF_XDP: each queue's counters as last read (empty on the record
+    /// path).
+    pub fn queues(&self) -> &[QueueSummary] {
+        self.queues
     }
 
     /// The counters so far: the program's (summed over CPUs) on the record

@@ -19,10 +19,16 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::{Observed, Totals};
+use crate::capture::afxdp::QueueSummary;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Cause {
     cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Queue {
+    queue: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,6 +49,12 @@ pub struct Metrics {
     model_version: Gauge,
     model_age: Gauge<f64, AtomicU64>,
     scoring: Histogram,
+    /// AF_XDP, per receive queue.
+    queue_received: Family<Queue, Counter>,
+    queue_dropped: Family<Queue, Counter>,
+    queue_ring_full: Family<Queue, Counter>,
+    queue_fill_empty: Family<Queue, Counter>,
+    last_queues: std::collections::HashMap<u32, QueueSummary>,
     /// The totals already added to the counters.
     last: Totals,
     last_kernel: Counters,
@@ -69,6 +81,11 @@ impl Metrics {
             model_version: Gauge::default(),
             model_age: Gauge::default(),
             scoring: Histogram::new(exponential_buckets(1e-5, 2.0, 16)),
+            queue_received: Family::default(),
+            queue_dropped: Family::default(),
+            queue_ring_full: Family::default(),
+            queue_fill_empty: Family::default(),
+            last_queues: Default::default(),
             last: Totals::default(),
             last_kernel: Counters::default(),
             last_alerts: Default::default(),
@@ -138,6 +155,26 @@ impl Metrics {
             "Time to score one batch of records",
             m.scoring.clone(),
         );
+        r.register(
+            "afxdp_queue_received",
+            "AF_XDP: frames userspace took from this queue's receive ring",
+            m.queue_received.clone(),
+        );
+        r.register(
+            "afxdp_queue_dropped",
+            "AF_XDP: frames this queue's socket dropped (no free chunk, or larger than one)",
+            m.queue_dropped.clone(),
+        );
+        r.register(
+            "afxdp_queue_ring_full",
+            "AF_XDP: frames this queue's socket dropped because its receive ring was full",
+            m.queue_ring_full.clone(),
+        );
+        r.register(
+            "afxdp_queue_fill_ring_empty",
+            "AF_XDP: times the kernel found this queue's fill ring empty",
+            m.queue_fill_empty.clone(),
+        );
         let (registry, server) = (Arc::new(registry), Arc::clone(&m.server));
         let thread = std::thread::Builder::new()
             .name("metrics".into())
@@ -176,6 +213,41 @@ impl Metrics {
             }
             self.last_kernel = k;
             self.ring_fill.set(fill);
+        }
+        for q in s.queues {
+            let before = self
+                .last_queues
+                .insert(q.queue, q.clone())
+                .unwrap_or_default();
+            let label = Queue {
+                queue: q.queue.to_string(),
+            };
+            for (family, now, then) in [
+                (
+                    &self.queue_received,
+                    q.events.received,
+                    before.events.received,
+                ),
+                (
+                    &self.queue_dropped,
+                    q.socket.rx_dropped,
+                    before.socket.rx_dropped,
+                ),
+                (
+                    &self.queue_ring_full,
+                    q.socket.rx_ring_full,
+                    before.socket.rx_ring_full,
+                ),
+                (
+                    &self.queue_fill_empty,
+                    q.socket.rx_fill_ring_empty_descs,
+                    before.socket.rx_fill_ring_empty_descs,
+                ),
+            ] {
+                family
+                    .get_or_create(&label)
+                    .inc_by(now.saturating_sub(then));
+            }
         }
         self.sample_one_in.set(s.sample_every as i64);
         for (&kind, &n) in &s.alerts.by_kind {

@@ -96,6 +96,8 @@ pub struct Observed<'a> {
     /// The kernel's (or AF_XDP's) counters and the ring's fill (0 to 1),
     /// for live captures.
     pub kernel: Option<(Counters, f64)>,
+    /// AF_XDP: each queue's counters (empty otherwise).
+    pub queues: &'a [crate::capture::afxdp::QueueSummary],
     pub sample_every: u32,
     pub alerts: &'a alerts::Alerts,
     /// None during the warm-up.
@@ -532,7 +534,8 @@ impl<'a> Monitor<'a> {
         let version = self.model_version();
         if self.metrics.is_some() || self.dashboard.is_some() {
             // The kernel's counters read once for both.
-            let kernel = match kernel.as_deref() {
+            let kernel_control = kernel.as_deref();
+            let kernel = match kernel_control {
                 Some(k) => Some((k.counters()?, k.fill())),
                 None => None,
             };
@@ -546,6 +549,7 @@ impl<'a> Monitor<'a> {
             let now = Observed {
                 totals: self.tally.totals,
                 kernel,
+                queues: kernel_control.map_or(&[], |k| k.queues()),
                 sample_every: self.status.sample_every(),
                 alerts: &self.alerter.alerts,
                 model,

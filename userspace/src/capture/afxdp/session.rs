@@ -327,6 +327,7 @@ async fn session(
         let mut clock_read = Instant::now();
         let mut next_tick = Instant::now() + TICK;
         let mut lost = 0u64;
+        let mut queues = queue_summaries(&sockets)?;
         let mut rounds = 0u64;
         loop {
             let waiting: u64 = sockets.iter().map(|s| s.waiting() as u64).sum();
@@ -350,7 +351,8 @@ async fn session(
                     frames.clock.refresh();
                     clock_read = Instant::now();
                 }
-                lost = socket_losses(&sockets)?;
+                queues = queue_summaries(&sockets)?;
+                lost = queues.iter().map(|q| q.socket.lost()).sum();
                 // Chunks normally go back after each batch; this also wakes a
                 // zero-copy driver that ran dry while nothing arrived.
                 for socket in &mut sockets {
@@ -360,7 +362,8 @@ async fn session(
             if got > 0 || due {
                 // As on the record path: after every drain and on each tick.
                 let mut control =
-                    Control::for_frames(frames.counters(lost), config, backlog, capacity);
+                    Control::for_frames(frames.counters(lost), config, backlog, capacity)
+                        .with_queues(&queues);
                 sink.tick(&mut control)?;
                 config = control.config();
                 backlog = control.backlog();
@@ -433,16 +436,8 @@ async fn session(
         error.get_or_insert(e);
     }
     let summary = (|| -> Result<Summary> {
-        let counters = frames.counters(socket_losses(&sockets)?);
-        let mut queues = Vec::with_capacity(sockets.len());
-        for socket in &sockets {
-            queues.push(QueueSummary {
-                queue: socket.queue(),
-                zero_copy: socket.zero_copy(),
-                socket: SocketStats::from(socket.statistics()?),
-                events: socket.events(),
-            });
-        }
+        let queues = queue_summaries(&sockets)?;
+        let counters = frames.counters(queues.iter().map(|q| q.socket.lost()).sum());
         let af_xdp = AfXdpSummary {
             queues,
             kernel: programs.counters()?,
@@ -468,7 +463,9 @@ async fn session(
         Err(e) => return Err(error.unwrap_or(e).into()),
     };
     if error.is_none() {
-        let mut control = Control::for_frames(summary.counters, config, backlog, capacity);
+        let queues = summary.af_xdp.as_ref().map_or(&[][..], |a| &a.queues);
+        let mut control =
+            Control::for_frames(summary.counters, config, backlog, capacity).with_queues(queues);
         if let Err(e) = sink.tick(&mut control) {
             error = Some(e);
         }
@@ -482,13 +479,19 @@ async fn session(
     }
 }
 
-/// Frames the sockets dropped so far.
-fn socket_losses(sockets: &[QueueSocket]) -> Result<u64> {
-    let mut lost = 0;
-    for socket in sockets {
-        lost += SocketStats::from(socket.statistics()?).lost();
-    }
-    Ok(lost)
+/// Each queue's counters now (its socket's `XDP_STATISTICS`, read once).
+fn queue_summaries(sockets: &[QueueSocket]) -> Result<Vec<QueueSummary>> {
+    sockets
+        .iter()
+        .map(|socket| {
+            Ok(QueueSummary {
+                queue: socket.queue(),
+                zero_copy: socket.zero_copy(),
+                socket: SocketStats::from(socket.statistics()?),
+                events: socket.events(),
+            })
+        })
+        .collect()
 }
 
 /// Up to `BUDGET` frames of one socket through `frames`; the sink's

@@ -53,7 +53,7 @@ impl From<xdpilone::xdp::XdpStatisticsV2> for SocketStats {
 }
 
 /// One queue's socket at the end of a session.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QueueSummary {
     pub queue: u32,
     pub zero_copy: bool,
