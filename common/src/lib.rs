@@ -7,6 +7,7 @@
 pub mod behaviour;
 #[cfg(feature = "user")]
 pub mod build;
+pub mod filter;
 pub mod flow;
 pub mod maps;
 pub mod parser;

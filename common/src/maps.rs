@@ -15,6 +15,9 @@ pub const PAIRS: &str = "PAIRS";
 pub const COUNTERS: &str = "COUNTERS";
 /// The [`Config`] userspace writes before attaching (`Array<Config>`, one entry).
 pub const CONFIG: &str = "CONFIG";
+/// The filter program ([`crate::filter::Program`]), read when
+/// [`Config::FILTER`] is set.
+pub const FILTER: &str = "FILTER";
 /// The capture program's name in the object (its function name).
 pub const PROGRAM: &str = "ml_sniffing";
 
@@ -129,6 +132,9 @@ impl Config {
     /// Count flows but leave the host and pair maps alone. For measuring
     /// their cost.
     pub const SKIP_BEHAVIOUR: u32 = 8;
+    /// Run the [`FILTER`] program: packets it does not match are
+    /// `filtered`, before any state counts them.
+    pub const FILTER: u32 = 16;
 }
 
 /// The AF_XDP program's object (`ml-sniffing-xsk`): maps and programs.

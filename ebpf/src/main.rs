@@ -20,6 +20,7 @@ mod program {
     };
     use ml_sniffing_common::{
         behaviour::{self, HostKey, HostState, PairKey, PairState, StateMaps},
+        filter,
         flow::{FlowKey, FlowState},
         maps::{self, Config, Counters},
         parser::{self, Frame, Link, Outcome},
@@ -64,6 +65,9 @@ mod program {
 
     #[map(name = "CONFIG")]
     static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+    #[map(name = "FILTER")]
+    static FILTER: Array<filter::Program> = Array::with_max_entries(1, 0);
 
     /// The frame between `data` and `data_end`. Every read is checked
     /// against `data_end` right before it, the shape the verifier follows.
@@ -181,6 +185,13 @@ mod program {
         if config.flags & Config::IPV4_ONLY != 0 && record.ip_version != 4 {
             counters.filtered += 1;
             return Ok(xdp_action::XDP_PASS);
+        }
+        if config.flags & Config::FILTER != 0 {
+            let program = FILTER.get(0).ok_or(())?;
+            if !filter::matches(program, record) {
+                counters.filtered += 1;
+                return Ok(xdp_action::XDP_PASS);
+            }
         }
 
         // SAFETY: a helper without preconditions.

@@ -7,6 +7,7 @@ pub mod captures;
 pub mod data;
 pub mod flood;
 pub mod frames;
+pub mod kafka;
 pub mod lab;
 pub mod netns;
 pub mod process;

@@ -27,6 +27,26 @@ impl ChildGuard {
         })
     }
 
+    /// Starts `cmd` with stdout and stderr captured, and its stdin a pipe
+    /// the caller writes (and closes by dropping it).
+    pub fn spawn_fed(cmd: &mut Command) -> Result<(Self, std::process::ChildStdin)> {
+        let shown = format!("{cmd:?}");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {shown}"))?;
+        let stdin = child.stdin.take().expect("piped");
+        Ok((
+            ChildGuard {
+                child: Some(child),
+                shown,
+            },
+            stdin,
+        ))
+    }
+
     pub fn id(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }

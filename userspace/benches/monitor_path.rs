@@ -73,6 +73,7 @@ fn main() {
         eve: None,
         metrics: None,
         web: None,
+        kafka: None,
     };
     // The offset: the same share of packets alerts as before thresholds.
     let model_threshold = model.offset;

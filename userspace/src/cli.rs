@@ -50,7 +50,7 @@ pub enum Command {
     /// anomalies (or replay a capture file with --read).
     // `--config`'s options come first; the command line's then win.
     #[command(args_override_self = true)]
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// Print a shell completion script (e.g. `ml-sniffing completions bash >
     /// /etc/bash_completion.d/ml-sniffing`).
     Completions {
@@ -82,7 +82,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => commands::detect::run(args, &mut out),
         Command::Classify(args) => commands::classify::run(args, &mut out),
         Command::Predict(args) => commands::predict::run(args, &mut out),
-        Command::Run(args) => commands::run::run(args, &mut out),
+        Command::Run(args) => commands::run::run(*args, &mut out),
         Command::Completions { shell } => {
             // Into a buffer: clap_complete panics when its writer fails (`| head`).
             let mut script = Vec::new();

@@ -27,10 +27,12 @@
 pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
+pub mod filter;
 pub mod frame_stash;
 pub mod holder;
 pub mod link;
 pub mod live;
+pub mod live_filter;
 pub mod pcap;
 pub mod programs;
 pub mod ringbuf;

@@ -121,6 +121,15 @@ pub(crate) fn shown_cell(cell: &str) -> String {
     }
 }
 
+/// The filter expression given as the last arguments, compiled for
+/// captures (`None` when there is none).
+pub fn filter_of(words: &[String]) -> anyhow::Result<Option<crate::capture::filter::Filter>> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    crate::capture::filter::Filter::new(&words.join(" ")).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,6 +36,13 @@ pub struct RunArgs {
         value_name = "IF"
     )]
     pub iface: Option<String>,
+    /// A tcpdump filter expression (pcap-filter syntax, e.g. `tcp port 443
+    /// or udp port 53`): only the packets it matches are monitored. With
+    /// --read, the whole syntax (compiled by libpcap, which must be
+    /// installed); live, in the XDP program, the subset host, net, port,
+    /// portrange and the protocols, with and, or, not and parentheses.
+    #[arg(value_name = "EXPRESSION")]
+    pub filter: Vec<String>,
     /// Replay a pcap/pcapng capture through the monitor instead of capturing
     /// live (no root needed); `-` reads stdin. A folder, or `-r` given
     /// several times, replays every capture in it in the order of their
@@ -80,6 +87,22 @@ pub struct RunArgs {
     /// page needs the token printed at start.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     pub web: Option<std::net::SocketAddr>,
+    /// Send the EVE events to these Kafka brokers (`host:port`,
+    /// comma-separated): alerts to the topic `PREFIX-alert`, keyed by their
+    /// flow's Community ID (one flow's events stay in one partition), and
+    /// `stats` events to `PREFIX-stats`; missing topics are created with one
+    /// partition. Events wait in memory while the broker is away (see
+    /// --kafka-backlog) and go out when it returns; what is dropped is
+    /// counted in the summary.
+    #[arg(long, value_name = "BROKERS", value_delimiter = ',')]
+    pub kafka: Vec<String>,
+    /// The Kafka topics' prefix (letters, digits, `.`, `_`, `-`).
+    #[arg(long, value_name = "PREFIX", default_value = "ml-sniffing", value_parser = topic_prefix, requires = "kafka")]
+    pub topic: String,
+    /// Events kept in memory at most while the Kafka broker is away (beyond
+    /// them, new events are dropped and counted).
+    #[arg(long, value_name = "EVENTS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..), requires = "kafka")]
+    pub kafka_backlog: u64,
     /// Read options from this TOML file first (keys are the long option
     /// names: `iface = "eth0"`, `alert-rate = 1e-4`, `quiet = true`,
     /// `allow = ["10.0.0.0/8"]`); options on the command line win.
@@ -202,12 +225,25 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         eve: args.alert.eve.clone(),
         metrics: args.metrics,
         web: args.web,
+        kafka: (!args.kafka.is_empty()).then(|| crate::monitor::kafka::KafkaOptions {
+            brokers: args.kafka.clone(),
+            prefix: args.topic.clone(),
+            backlog: args.kafka_backlog as usize,
+        }),
     };
     let json = args.json;
     if args.read.is_empty() {
         live(&args, options, detector, classifier, out, json)
     } else {
-        replay(&args.read, options, detector, classifier, out, json)
+        replay(
+            &args.read,
+            &args.filter,
+            options,
+            detector,
+            classifier,
+            out,
+            json,
+        )
     }
 }
 
@@ -374,6 +410,7 @@ fn live(
 
 fn replay(
     paths: &[PathBuf],
+    filter: &[String],
     options: MonitorOptions,
     detector: Option<crate::monitor::models::Detector>,
     classifier: Option<crate::monitor::models::Classifier>,
@@ -381,6 +418,9 @@ fn replay(
     json: bool,
 ) -> Result<()> {
     let mut reader = CaptureReader::open_all(paths)?;
+    if let Some(f) = super::filter_of(filter)? {
+        reader.set_filter(f);
+    }
     let mut flows = StateTables::default();
     let started = Instant::now();
     // SIGINT/SIGTERM stop the replay, which reports what it read (a second
@@ -420,9 +460,28 @@ fn replay(
             if let Some(signal) = interrupted {
                 return Err(signals::Interrupted(signal).into());
             }
+            if read.frames == 0 && reader.filtered_out() > 0 {
+                bail!(
+                    "none of the {} frames of {} matches the filter `{}`: nothing was monitored",
+                    reader.filtered_out(),
+                    reader.name(),
+                    filter.join(" ")
+                );
+            }
             bail!(records::no_packets(reader.name(), &read));
         }
         summary_out.extend_from_slice(monitor.summary(started.elapsed(), None).as_bytes());
+        if !filter.is_empty() {
+            summary_out.extend_from_slice(
+                format!(
+                    "Filter `{}`: {} of {} frames matched.\n",
+                    filter.join(" "),
+                    read.frames,
+                    read.frames + reader.filtered_out()
+                )
+                .as_bytes(),
+            );
+        }
         for warning in read.damage_warnings(reader.name()) {
             summary_out.extend_from_slice(format!("Warning: {warning}\n").as_bytes());
         }
@@ -480,4 +539,16 @@ impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// A Kafka topic prefix: the characters topic names allow, short enough
+/// for the suffixes.
+fn topic_prefix(s: &str) -> std::result::Result<String, String> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if s.is_empty() || s.len() > 200 || !s.chars().all(legal) {
+        return Err(
+            "a topic prefix is 1 to 200 letters, digits, `.`, `_` or `-` (e.g. `sensor1`)".into(),
+        );
+    }
+    Ok(s.to_string())
 }

@@ -19,6 +19,13 @@ use crate::capture::xdp::XdpMode;
 pub struct SniffArgs {
     /// Destination CSV file for the captured packets (`-`: stdout).
     pub output: PathBuf,
+    /// A tcpdump filter expression (pcap-filter syntax, e.g. `tcp port 80
+    /// and not host 10.0.0.1`): only the frames it matches are read. With
+    /// --read, the whole syntax (compiled by libpcap, which must be
+    /// installed); live, in the XDP program, the subset host, net, port,
+    /// portrange and the protocols, with and, or, not and parentheses.
+    #[arg(value_name = "EXPRESSION")]
+    pub filter: Vec<String>,
     /// Network interface to capture on (as root: the XDP program parses
     /// packets in the kernel).
     #[arg(short, long)]

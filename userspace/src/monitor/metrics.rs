@@ -18,6 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use super::kafka::KafkaCounts;
 use super::{Observed, Totals};
 use crate::capture::afxdp::QueueSummary;
 
@@ -29,6 +30,11 @@ struct Cause {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Queue {
     queue: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +61,8 @@ pub struct Metrics {
     queue_ring_full: Family<Queue, Counter>,
     queue_fill_empty: Family<Queue, Counter>,
     last_queues: std::collections::HashMap<u32, QueueSummary>,
+    kafka: Family<Outcome, Counter>,
+    last_kafka: KafkaCounts,
     /// The totals already added to the counters.
     last: Totals,
     last_kernel: Counters,
@@ -86,6 +94,8 @@ impl Metrics {
             queue_ring_full: Family::default(),
             queue_fill_empty: Family::default(),
             last_queues: Default::default(),
+            kafka: Family::default(),
+            last_kafka: KafkaCounts::default(),
             last: Totals::default(),
             last_kernel: Counters::default(),
             last_alerts: Default::default(),
@@ -175,6 +185,11 @@ impl Metrics {
             "AF_XDP: times the kernel found this queue's fill ring empty",
             m.queue_fill_empty.clone(),
         );
+        r.register(
+            "kafka_events",
+            "Events for --kafka, by outcome (delivered; dropped: the backlog was full)",
+            m.kafka.clone(),
+        );
         let (registry, server) = (Arc::new(registry), Arc::clone(&m.server));
         let thread = std::thread::Builder::new()
             .name("metrics".into())
@@ -246,6 +261,19 @@ impl Metrics {
             ] {
                 family
                     .get_or_create(&label)
+                    .inc_by(now.saturating_sub(then));
+            }
+        }
+        if let Some(k) = s.kafka {
+            let before = std::mem::replace(&mut self.last_kafka, k);
+            for (outcome, now, then) in [
+                ("delivered", k.delivered, before.delivered),
+                ("dropped", k.dropped, before.dropped),
+            ] {
+                self.kafka
+                    .get_or_create(&Outcome {
+                        outcome: outcome.into(),
+                    })
                     .inc_by(now.saturating_sub(then));
             }
         }

@@ -16,6 +16,7 @@ pub mod batch;
 pub mod community_id;
 pub mod dashboard;
 pub mod eve;
+pub mod kafka;
 pub mod metrics;
 pub mod models;
 pub mod offline;
@@ -80,6 +81,8 @@ pub struct MonitorOptions {
     pub alerts: AlertOptions,
     /// Alerts and stats as EVE JSON lines to this file.
     pub eve: Option<PathBuf>,
+    /// Send the EVE events to Kafka.
+    pub kafka: Option<kafka::KafkaOptions>,
     /// Serve Prometheus metrics on this address.
     pub metrics: Option<std::net::SocketAddr>,
     /// Serve the live dashboard on this address.
@@ -98,6 +101,8 @@ pub struct Observed<'a> {
     pub kernel: Option<(Counters, f64)>,
     /// AF_XDP: each queue's counters (empty otherwise).
     pub queues: &'a [crate::capture::afxdp::QueueSummary],
+    /// `--kafka`: what became of the events so far.
+    pub kafka: Option<kafka::KafkaCounts>,
     pub sample_every: u32,
     pub alerts: &'a alerts::Alerts,
     /// None during the warm-up.
@@ -191,6 +196,18 @@ impl<'a> Monitor<'a> {
             Some(path) => Some(EveFile::create(path)?),
             None => None,
         };
+        let kafka = match &options.kafka {
+            Some(k) => {
+                let kafka = kafka::Kafka::start(k.clone())?;
+                eprintln!(
+                    "Kafka: sending alerts to {p}-alert and stats to {p}-stats on {}.",
+                    k.brokers.join(","),
+                    p = k.prefix
+                );
+                Some(kafka)
+            }
+            None => None,
+        };
         let dashboard = match options.web {
             Some(address) => {
                 let web = web::Web::serve(address)?;
@@ -254,6 +271,7 @@ impl<'a> Monitor<'a> {
                 eve,
                 csv,
                 pcap: None,
+                kafka,
             },
             tally: Tally::new(classes),
             last_stats_ns: 0,
@@ -550,6 +568,7 @@ impl<'a> Monitor<'a> {
                 totals: self.tally.totals,
                 kernel,
                 queues: kernel_control.map_or(&[], |k| k.queues()),
+                kafka: self.sinks.kafka.as_ref().map(kafka::Kafka::counts),
                 sample_every: self.status.sample_every(),
                 alerts: &self.alerter.alerts,
                 model,
@@ -673,6 +692,9 @@ impl<'a> Monitor<'a> {
         if let Some(refit) = self.refit.take() {
             drop(refit);
         }
+        if let Some(k) = &mut self.sinks.kafka {
+            k.finish();
+        }
         self.sinks.flush()
     }
 
@@ -688,6 +710,11 @@ impl<'a> Monitor<'a> {
                 max_alerts_per_second: self.options.alerts.max_per_second,
                 csv: self.sinks.csv.as_ref(),
                 classifier: self.classifier.as_ref().map(|c| &c.model),
+                kafka: self
+                    .sinks
+                    .kafka
+                    .as_ref()
+                    .map(|k| (k.options.brokers.join(","), k.counts())),
             },
         )
     }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::alerts::{Alert, State};
 use super::eve::{self, EveFile};
+use super::kafka::Kafka;
 use super::output::{Anomaly, AnomalyCsv};
 use super::PcapOut;
 
@@ -21,6 +22,7 @@ pub struct Sinks<'a> {
     pub eve: Option<EveFile>,
     pub csv: Option<AnomalyCsv>,
     pub pcap: Option<PcapOut>,
+    pub kafka: Option<Kafka>,
 }
 
 impl<'a> Sinks<'a> {
@@ -33,19 +35,23 @@ impl<'a> Sinks<'a> {
             eve: None,
             csv: None,
             pcap: None,
+            kafka: None,
         }
     }
 
     /// An alert event: a readable line (or an EVE line with `--json`) on
     /// stdout unless quiet, and an EVE line to `--eve`.
     pub fn alert(&mut self, alert: &Alert, state: State, now_ns: u64) -> Result<()> {
-        if self.json || self.eve.is_some() {
+        if self.json || self.eve.is_some() || self.kafka.is_some() {
             let event = eve::alert_event(alert, state, now_ns);
             if self.json {
                 writeln!(self.out, "{event}")?;
             }
             if let Some(file) = &mut self.eve {
                 file.write(&event)?;
+            }
+            if let Some(kafka) = &mut self.kafka {
+                kafka.alert(&event);
             }
         }
         if !self.json && !self.quiet {
@@ -67,10 +73,17 @@ impl<'a> Sinks<'a> {
         Ok(())
     }
 
-    /// A `stats` event, to `--eve` only.
+    /// A `stats` event, to `--eve` and `--kafka` only.
     pub fn stats(&mut self, event: impl FnOnce() -> Value) -> Result<()> {
+        if self.eve.is_none() && self.kafka.is_none() {
+            return Ok(());
+        }
+        let event = event();
         if let Some(file) = &mut self.eve {
-            file.write(&event())?;
+            file.write(&event)?;
+        }
+        if let Some(kafka) = &mut self.kafka {
+            kafka.stats(&event);
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ml_sniffing_common::maps::Counters;
 
 use super::alerts::Alerts;
+use super::kafka::KafkaCounts;
 use super::output::AnomalyCsv;
 use crate::models::rforest::RandomForest;
 
@@ -55,6 +56,8 @@ pub struct Context<'a> {
     pub max_alerts_per_second: u32,
     pub csv: Option<&'a AnomalyCsv>,
     pub classifier: Option<&'a RandomForest>,
+    /// `--kafka`: where the events went, and what became of them.
+    pub kafka: Option<(String, KafkaCounts)>,
 }
 
 /// The end-of-run summary: totals, kernel counts, alerts, top talkers.
@@ -88,6 +91,13 @@ pub fn summary(tally: &Tally, c: Context) -> String {
             "Anomalies written to {} ({} rows).\n",
             crate::io::output::shown(csv.path()),
             csv.rows()
+        ));
+    }
+    if let Some((brokers, k)) = &c.kafka {
+        s.push_str(&format!(
+            "Kafka: {} events delivered to {brokers}, {} dropped (the backlog was full while \
+             the broker was away), {} undelivered at exit.\n",
+            k.delivered, k.dropped, k.undelivered
         ));
     }
     if let Some(model) = c.classifier {

@@ -217,6 +217,9 @@ pub struct CaptureReader<R> {
     pending: usize,
     frames: u64,
     truncation: Option<Truncation>,
+    /// A filter expression: frames that do not match are passed over.
+    filter: Option<super::filter::Filter>,
+    filtered_out: u64,
     corruption: Option<Corruption>,
     done: bool,
 }
@@ -280,9 +283,22 @@ impl<R: Read> CaptureReader<R> {
             pending: 0,
             frames: 0,
             truncation: None,
+            filter: None,
+            filtered_out: 0,
             corruption: None,
             done: false,
         })
+    }
+
+    /// Passes over the frames `filter` does not match (counted in
+    /// [`Self::filtered_out`]).
+    pub fn set_filter(&mut self, filter: super::filter::Filter) {
+        self.filter = Some(filter);
+    }
+
+    /// Frames that did not match the filter.
+    pub fn filtered_out(&self) -> u64 {
+        self.filtered_out
     }
 
     pub fn format(&self) -> Format {
@@ -333,33 +349,49 @@ impl<R: Read> CaptureReader<R> {
     /// [`Self::corruption`]).
     #[inline]
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>> {
-        self.input.consume(std::mem::take(&mut self.pending));
-        if self.done {
-            return Ok(None);
-        }
-        let next = match &mut self.container {
-            Container::Classic(c) => c.next(&mut self.input),
-            Container::Ng(ng) => ng.next(&mut self.input),
-        };
-        match next {
-            Ok(Next::Frame {
+        loop {
+            self.input.consume(std::mem::take(&mut self.pending));
+            if self.done {
+                return Ok(None);
+            }
+            let next = match &mut self.container {
+                Container::Classic(c) => c.next(&mut self.input),
+                Container::Ng(ng) => ng.next(&mut self.input),
+            };
+            if let Ok(Next::Frame {
                 start,
                 len,
                 consumed,
                 wire_len,
                 timestamp_ns,
                 link,
-            }) => {
+            }) = next
+            {
                 self.pending = consumed;
                 self.frames += 1;
+                if let Some(filter) = &mut self.filter {
+                    let data = &self.input.available()[start..start + len];
+                    if !filter.matches(link, data, wire_len)? {
+                        self.filtered_out += 1;
+                        continue;
+                    }
+                }
                 let data = &self.input.available()[start..start + len];
-                Ok(Some(Frame {
+                return Ok(Some(Frame {
                     data,
                     wire_len,
                     timestamp_ns,
                     link,
-                }))
+                }));
             }
+            return self.stopped(next);
+        }
+    }
+
+    /// The end of the frames: why, recorded.
+    fn stopped(&mut self, next: std::result::Result<Next, Problem>) -> Result<Option<Frame<'_>>> {
+        match next {
+            Ok(Next::Frame { .. }) => unreachable!("frames are handled by next_frame"),
             Ok(Next::End) => {
                 self.done = true;
                 Ok(None)

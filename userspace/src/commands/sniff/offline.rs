@@ -15,6 +15,9 @@ use crate::progress;
 
 pub fn run(args: &SniffArgs, captures: &[PathBuf], out: &mut dyn Write) -> Result<()> {
     let mut reader = CaptureReader::open_all(captures)?;
+    if let Some(filter) = crate::commands::filter_of(&args.filter)? {
+        reader.set_filter(filter);
+    }
     if captures
         .iter()
         .any(|c| crate::commands::same_file(c, &args.output))
@@ -72,6 +75,14 @@ pub fn run(args: &SniffArgs, captures: &[PathBuf], out: &mut dyn Write) -> Resul
             records::evictions_warning(&flows, summary.flows_evicted)
         );
     }
+    if summary.records == 0 && summary.frames == 0 && reader.filtered_out() > 0 {
+        bail!(
+            "none of the {} frames of {} matches the filter `{}`: nothing was written",
+            reader.filtered_out(),
+            reader.name(),
+            args.filter.join(" ")
+        );
+    }
     if summary.records == 0 {
         // The temporary output is removed: no empty CSV appears.
         bail!("{}", records::no_packets(reader.name(), &summary));
@@ -94,7 +105,19 @@ fn write_summary<R: std::io::Read>(
     args: &SniffArgs,
 ) -> Result<()> {
     writeln!(out, "{} ({}):", reader.name(), reader.format())?;
-    writeln!(out, "  frames read      {}", s.frames)?;
+    writeln!(
+        out,
+        "  frames read      {}",
+        s.frames + reader.filtered_out()
+    )?;
+    if !args.filter.is_empty() {
+        writeln!(
+            out,
+            "  filtered out     {} (not matching `{}`)",
+            reader.filtered_out(),
+            args.filter.join(" ")
+        )?;
+    }
     writeln!(out, "  rows written     {}", s.records)?;
     writeln!(out, "  not IP           {}", s.not_ip)?;
     let reasons: Vec<String> = s
