@@ -9,6 +9,7 @@ use crate::record::PacketRecord;
 
 /// Tests a program holds at most.
 pub const MAX_OPS: usize = 32;
+const _: () = assert!(MAX_OPS.is_power_of_two());
 /// Jump targets beyond the program: the packet matches, or does not.
 pub const ACCEPT: u8 = 254;
 pub const REJECT: u8 = 255;
@@ -20,7 +21,7 @@ pub mod kind {
     /// `ip_version`: 4 or 6, in `lo`.
     pub const IP_VERSION: u8 = 2;
     /// The packet is of IP version `hi` and the address (IPv4 as
-    /// `::ffff:a.b.c.d`) is in `addr` / `prefix`.
+    /// `::ffff:a.b.c.d`) is in `addr` / `mask`.
     pub const ADDRESS: u8 = 3;
     /// The port lies in `lo..=hi` (TCP, UDP, SCTP only, as tcpdump's).
     pub const PORT: u8 = 4;
@@ -35,7 +36,7 @@ pub mod end {
 
 /// One test.
 ///
-/// Layout: 32 bytes, explicit padding.
+/// Layout: 40 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Op {
@@ -45,16 +46,14 @@ pub struct Op {
     /// op's index, [`ACCEPT`] or [`REJECT`].
     pub on_true: u8,
     pub on_false: u8,
-    /// Address tests: leading bits compared (of the 128 of `addr`).
-    pub prefix: u8,
-    pub _pad: u8,
     pub lo: u16,
     pub hi: u16,
-    pub _pad2: u16,
-    pub _pad3: u32,
-    pub addr: [u8; 16],
+    /// Address tests: the address (16 bytes read as two native-endian
+    /// words, as the record's are) already masked, and the mask.
+    pub addr: [u64; 2],
+    pub mask: [u64; 2],
 }
-const _: () = assert!(core::mem::size_of::<Op>() == 32);
+const _: () = assert!(core::mem::size_of::<Op>() == 40);
 
 /// A compiled filter; `len == 0`: every packet matches.
 ///
@@ -66,7 +65,7 @@ pub struct Program {
     pub _pad: u32,
     pub ops: [Op; MAX_OPS],
 }
-const _: () = assert!(core::mem::size_of::<Program>() == 8 + 32 * MAX_OPS);
+const _: () = assert!(core::mem::size_of::<Program>() == 8 + 40 * MAX_OPS);
 
 impl Default for Program {
     fn default() -> Self {
@@ -78,22 +77,21 @@ impl Default for Program {
     }
 }
 
-/// Whether the first `prefix` bits of `a` and `b` agree.
+/// An address as the two words address tests compare.
 #[inline(always)]
-fn in_prefix(a: &[u8; 16], b: &[u8; 16], prefix: u8) -> bool {
-    let mut i = 0;
-    while i < 16 {
-        let bits = (prefix as i32 - 8 * i as i32).clamp(0, 8);
-        if bits == 0 {
-            return true;
-        }
-        let mask = (0xff00u16 >> bits) as u8;
-        if (a[i] ^ b[i]) & mask != 0 {
-            return false;
-        }
-        i += 1;
-    }
-    true
+pub fn words(a: &[u8; 16]) -> [u64; 2] {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&a[..8]);
+    lo.copy_from_slice(&a[8..]);
+    [u64::from_ne_bytes(hi), u64::from_ne_bytes(lo)]
+}
+
+/// Whether `a` lies in the network `net` / `mask` (both as [`words`]).
+#[inline(always)]
+fn in_network(a: &[u8; 16], net: &[u64; 2], mask: &[u64; 2]) -> bool {
+    let a = words(a);
+    (a[0] & mask[0]) == net[0] && (a[1] & mask[1]) == net[1]
 }
 
 /// Whether the protocol has the ports tcpdump's `port` tests read.
@@ -110,8 +108,8 @@ fn holds(op: &Op, r: &PacketRecord) -> bool {
         kind::IP_VERSION => r.ip_version == op.lo as u8,
         kind::ADDRESS => {
             r.ip_version == op.hi as u8
-                && ((src && in_prefix(&r.src_addr, &op.addr, op.prefix))
-                    || (dst && in_prefix(&r.dst_addr, &op.addr, op.prefix)))
+                && ((src && in_network(&r.src_addr, &op.addr, &op.mask))
+                    || (dst && in_network(&r.dst_addr, &op.addr, &op.mask)))
         }
         kind::PORT => {
             has_ports(r.protocol)
@@ -122,20 +120,19 @@ fn holds(op: &Op, r: &PacketRecord) -> bool {
     }
 }
 
-/// Whether `r` matches `program`. Jumps only go forward, so at most
-/// [`MAX_OPS`] tests run.
+/// Whether `r` matches `program`. Jumps only go forward, so one pass over
+/// the ops in order runs every test that is reached, each at most once; the
+/// index is the loop's own, which the verifier bounds.
 #[inline(always)]
 pub fn matches(program: &Program, r: &PacketRecord) -> bool {
     if program.len == 0 {
         return true;
     }
     let mut pc: usize = 0;
-    let mut steps = 0;
-    while steps < MAX_OPS {
-        if pc >= MAX_OPS {
-            return false;
+    for (i, op) in program.ops.iter().enumerate() {
+        if i < pc {
+            continue;
         }
-        let op = &program.ops[pc];
         let next = if holds(op, r) {
             op.on_true
         } else {
@@ -144,11 +141,10 @@ pub fn matches(program: &Program, r: &PacketRecord) -> bool {
         if next == ACCEPT {
             return true;
         }
-        if next == REJECT || (next as usize) <= pc {
+        if next == REJECT || (next as usize) <= i {
             return false;
         }
         pc = next as usize;
-        steps += 1;
     }
     false
 }

@@ -70,6 +70,9 @@ pub struct CaptureOptions {
     /// AF_XDP settings (queues, bind mode, `--consume`); ignored by the
     /// record path.
     pub af_xdp: AfXdpOptions,
+    /// A filter: only the packets it matches are counted and handed over
+    /// (see [`super::live_filter`]).
+    pub filter: Option<ml_sniffing_common::filter::Program>,
 }
 
 impl CaptureOptions {
@@ -81,13 +84,21 @@ impl CaptureOptions {
             sample_every: 0,
             capture: CaptureMode::Xdp,
             af_xdp: AfXdpOptions::default(),
+            filter: None,
         }
     }
 
     fn config(&self) -> Config {
+        let mut flags = 0;
+        if self.ipv4_only {
+            flags |= Config::IPV4_ONLY;
+        }
+        if self.filter.is_some() {
+            flags |= Config::FILTER;
+        }
         Config {
             sample_every: self.sample_every,
-            flags: if self.ipv4_only { Config::IPV4_ONLY } else { 0 },
+            flags,
         }
     }
 }
@@ -369,6 +380,9 @@ async fn session(
     // between attach and the guard taking over.
     let mut signals = Signals::new()?;
     let mut loaded = Loaded::new(object, options.config())?;
+    if let Some(program) = &options.filter {
+        loaded.set_filter(program)?;
+    }
     let ring = RecordRing::new(loaded.take_ring()?).context("cannot poll the ring buffer")?;
     let index = interface_index(&options.interface)?;
     let attached: Attached = loaded.attach(&options.interface, options.mode)?;

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 use anyhow::{bail, Result};
-use ml_sniffing_common::filter::{end, kind, Op, Program, ACCEPT, MAX_OPS, REJECT};
+use ml_sniffing_common::filter::{end, kind, words, Op, Program, ACCEPT, MAX_OPS, REJECT};
 
 /// The parsed expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,9 +332,13 @@ fn address_op(ip: IpAddr, prefix: Option<u8>) -> Op {
         IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), 4, 96 + prefix.unwrap_or(32)),
         IpAddr::V6(v6) => (v6.octets(), 6, prefix.unwrap_or(128)),
     };
+    let mask_bytes: [u8; 16] =
+        (u128::MAX.checked_shl(128 - bits as u32).unwrap_or(0)).to_be_bytes();
+    let mask = words(&mask_bytes);
+    let addr = words(&addr);
     Op {
-        addr,
-        prefix: bits,
+        addr: [addr[0] & mask[0], addr[1] & mask[1]],
+        mask,
         hi: version,
         ..test(kind::ADDRESS, end::EITHER)
     }

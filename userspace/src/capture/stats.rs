@@ -21,6 +21,25 @@ struct PodConfig(Config);
 // SAFETY: `Config` is `#[repr(C)]`, two u32 without padding.
 unsafe impl aya::Pod for PodConfig {}
 
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodProgram(ml_sniffing_common::filter::Program);
+// SAFETY: `Program` is `#[repr(C)]` of integers and byte arrays with
+// explicit padding fields (size asserted in common): any bytes are a value.
+unsafe impl aya::Pod for PodProgram {}
+
+/// Writes the filter program to its map.
+pub fn set_filter(ebpf: &mut Ebpf, program: &ml_sniffing_common::filter::Program) -> Result<()> {
+    let map = ebpf
+        .map_mut(maps::FILTER)
+        .with_context(|| format!("the XDP program has no {} map", maps::FILTER))?;
+    let mut array: Array<_, PodProgram> = Array::try_from(map)
+        .with_context(|| format!("the {} map has an unexpected type", maps::FILTER))?;
+    array
+        .set(0, PodProgram(*program), 0)
+        .with_context(|| format!("cannot write the {} map", maps::FILTER))
+}
+
 /// The counters summed over CPUs.
 pub fn read(ebpf: &Ebpf) -> Result<Counters> {
     let map = ebpf
@@ -59,7 +78,7 @@ impl fmt::Display for Report<'_> {
         writeln!(f, "  frames unparsed:                 {}", c.unparsed)?;
         writeln!(f, "  frames not IP:                   {}", c.not_ip)?;
         if c.filtered != 0 {
-            writeln!(f, "  IPv6 packets filtered out:       {}", c.filtered)?;
+            writeln!(f, "  packets filtered out:            {}", c.filtered)?;
         }
         if c.sampled_out != 0 {
             writeln!(f, "  packets left out by sampling:    {}", c.sampled_out)?;

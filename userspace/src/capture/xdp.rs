@@ -106,6 +106,12 @@ impl Loaded {
         stats::read(&self.ebpf)
     }
 
+    /// Writes the filter program (run when the configuration's
+    /// `Config::FILTER` bit is set).
+    pub fn set_filter(&mut self, program: &ml_sniffing_common::filter::Program) -> Result<()> {
+        stats::set_filter(&mut self.ebpf, program)
+    }
+
     /// Changes the configuration (takes effect from the next packet).
     pub fn configure(&mut self, config: Config) -> Result<()> {
         stats::configure(&mut self.ebpf, config)

@@ -130,6 +130,17 @@ pub fn filter_of(words: &[String]) -> anyhow::Result<Option<crate::capture::filt
     crate::capture::filter::Filter::new(&words.join(" ")).map(Some)
 }
 
+/// The filter expression given as the last arguments, compiled for the
+/// XDP program (`None` when there is none).
+pub fn live_filter_of(
+    words: &[String],
+) -> anyhow::Result<Option<ml_sniffing_common::filter::Program>> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    crate::capture::live_filter::compile(&words.join(" ")).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

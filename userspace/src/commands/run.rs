@@ -266,6 +266,7 @@ fn live(
             Sampling::Fixed(n) => n,
             Sampling::Auto => 1,
         },
+        filter: super::live_filter_of(&args.filter)?,
         ..CaptureOptions::new(interface.clone())
     };
     args.engine.apply(&mut capture)?;

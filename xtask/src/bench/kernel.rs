@@ -270,6 +270,62 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
         println!("| {name} | {} |", cells.join(" | "));
     }
     println!();
+    filter_cost(&mut loaded, &mut ring, REPEAT, ROUNDS)
+}
+
+/// What a live filter adds to parsing (`SKIP_FLOW | SKIP_OUTPUT`, so the
+/// difference is the filter's alone): a one-test filter, and one whose ten
+/// tests all run before it lets the frame through.
+fn filter_cost(
+    loaded: &mut Loaded,
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    repeat: u32,
+    rounds: usize,
+) -> Result<()> {
+    use ml_sniffing::capture::live_filter::compile;
+    const TEN: &str = "not host 192.0.2.1 and not host 192.0.2.2 and not host 192.0.2.3 \
+                       and not net 198.18.0.0/15 and not port 9 and not portrange 10-20 \
+                       and not ip proto 47 and not src net 203.0.113.0/24 and (ip or ip6) \
+                       and (tcp or udp or icmp)";
+    println!("A live filter's cost on top of parsing (ns/packet, same runs):\n");
+    println!("| frame | parse | + `ip or ip6` (1 test) | + ten tests | filter cost (ten tests) |");
+    println!("|---|---|---|---|---|");
+    for (name, frame) in frames() {
+        let mut cells = Vec::new();
+        for expression in [None, Some("ip or ip6"), Some(TEN)] {
+            let mut flags = Config::SKIP_FLOW | Config::SKIP_OUTPUT;
+            if let Some(e) = expression {
+                loaded.set_filter(&compile(e)?)?;
+                flags |= Config::FILTER;
+            }
+            loaded.configure(Config {
+                sample_every: 0,
+                flags,
+            })?;
+            let ns = ns_per_packet(
+                |repeat| {
+                    let d = loaded.test_run(&frame, repeat)?.duration;
+                    let mut sink = Vec::new();
+                    let mut bad = 0;
+                    while drain_ring(ring, &mut sink, 1 << 16, &mut bad) > 0 {
+                        sink.clear();
+                    }
+                    Ok(d)
+                },
+                repeat,
+                rounds,
+            )?;
+            cells.push(ns);
+        }
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[2] - cells[0]
+        );
+    }
+    println!();
     Ok(())
 }
 

@@ -101,6 +101,7 @@ struct Frames {
     flows: StateTables,
     counters: Counters,
     ipv4_only: bool,
+    filter: Option<ml_sniffing_common::filter::Program>,
     sample_every: u32,
     rng: rand_chacha::ChaCha8Rng,
     clock: KernelClock,
@@ -194,6 +195,15 @@ impl Frames {
     #[inline]
     fn record(&mut self, mut record: PacketRecord, now: u64, len: usize) -> Option<PacketRecord> {
         if self.ipv4_only && record.ip_version != 4 {
+            self.counters.filtered += 1;
+            return None;
+        }
+        // The XDP program's filter, run here on the frames AF_XDP hands over.
+        if self
+            .filter
+            .as_ref()
+            .is_some_and(|p| !ml_sniffing_common::filter::matches(p, &record))
+        {
             self.counters.filtered += 1;
             return None;
         }
@@ -295,6 +305,7 @@ async fn session(
         flows: StateTables::with_capacity(maps::FLOWS_MAX as usize),
         counters: Counters::default(),
         ipv4_only: options.ipv4_only,
+        filter: options.filter,
         sample_every: options.sample_every,
         rng: rand_chacha::ChaCha8Rng::seed_from_u64(0x6d6c_736e),
         clock: KernelClock::new(),

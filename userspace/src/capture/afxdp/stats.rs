@@ -218,7 +218,7 @@ impl fmt::Display for Report<'_> {
         writeln!(f, "  frames unparsed:                 {}", c.unparsed)?;
         writeln!(f, "  frames not IP:                   {}", c.not_ip)?;
         if c.filtered != 0 {
-            writeln!(f, "  IPv6 packets filtered out:       {}", c.filtered)?;
+            writeln!(f, "  packets filtered out:            {}", c.filtered)?;
         }
         if c.sampled_out != 0 {
             writeln!(f, "  packets left out by sampling:    {}", c.sampled_out)?;

@@ -107,6 +107,7 @@ pub fn run(args: &SniffArgs, interface: &str, out: &mut dyn Write) -> Result<()>
         mode: args.xdp_mode,
         ipv4_only: args.ipv4_only,
         sample_every: args.sample,
+        filter: crate::commands::live_filter_of(&args.filter)?,
         ..CaptureOptions::new(interface)
     };
     args.engine.apply(&mut options)?;
