@@ -169,19 +169,27 @@ fn dashboard(bin: &Path) -> Result<()> {
          `/state.json` every 100 ms.\n",
         mix.display()
     );
-    let (mut plain, mut web) = (Vec::new(), Vec::new());
+    let (mut plain, mut web, mut metrics) = (Vec::new(), Vec::new(), Vec::new());
     let mut followed = Vec::new();
+    let mut scrapes = Vec::new();
     for _ in 0..ROUNDS {
         plain.push(replay(bin, &mix, warmup, None)?.0);
         let (secs, seen) = replay(bin, &mix, warmup, Some(free_port()?))?;
         web.push(secs);
         followed.push(seen.context("the dashboard client saw nothing")?);
+        let (secs, scraped) = scraped_replay(bin, &mix, warmup, free_port()?)?;
+        metrics.push(secs);
+        scrapes.push(scraped);
     }
     let rate = |s: f64| packets as f64 / s;
     println!(
         "| replay | median s | fastest s | slowest s | packets/s (median) |\n|---|---|---|---|---|"
     );
-    for (name, runs) in [("without `--web`", &mut plain), ("with `--web`", &mut web)] {
+    for (name, runs) in [
+        ("without `--web`", &mut plain),
+        ("with `--web`", &mut web),
+        ("with `--metrics`, scraped every second", &mut metrics),
+    ] {
         let m = median(runs);
         println!(
             "| {name} | {m:.2} | {:.2} | {:.2} | {:.0} |",
@@ -191,8 +199,12 @@ fn dashboard(bin: &Path) -> Result<()> {
         );
     }
     println!(
-        "\nWith `--web` / without: {:.3}.\n",
-        median(&mut web) / median(&mut plain)
+        "\nWith `--web` / without: {:.3}. With `--metrics` / without: {:.3} ({} scrapes \
+         answered in all, the slowest in {:.1} ms).\n",
+        median(&mut web) / median(&mut plain),
+        median(&mut metrics) / median(&mut plain),
+        scrapes.iter().map(|s: &(usize, f64)| s.0).sum::<usize>(),
+        scrapes.iter().map(|s| s.1).fold(0.0, f64::max) * 1e3
     );
     let slowest = followed.iter().map(|f| f.slowest_state).fold(0.0, f64::max);
     println!(
@@ -251,6 +263,53 @@ fn replay(
         None => None,
     };
     Ok((secs, seen))
+}
+
+/// A replay with `--metrics` while a scraper fetches `/metrics` every
+/// second, as Prometheus would: its wall time, the scrapes answered and the
+/// slowest answer.
+fn scraped_replay(
+    bin: &Path,
+    mix: &Path,
+    warmup: usize,
+    address: SocketAddr,
+) -> Result<(f64, (usize, f64))> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["run", "--read"])
+        .arg(mix)
+        .args(["--warmup", &warmup.to_string(), "--quiet"])
+        .args(["--metrics", &address.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("cannot start ml-sniffing run")?;
+    let done = Arc::new(AtomicBool::new(false));
+    let scraper = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let (mut answered, mut slowest) = (0, 0.0f64);
+            while !done.load(Ordering::Relaxed) {
+                let asked = Instant::now();
+                if let Ok(mut s) = connect(address, "/metrics") {
+                    let mut body = String::new();
+                    if s.read_to_string(&mut body).is_ok() && body.contains("ml_sniffing_records") {
+                        answered += 1;
+                        slowest = slowest.max(asked.elapsed().as_secs_f64());
+                    }
+                }
+                // Every second, checking for the end meanwhile.
+                while asked.elapsed() < Duration::from_secs(1) && !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            (answered, slowest)
+        })
+    };
+    let status = child.wait()?;
+    let secs = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    anyhow::ensure!(status.success(), "ml-sniffing run --metrics failed");
+    Ok((secs, scraper.join().expect("the scraper thread")))
 }
 
 fn connect(address: SocketAddr, path: &str) -> Result<TcpStream> {
