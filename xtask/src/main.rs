@@ -33,7 +33,7 @@ enum Task {
     /// go to `run`.
     Run {
         /// Arguments after `--`: `--iface IF` picks the interface, the others
-        /// go to `ml-sniffing sniff`.
+        /// go to `ml-sniffing run`.
         #[arg(last = true)]
         args: Vec<String>,
     },

@@ -6,8 +6,8 @@
 //! - [`programs`]: the embedded eBPF objects.
 //! - [`xdp`]: loading, configuring, attaching ([`xdp::Attached`] detaches on
 //!   drop) and `BPF_PROG_TEST_RUN`, with one-sentence errors.
-//! - [`ringbuf`]: draining records from the ring buffer (polled: the program
-//!   never wakes readers).
+//! - [`ringbuf`]: draining records from the ring buffer (the program wakes
+//!   the reader every `maps::WAKEUP_EVERY` records; it is also polled).
 //! - [`clock`]: kernel monotonic time to epoch time.
 //! - [`holder`]: who holds an interface's XDP attachment (for the advice
 //!   when attaching finds one there).
@@ -16,7 +16,9 @@
 //! - [`stats`]: the program's per-CPU counters.
 //! - [`live`]: a whole live session: attach, stream batches of records
 //!   (epoch timestamps) to a [`live::RecordSink`] until it is done or CTRL+C /
-//!   SIGTERM arrive, detach, report. `sniff` uses it; the live monitor will.
+//!   SIGTERM arrive, detach, report. `sniff` and the live monitor use it.
+//! - [`filter`]: tcpdump expressions on captures (libpcap, loaded at run
+//!   time); [`live_filter`]: the subset the XDP program runs, compiled.
 //! - [`pcap`]: capture files; [`state`]: the userspace flow, host and pair tables.
 //! - [`csv_rows`]: records as CSV rows (seed columns first).
 //! - [`afxdp`]: the AF_XDP engine (`--capture af-xdp`): whole frames to
