@@ -51,6 +51,10 @@ pub enum Command {
     // `--config`'s options come first; the command line's then win.
     #[command(args_override_self = true)]
     Run(Box<commands::run::RunArgs>),
+    /// Write one CSV row per bidirectional flow of a capture, with
+    /// NFStream's statistical columns (packet sizes, inter-arrival times
+    /// and TCP flags, each way and both ways).
+    Flows(commands::flows::FlowsArgs),
     /// Print a shell completion script (e.g. `ml-sniffing completions bash >
     /// /etc/bash_completion.d/ml-sniffing`).
     Completions {
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => commands::classify::run(args, &mut out),
         Command::Predict(args) => commands::predict::run(args, &mut out),
         Command::Run(args) => commands::run::run(*args, &mut out),
+        Command::Flows(args) => commands::flows::run(args, &mut out),
         Command::Completions { shell } => {
             // Into a buffer: clap_complete panics when its writer fails (`| head`).
             let mut script = Vec::new();

@@ -30,6 +30,7 @@ pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod filter;
+pub mod flow_records;
 pub mod frame_stash;
 pub mod holder;
 pub mod link;

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod config;
 pub mod detect;
 pub mod engine_args;
+pub mod flows;
 pub mod predict;
 pub mod run;
 pub mod sniff;

@@ -1,0 +1,444 @@
+//! Bidirectional flows with NFStream's statistics (its statistical mode),
+//! for `flows`: one record per flow, ended by an idle or active timeout, a
+//! TCP FIN or RST, or the end of the input.
+//!
+//! A flow is its 5-tuple and VLAN either way round; its first packet's
+//! source is `src`. Bytes are frame lengths on the wire (NFStream's
+//! default link-layer accounting). Ports are 0 for protocols without them
+//! (ICMP's type and code, which the packet records keep, would split a
+//! request from its reply). Standard deviations are of the sample
+//! (n - 1), as NFStream computes them.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ml_sniffing_common::record::PacketRecord;
+
+/// Why a flow ended (`expiration_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiration {
+    Idle = 0,
+    Active = 1,
+    /// A TCP FIN or RST (ours: NFStream waits for a timeout).
+    Closed = 2,
+    /// The input ended.
+    End = -1,
+}
+
+/// Running minimum, maximum, mean and variance (Welford).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stat {
+    pub n: u64,
+    pub min: f64,
+    pub max: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Stat {
+    fn add(&mut self, x: f64) {
+        if self.n == 0 {
+            self.min = x;
+            self.max = x;
+        } else {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.mean
+    }
+
+    /// The sample standard deviation (0 below two values).
+    pub fn stddev(&self) -> f64 {
+        if self.n < 2 {
+            0.0
+        } else {
+            (self.m2 / (self.n - 1) as f64).sqrt()
+        }
+    }
+}
+
+/// TCP flags counted, in NFStream's column order.
+pub const FLAGS: [(&str, u8); 8] = [
+    ("syn", 0x02),
+    ("cwr", 0x80),
+    ("ece", 0x40),
+    ("urg", 0x20),
+    ("ack", 0x10),
+    ("psh", 0x08),
+    ("rst", 0x04),
+    ("fin", 0x01),
+];
+
+/// One direction's (or both ways') counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Side {
+    pub first_ms: u64,
+    pub last_ms: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub sizes: Stat,
+    pub gaps_ms: Stat,
+    pub flags: [u64; 8],
+    last_ns: u64,
+}
+
+impl Side {
+    fn add(&mut self, ts_ns: u64, size: u32, tcp_flags: u8) {
+        let ms = ts_ns / 1_000_000;
+        if self.packets == 0 {
+            self.first_ms = ms;
+        } else {
+            self.gaps_ms
+                .add(ts_ns.saturating_sub(self.last_ns) as f64 / 1e6);
+        }
+        self.last_ms = ms;
+        self.last_ns = ts_ns;
+        self.packets += 1;
+        self.bytes += size as u64;
+        self.sizes.add(size as f64);
+        for (i, (_, bit)) in FLAGS.iter().enumerate() {
+            self.flags[i] += (tcp_flags & bit != 0) as u64;
+        }
+    }
+
+    pub fn duration_ms(&self) -> u64 {
+        self.last_ms - self.first_ms
+    }
+}
+
+/// A finished flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub id: u64,
+    pub expiration: Expiration,
+    pub src: IpAddr,
+    pub src_port: u16,
+    pub dst: IpAddr,
+    pub dst_port: u16,
+    pub protocol: u8,
+    pub ip_version: u8,
+    pub vlan_id: u16,
+    pub both: Side,
+    pub src2dst: Side,
+    pub dst2src: Side,
+    first_ns: u64,
+}
+
+type Key = (u16, u8, [u8; 16], u16, [u8; 16], u16);
+
+fn address(bytes: [u8; 16], version: u8) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(bytes);
+    match (version, v6.to_ipv4_mapped()) {
+        (4, Some(v4)) => IpAddr::V4(v4),
+        _ => IpAddr::V6(v6),
+    }
+}
+
+/// The flow table.
+pub struct FlowTable {
+    idle_ns: u64,
+    active_ns: u64,
+    flows: HashMap<Key, Flow>,
+    next_id: u64,
+    /// Traffic time of the last sweep for idle flows.
+    swept_ns: u64,
+}
+
+impl FlowTable {
+    pub fn new(idle: std::time::Duration, active: std::time::Duration) -> Self {
+        FlowTable {
+            idle_ns: idle.as_nanos() as u64,
+            active_ns: active.as_nanos() as u64,
+            flows: HashMap::new(),
+            next_id: 0,
+            swept_ns: 0,
+        }
+    }
+
+    pub fn open(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Counts a packet (epoch timestamp); flows it ends, or that timed out
+    /// by its time, go to `done`.
+    pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) {
+        let now = r.timestamp_ns;
+        if now.saturating_sub(self.swept_ns) >= 1_000_000_000 {
+            self.sweep(now, done);
+            self.swept_ns = now;
+        }
+        let ports = matches!(r.protocol, 6 | 17 | 132);
+        let (sp, dp) = if ports {
+            (r.src_port, r.dst_port)
+        } else {
+            (0, 0)
+        };
+        let a = (r.src_addr, sp);
+        let b = (r.dst_addr, dp);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        let key: Key = (r.vlan_id, r.protocol, lo.0, lo.1, hi.0, hi.1);
+        if let Some(f) = self.flows.get(&key) {
+            let last = f.both.last_ns;
+            let expired = if now.saturating_sub(last) > self.idle_ns {
+                Some(Expiration::Idle)
+            } else if now.saturating_sub(f.first_ns) > self.active_ns {
+                Some(Expiration::Active)
+            } else {
+                None
+            };
+            if let Some(why) = expired {
+                let mut f = self.flows.remove(&key).expect("present");
+                f.expiration = why;
+                done.push(f);
+            }
+        }
+        let id = &mut self.next_id;
+        let flow = self.flows.entry(key).or_insert_with(|| {
+            *id += 1;
+            Flow {
+                id: *id - 1,
+                expiration: Expiration::End,
+                src: address(r.src_addr, r.ip_version),
+                src_port: sp,
+                dst: address(r.dst_addr, r.ip_version),
+                dst_port: dp,
+                protocol: r.protocol,
+                ip_version: r.ip_version,
+                vlan_id: r.vlan_id,
+                both: Side::default(),
+                src2dst: Side::default(),
+                dst2src: Side::default(),
+                first_ns: now,
+            }
+        });
+        let forward = address(r.src_addr, r.ip_version) == flow.src && sp == flow.src_port;
+        let flags = if r.protocol == 6 { r.tcp_flags } else { 0 };
+        flow.both.add(now, r.frame_len, flags);
+        if forward {
+            flow.src2dst.add(now, r.frame_len, flags);
+        } else {
+            flow.dst2src.add(now, r.frame_len, flags);
+        }
+        if flags & (0x01 | 0x04) != 0 {
+            let mut f = self.flows.remove(&key).expect("present");
+            f.expiration = Expiration::Closed;
+            done.push(f);
+        }
+    }
+
+    /// Flows idle or active for longer than the timeouts at `now`.
+    fn sweep(&mut self, now: u64, done: &mut Vec<Flow>) {
+        let (idle, active) = (self.idle_ns, self.active_ns);
+        let mut ended: Vec<Flow> = Vec::new();
+        self.flows.retain(|_, f| {
+            let why = if now.saturating_sub(f.both.last_ns) > idle {
+                Some(Expiration::Idle)
+            } else if now.saturating_sub(f.first_ns) > active {
+                Some(Expiration::Active)
+            } else {
+                None
+            };
+            match why {
+                Some(why) => {
+                    let mut f = f.clone();
+                    f.expiration = why;
+                    ended.push(f);
+                    false
+                }
+                None => true,
+            }
+        });
+        ended.sort_by_key(|f| f.id);
+        done.extend(ended);
+    }
+
+    /// The flows still open at the end of the input, in the order they
+    /// began.
+    pub fn finish(&mut self, done: &mut Vec<Flow>) {
+        let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        rest.sort_by_key(|f| f.id);
+        done.extend(rest);
+    }
+}
+
+/// The CSV header: NFStream's statistical columns (without MAC, OUI and
+/// application fields, which need a dissector).
+pub fn header() -> String {
+    let mut cols: Vec<String> = [
+        "id",
+        "expiration_id",
+        "src_ip",
+        "src_port",
+        "dst_ip",
+        "dst_port",
+        "protocol",
+        "ip_version",
+        "vlan_id",
+    ]
+    .map(String::from)
+    .to_vec();
+    for side in ["bidirectional", "src2dst", "dst2src"] {
+        for c in [
+            "first_seen_ms",
+            "last_seen_ms",
+            "duration_ms",
+            "packets",
+            "bytes",
+        ] {
+            cols.push(format!("{side}_{c}"));
+        }
+    }
+    for what in ["ps", "piat_ms"] {
+        for side in ["bidirectional", "src2dst", "dst2src"] {
+            for s in ["min", "mean", "stddev", "max"] {
+                cols.push(match what {
+                    "ps" => format!("{side}_{s}_ps"),
+                    _ => format!("{side}_{s}_piat_ms"),
+                });
+            }
+        }
+    }
+    for side in ["bidirectional", "src2dst", "dst2src"] {
+        for (flag, _) in FLAGS {
+            cols.push(format!("{side}_{flag}_packets"));
+        }
+    }
+    cols.join(",")
+}
+
+/// Writes `f` as one CSV line (without the newline) to `out`.
+pub fn row(f: &Flow, out: &mut String) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{},{},{},{},{},{},{},{},{}",
+        f.id,
+        f.expiration as i8,
+        f.src,
+        f.src_port,
+        f.dst,
+        f.dst_port,
+        f.protocol,
+        f.ip_version,
+        f.vlan_id
+    );
+    let sides = [&f.both, &f.src2dst, &f.dst2src];
+    for s in sides {
+        let _ = write!(
+            out,
+            ",{},{},{},{},{}",
+            s.first_ms,
+            s.last_ms,
+            if s.packets > 0 { s.duration_ms() } else { 0 },
+            s.packets,
+            s.bytes
+        );
+    }
+    for stat in [|s: &Side| s.sizes, |s: &Side| s.gaps_ms] {
+        for s in sides {
+            let st = stat(s);
+            let (min, max) = if st.n > 0 {
+                (st.min, st.max)
+            } else {
+                (0.0, 0.0)
+            };
+            let _ = write!(out, ",{},{},{},{}", min, st.mean(), st.stddev(), max);
+        }
+    }
+    for s in sides {
+        for n in s.flags {
+            let _ = write!(out, ",{n}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn packet(
+        src: &str,
+        sp: u16,
+        dst: &str,
+        dp: u16,
+        ms: u64,
+        len: u32,
+        flags: u8,
+    ) -> PacketRecord {
+        let v6 = |s: &str| match s.parse::<IpAddr>().unwrap() {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        PacketRecord {
+            timestamp_ns: ms * 1_000_000,
+            src_addr: v6(src),
+            dst_addr: v6(dst),
+            src_port: sp,
+            dst_port: dp,
+            protocol: 6,
+            ip_version: 4,
+            frame_len: len,
+            tcp_flags: flags,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tcp_exchange_is_one_flow_with_both_directions() {
+        let mut t = FlowTable::new(Duration::from_secs(120), Duration::from_secs(1800));
+        let mut done = Vec::new();
+        let (c, s) = ("10.0.0.1", "10.0.0.2");
+        t.add(&packet(c, 4000, s, 80, 1000, 60, 0x02), &mut done);
+        t.add(&packet(s, 80, c, 4000, 1010, 60, 0x12), &mut done);
+        t.add(&packet(c, 4000, s, 80, 1030, 100, 0x10), &mut done);
+        assert!(done.is_empty());
+        t.add(&packet(s, 80, c, 4000, 1070, 40, 0x11), &mut done);
+        assert_eq!(done.len(), 1, "the FIN ends it");
+        let f = &done[0];
+        assert_eq!(f.expiration, Expiration::Closed);
+        assert_eq!((f.src.to_string(), f.src_port), (c.to_string(), 4000));
+        assert_eq!((f.both.packets, f.both.bytes), (4, 260));
+        assert_eq!((f.src2dst.packets, f.dst2src.packets), (2, 2));
+        assert_eq!(f.both.duration_ms(), 70);
+        assert_eq!((f.both.gaps_ms.min, f.both.gaps_ms.max), (10.0, 40.0));
+        assert!((f.both.gaps_ms.mean() - 70.0 / 3.0).abs() < 1e-9);
+        // Sizes 60, 60, 100, 40: mean 65, sample variance 700/3.
+        assert!((f.both.sizes.stddev() - (700.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        assert_eq!(f.src2dst.gaps_ms.mean(), 30.0);
+        assert_eq!(f.both.flags[0], 2, "SYN and SYN-ACK");
+        assert_eq!(f.both.flags[4], 3, "ACKs");
+        assert_eq!(f.dst2src.flags[7], 1, "the server's FIN");
+    }
+
+    #[test]
+    fn timeouts_end_flows_and_the_end_ends_the_rest() {
+        let mut t = FlowTable::new(Duration::from_secs(2), Duration::from_secs(5));
+        let mut done = Vec::new();
+        let (a, b) = ("10.0.0.1", "10.0.0.2");
+        for ms in (0..=6000).step_by(1000) {
+            t.add(&packet(a, 1, b, 2, ms, 50, 0x10), &mut done);
+        }
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(done[0].expiration, Expiration::Active);
+        assert_eq!(
+            done[0].both.packets, 6,
+            "0..=5 s, then 6 s starts a new flow"
+        );
+        t.add(&packet(a, 1, b, 2, 9000, 50, 0x10), &mut done);
+        assert_eq!(done[1].expiration, Expiration::Idle);
+        t.finish(&mut done);
+        assert_eq!(done[2].expiration, Expiration::End);
+        assert_eq!(t.open(), 0);
+        let mut line = String::new();
+        row(&done[0], &mut line);
+        assert_eq!(line.split(',').count(), header().split(',').count());
+    }
+}

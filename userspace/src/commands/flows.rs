@@ -1,0 +1,110 @@
+//! `flows OUTPUT --read CAPTURE [EXPRESSION]`: one CSV row per
+//! bidirectional flow, with NFStream's statistical columns (see
+//! `capture::flow_records`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ml_sniffing_common::parser::{self, Outcome};
+use ml_sniffing_common::record::PacketRecord;
+
+use crate::capture::flow_records::{self, FlowTable};
+use crate::capture::pcap::CaptureReader;
+use crate::io::output::Output;
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    /// Destination CSV file for the flows (`-`: stdout).
+    pub output: PathBuf,
+    /// The pcap or pcapng capture (gzip or Zstandard too; `-` reads stdin;
+    /// a folder, or `-r` given several times, reads its captures in the
+    /// order of their first packets).
+    #[arg(short, long, value_name = "CAPTURE", required = true, action = clap::ArgAction::Append)]
+    pub read: Vec<PathBuf>,
+    /// A flow ends when it has been idle this long.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// A flow ends (and a new one begins) when it has lasted this long.
+    #[arg(long, default_value = "1800s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub active_timeout: Duration,
+    /// A tcpdump filter expression: only the frames it matches count.
+    #[arg(value_name = "EXPRESSION")]
+    pub filter: Vec<String>,
+}
+
+pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
+    if args.idle_timeout.is_zero() || args.active_timeout.is_zero() {
+        bail!("--idle-timeout and --active-timeout must be longer than 0s");
+    }
+    let mut reader = CaptureReader::open_all(&args.read)?;
+    if let Some(filter) = super::filter_of(&args.filter)? {
+        reader.set_filter(filter);
+    }
+    let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
+    super::refuse_overwrite(Some(&args.output), "OUTPUT", &inputs)?;
+    let mut sink = Output::create(&args.output)?;
+    let shown = args.output.display().to_string();
+    let mut table = FlowTable::new(args.idle_timeout, args.active_timeout);
+    let mut done = Vec::new();
+    let (mut packets, mut flows, mut other) = (0u64, 0u64, 0u64);
+    let mut line = String::with_capacity(1024);
+    writeln!(sink, "{}", flow_records::header())
+        .with_context(|| format!("cannot write {shown}"))?;
+    let mut write = |done: &mut Vec<flow_records::Flow>, sink: &mut Output| -> Result<u64> {
+        let n = done.len() as u64;
+        for f in done.drain(..) {
+            line.clear();
+            flow_records::row(&f, &mut line);
+            line.push('\n');
+            sink.write_all(line.as_bytes())
+                .with_context(|| format!("cannot write {shown}"))?;
+        }
+        Ok(n)
+    };
+    while let Some(frame) = reader.next_frame()? {
+        let mut r = PacketRecord::default();
+        if parser::parse(frame.data, frame.link, frame.wire_len as usize, &mut r) != Outcome::Ip {
+            other += 1;
+            continue;
+        }
+        r.timestamp_ns = frame.timestamp_ns;
+        r.frame_len = frame.wire_len;
+        packets += 1;
+        table.add(&r, &mut done);
+        flows += write(&mut done, &mut sink)?;
+    }
+    table.finish(&mut done);
+    flows += write(&mut done, &mut sink)?;
+    let name = reader.name().to_string();
+    if packets == 0 {
+        bail!("{name} holds no IP packet: no flow to write");
+    }
+    let to_stderr = sink.is_stdout();
+    sink.commit()?;
+    let mut report: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(out)
+    };
+    writeln!(
+        report,
+        "{flows} flows from {packets} IP packets of {name} written to {shown} ({other} other \
+         frames{}).",
+        if args.filter.is_empty() {
+            String::new()
+        } else {
+            format!(", {} not matching the filter", reader.filtered_out())
+        }
+    )?;
+    if let Some(t) = reader.truncation() {
+        writeln!(
+            report,
+            "Warning: the partial final record at byte offset {} was dropped.",
+            t.offset
+        )?;
+    }
+    Ok(())
+}
