@@ -159,3 +159,114 @@ fn every_ip_packet_of_the_shared_captures_is_in_one_flow() {
         }
     }
 }
+
+/// A flow table goes to `classify` as it is: the identifier, address and
+/// timestamp columns are left out (and said so), and `predict` applies the
+/// saved model to another flow table.
+#[test]
+fn flow_tables_train_and_apply_a_classifier() {
+    use tcp_flags::{ACK, FIN, SYN};
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = 1_700_000_000_000u64;
+    // Ordinary exchanges from many client ports, and a SYN scan.
+    let mut frames = Vec::new();
+    for i in 0..60u16 {
+        let base = t0 + i as u64 * 1000;
+        let port = 40000 + i;
+        let mk = |from_client: bool, flags: u8, payload: usize| {
+            let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+            let (src, dst, sp, dp) = if from_client {
+                (c, s, port, 80)
+            } else {
+                (s, c, 80, port)
+            };
+            FrameSpec::new(
+                src,
+                dst,
+                Transport::Tcp {
+                    src: sp,
+                    dst: dp,
+                    flags,
+                },
+            )
+            .payload(payload)
+            .build()
+        };
+        frames.push((base, mk(true, SYN, 0)));
+        frames.push((base + 5, mk(false, SYN | ACK, 0)));
+        frames.push((base + 9, mk(true, ACK, 300)));
+        frames.push((base + 30, mk(false, ACK, 1200)));
+        frames.push((base + 40, mk(true, FIN | ACK, 0)));
+    }
+    for port in 1..=60u16 {
+        let probe = FrameSpec::new(
+            "10.66.0.9".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            Transport::Tcp {
+                src: 61000,
+                dst: port,
+                flags: SYN,
+            },
+        )
+        .build();
+        frames.push((t0 + 70_000 + port as u64, probe));
+    }
+    let capture = dir.path().join("mixed.pcap");
+    write_pcap(
+        &capture,
+        frames
+            .into_iter()
+            .map(|(ms, f)| (Duration::from_millis(ms), f)),
+    );
+    let out = Command::new(BIN)
+        .args(["flows", "-", "-r"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let mut lines = csv.lines();
+    let mut labelled = format!("{},label\n", lines.next().unwrap());
+    for l in lines {
+        let scan = l.split(',').nth(2) == Some("10.66.0.9");
+        labelled.push_str(&format!("{l},{}\n", if scan { "scan" } else { "ordinary" }));
+    }
+    let table = dir.path().join("flows.csv");
+    std::fs::write(&table, &labelled).unwrap();
+    let model = dir.path().join("model.bin");
+    let trained = Command::new(BIN)
+        .args(["classify", "--label-column", "label", "--save-model"])
+        .arg(&model)
+        .arg(&table)
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{trained:?}");
+    let stderr = String::from_utf8_lossy(&trained.stderr);
+    assert!(
+        stderr.contains("Left out of the features") && stderr.contains("`src_ip`"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&trained.stdout);
+    let columns = csv.lines().next().unwrap().split(',').count();
+    assert!(
+        stdout.contains(&format!("{} features, 2 classes", columns - 10)),
+        "ten identifier columns left out: {stdout}"
+    );
+    let predictions = dir.path().join("predicted.csv");
+    let applied = Command::new(BIN)
+        .args(["predict", "--model"])
+        .arg(&model)
+        .arg("--output")
+        .arg(&predictions)
+        .arg(&table)
+        .output()
+        .unwrap();
+    assert!(applied.status.success(), "{applied:?}");
+    let rows = rows(&std::fs::read_to_string(&predictions).unwrap());
+    assert_eq!(rows.len(), 120);
+    let right = rows
+        .iter()
+        .filter(|r| r["prediction"] == r["label"])
+        .count();
+    assert_eq!(right, 120, "scan flows and ordinary ones told apart");
+}

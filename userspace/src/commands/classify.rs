@@ -193,6 +193,21 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
     }
     let table = io::load_table(&args.input)?;
     let labels = Labels::learn(&table, &args.label_column, &args.input)?;
+    let identifiers = crate::features::encoding::identifier_columns(table.headers());
+    if args.features.feature_columns.is_none()
+        && !identifiers.is_empty()
+        && crate::features::cells::PacketColumns::find(&table).is_err()
+    {
+        eprintln!(
+            "Left out of the features (they name a flow rather than describe it): {}; name \
+             them in --feature-columns to use them.",
+            identifiers
+                .iter()
+                .map(|c| format!("`{}`", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let plan = FeaturePlan::learn(
         &table,
         &PlanRequest {

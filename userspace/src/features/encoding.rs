@@ -69,6 +69,49 @@ fn quoted(names: &[impl AsRef<str>]) -> String {
         .join(", ")
 }
 
+/// Columns of flow tables (NFStream's, CICFlowMeter's) that name a flow
+/// rather than describe it: identifiers, addresses and timestamps. A model
+/// that learned them would recognise the capture, not the traffic, so
+/// `classify` leaves them out unless `--feature-columns` names them. Names
+/// are compared without case, spaces or underscores (CIC headers carry
+/// leading spaces).
+pub fn identifier_columns(headers: &[String]) -> Vec<String> {
+    const NAMES: [&str; 20] = [
+        "id",
+        "flowid",
+        "expirationid",
+        "srcip",
+        "dstip",
+        "sourceip",
+        "destinationip",
+        "srcmac",
+        "dstmac",
+        "srcoui",
+        "dstoui",
+        "timestamp",
+        "bidirectionalfirstseenms",
+        "bidirectionallastseenms",
+        "src2dstfirstseenms",
+        "src2dstlastseenms",
+        "dst2srcfirstseenms",
+        "dst2srclastseenms",
+        "tunnelid",
+        "requestedservername",
+    ];
+    headers
+        .iter()
+        .filter(|h| {
+            let key: String = h
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '_')
+                .flat_map(char::to_lowercase)
+                .collect();
+            NAMES.contains(&key.as_str())
+        })
+        .cloned()
+        .collect()
+}
+
 impl FeaturePlan {
     pub fn feature_names(&self) -> Vec<String> {
         match self {
@@ -169,10 +212,12 @@ impl FeaturePlan {
                 table.headers().join(", ")
             );
         }
+        let identifiers = identifier_columns(table.headers());
         let columns: Vec<ColumnFeature> = table
             .headers()
             .iter()
             .filter(|h| Some(h.as_str()) != label && !req.exclude_columns.contains(h))
+            .filter(|h| !identifiers.contains(h))
             .map(|h| learn_column(table, h))
             .collect::<Result<_>>()?;
         if columns.is_empty() {
@@ -534,6 +579,24 @@ mod tests {
             ..req("y")
         };
         assert!(FeaturePlan::learn(&t, &r).is_err());
+    }
+
+    #[test]
+    fn flow_identifiers_are_left_out() {
+        let headers: Vec<String> = [
+            "id",
+            " Source IP",
+            "src_port",
+            "Flow ID",
+            "bidirectional_first_seen_ms",
+            "bidirectional_packets",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            identifier_columns(&headers),
+            ["id", " Source IP", "Flow ID", "bidirectional_first_seen_ms"].map(String::from)
+        );
     }
 
     #[test]
