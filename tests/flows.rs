@@ -160,15 +160,10 @@ fn every_ip_packet_of_the_shared_captures_is_in_one_flow() {
     }
 }
 
-/// A flow table goes to `classify` as it is: the identifier, address and
-/// timestamp columns are left out (and said so), and `predict` applies the
-/// saved model to another flow table.
-#[test]
-fn flow_tables_train_and_apply_a_classifier() {
+/// Ordinary exchanges from 60 client ports (SYN, SYN-ACK, data both ways,
+/// FIN), 1 s apart, then a SYN scan of 60 ports, from `t0` (ms).
+fn mixed_frames(t0: u64) -> Vec<(u64, Vec<u8>)> {
     use tcp_flags::{ACK, FIN, SYN};
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = 1_700_000_000_000u64;
-    // Ordinary exchanges from many client ports, and a SYN scan.
     let mut frames = Vec::new();
     for i in 0..60u16 {
         let base = t0 + i as u64 * 1000;
@@ -211,10 +206,24 @@ fn flow_tables_train_and_apply_a_classifier() {
         .build();
         frames.push((t0 + 70_000 + port as u64, probe));
     }
-    let capture = dir.path().join("mixed.pcap");
+    frames
+}
+
+/// A capture of [`mixed_frames`], its flow table labelled by source, and
+/// a Random Forest `classify` trained on it.
+struct Trained {
+    capture: std::path::PathBuf,
+    csv: String,
+    table: std::path::PathBuf,
+    model: std::path::PathBuf,
+    trained: std::process::Output,
+}
+
+fn train(dir: &std::path::Path) -> Trained {
+    let capture = dir.join("mixed.pcap");
     write_pcap(
         &capture,
-        frames
+        mixed_frames(1_700_000_000_000)
             .into_iter()
             .map(|(ms, f)| (Duration::from_millis(ms), f)),
     );
@@ -231,9 +240,9 @@ fn flow_tables_train_and_apply_a_classifier() {
         let scan = l.split(',').nth(2) == Some("10.66.0.9");
         labelled.push_str(&format!("{l},{}\n", if scan { "scan" } else { "ordinary" }));
     }
-    let table = dir.path().join("flows.csv");
+    let table = dir.join("flows.csv");
     std::fs::write(&table, &labelled).unwrap();
-    let model = dir.path().join("model.bin");
+    let model = dir.join("model.bin");
     let trained = Command::new(BIN)
         .args(["classify", "--label-column", "label", "--save-model"])
         .arg(&model)
@@ -241,6 +250,28 @@ fn flow_tables_train_and_apply_a_classifier() {
         .output()
         .unwrap();
     assert!(trained.status.success(), "{trained:?}");
+    Trained {
+        capture,
+        csv,
+        table,
+        model,
+        trained,
+    }
+}
+
+/// A flow table goes to `classify` as it is: the identifier, address and
+/// timestamp columns are left out (and said so), and `predict` applies the
+/// saved model to another flow table.
+#[test]
+fn flow_tables_train_and_apply_a_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let Trained {
+        capture,
+        csv,
+        table,
+        model,
+        trained,
+    } = train(dir.path());
     let stderr = String::from_utf8_lossy(&trained.stderr);
     assert!(
         stderr.contains("Left out of the features") && stderr.contains("`src_ip`"),
@@ -269,4 +300,126 @@ fn flow_tables_train_and_apply_a_classifier() {
         .filter(|r| r["prediction"] == r["label"])
         .count();
     assert_eq!(right, 120, "scan flows and ordinary ones told apart");
+
+    // The same model on the monitor's flows, with early verdicts after 2
+    // packets.
+    let eve = dir.path().join("eve.json");
+    let run = Command::new(BIN)
+        .args(["run", "--flows", "--early", "2", "--classifier"])
+        .arg(&model)
+        .arg("--eve")
+        .arg(&eve)
+        .arg("-r")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        stdout.contains("Flows: 120 classified at their end and 60 early"),
+        "{stdout}"
+    );
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 180);
+    // At their end every flow is told right (an early verdict on two
+    // packets is the model's guess on less than it was trained on).
+    for e in events.iter().filter(|e| e["flow"]["reason"] != "early") {
+        assert_eq!(e["event_type"], "flow");
+        let scan = e["src_ip"] == "10.66.0.9";
+        assert_eq!(
+            e["ml_sniffing"]["class"],
+            if scan { "scan" } else { "ordinary" },
+            "{e}"
+        );
+        assert_eq!(
+            e["alert"].is_object(),
+            scan,
+            "alert fields for the scan only: {e}"
+        );
+    }
+    let early = events
+        .iter()
+        .filter(|e| e["flow"]["reason"] == "early")
+        .count();
+    assert_eq!(
+        early, 60,
+        "one early verdict per exchange (the probes have one packet)"
+    );
+    // Without --eve or --json: a line for each flow of a class other than
+    // the ordinary one.
+    let lines = Command::new(BIN)
+        .args(["run", "--flows", "--classifier"])
+        .arg(&model)
+        .arg("-r")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&lines.stdout);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("flow 10.66.0.9:61000 -> 10.0.0.2:"))
+            .count(),
+        60,
+        "{text}"
+    );
+    assert!(!text.contains("flow 10.0.0.1:"), "{text}");
+    assert!(text.contains("(ordinary: 60, scan: 60)"), "{text}");
+}
+
+mod privileged {
+    use super::*;
+    use support::lab::Lab;
+    use support::process::{describe, ChildGuard};
+    use support::root::can_run_kernel_tests;
+
+    /// Live: the monitor gathers the interface's packets into flows and
+    /// classifies them (the scan's probes as scan, with alert fields).
+    #[test]
+    fn live_flows_are_classified() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let model = train(dir.path()).model;
+        let lab = Lab::new();
+        // EVE to a file: on stdout it would fill the pipe the guard reads
+        // only at the end.
+        let eve = dir.path().join("eve.json");
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["run", "--flows", "--iface", lab.iface(), "--classifier"])
+            .arg(&model)
+            .arg("--eve")
+            .arg(&eve);
+        let monitor = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        for (_, frame) in mixed_frames(0) {
+            sock.send(&frame).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        monitor.signal(libc::SIGINT).unwrap();
+        let output = monitor.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(&eve)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let scans: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e["src_ip"] == "10.66.0.9")
+            .collect();
+        assert_eq!(scans.len(), 60, "{}", describe(&output));
+        assert!(scans
+            .iter()
+            .all(|e| e["ml_sniffing"]["class"] == "scan" && e["alert"].is_object()));
+        let ordinary = events.iter().filter(|e| e["src_ip"] == "10.0.0.1").count();
+        assert_eq!(ordinary, 60, "one event per exchange, ended by its FIN");
+        lab.assert_detached();
+    }
 }

@@ -167,8 +167,9 @@ impl FlowTable {
     }
 
     /// Counts a packet (epoch timestamp); flows it ends, or that timed out
-    /// by its time, go to `done`.
-    pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) {
+    /// by its time, go to `done`. Returns the flow it joined while that one
+    /// goes on.
+    pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) -> Option<&Flow> {
         let now = r.timestamp_ns;
         if now.saturating_sub(self.swept_ns) >= 1_000_000_000 {
             self.sweep(now, done);
@@ -230,7 +231,9 @@ impl FlowTable {
             let mut f = self.flows.remove(&key).expect("present");
             f.expiration = Expiration::Closed;
             done.push(f);
+            return None;
         }
+        self.flows.get(&key)
     }
 
     /// Flows idle or active for longer than the timeouts at `now`.

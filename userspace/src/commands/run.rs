@@ -64,6 +64,19 @@ pub struct RunArgs {
     /// `classify --save-model` on packets with the default features).
     #[arg(long, value_name = "FILE")]
     pub classifier: Option<PathBuf>,
+    /// Classify flows instead of packets: packets are gathered into
+    /// bidirectional flows (the rows `ml-sniffing flows` writes; ended after
+    /// 120 s idle, 1800 s of life, a TCP FIN or RST) and --classifier, a
+    /// Random Forest trained on such rows, classifies each flow when it
+    /// ends: lines for the classes other than benign/normal, --output CSV
+    /// rows, EVE `flow` events (--eve, --json) with alert fields when the
+    /// class is not benign.
+    #[arg(long, requires = "classifier", conflicts_with_all = ["model", "refit_every", "write_pcap"])]
+    pub flows: bool,
+    /// With --flows: also classify each flow once after its first N packets
+    /// (a verdict before the flow ends).
+    #[arg(long, value_name = "N", requires = "flows", value_parser = clap::value_parser!(u64).range(1..))]
+    pub early: Option<u64>,
     /// Without --model: packets to fit the first model on before scoring.
     #[arg(long, default_value_t = 50_000, value_name = "PACKETS")]
     pub warmup: usize,
@@ -167,6 +180,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         out
     };
+    if args.flows {
+        return run_flows(&args, out);
+    }
     if !(1..=MAX_BATCH).contains(&args.batch) {
         bail!(
             "--batch must be from 1 to {MAX_BATCH} packets (larger batches only delay the \
@@ -552,4 +568,92 @@ fn topic_prefix(s: &str) -> std::result::Result<String, String> {
         );
     }
     Ok(s.to_string())
+}
+
+/// `run --flows`: flows classified as they end (see
+/// `monitor::flow_scoring`), from a capture or live.
+fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
+    use crate::monitor::flow_scoring::{check_outputs, FlowOptions, FlowScorer};
+    use ml_sniffing_common::parser::{parse, Outcome};
+    use ml_sniffing_common::record::PacketRecord;
+
+    let options = FlowOptions {
+        classifier: args
+            .classifier
+            .clone()
+            .context("--flows needs --classifier")?,
+        early: args.early,
+        idle: Duration::from_secs(120),
+        active: Duration::from_secs(1800),
+        output: args.output.clone(),
+        eve: args.alert.eve.clone(),
+        json: args.json,
+        quiet: args.quiet,
+    };
+    let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
+    check_outputs(&options, &inputs)?;
+    let started = Instant::now();
+    let summary = if !args.read.is_empty() {
+        let mut reader = CaptureReader::open_all(&args.read)?;
+        if let Some(f) = super::filter_of(&args.filter)? {
+            reader.set_filter(f);
+        }
+        let _stopper = signals::Stopper::until_second();
+        let mut scorer = FlowScorer::new(&options, out)?;
+        let mut packets = 0u64;
+        while let Some(frame) = reader.next_frame()? {
+            if signals::received().is_some() {
+                break;
+            }
+            let mut r = PacketRecord::default();
+            if parse(frame.data, frame.link, frame.wire_len as usize, &mut r) != Outcome::Ip {
+                continue;
+            }
+            r.timestamp_ns = frame.timestamp_ns;
+            r.frame_len = frame.wire_len;
+            scorer.push(&r)?;
+            packets += 1;
+            if args.packet_count.is_some_and(|n| packets >= n) {
+                break;
+            }
+        }
+        scorer.finish()?;
+        format!(
+            "Summary: {packets} IP packets of {} in {:.1} s.\n{}",
+            reader.name(),
+            started.elapsed().as_secs_f64(),
+            scorer.summary()
+        )
+    } else {
+        let interface = match &args.iface {
+            Some(i) => i.clone(),
+            None => route::default_interface()?,
+        };
+        let mut capture = CaptureOptions {
+            mode: args.xdp_mode,
+            ipv4_only: args.ipv4_only,
+            // Flows need every packet.
+            sample_every: 1,
+            filter: super::live_filter_of(&args.filter)?,
+            ..CaptureOptions::new(interface.clone())
+        };
+        args.engine.apply(&mut capture)?;
+        eprintln!("Classifying the flows of {interface}; CTRL+C to stop.");
+        let mut scorer = FlowScorer::new(&options, out)?;
+        let result = live::capture(&capture, &mut scorer);
+        scorer.finish()?;
+        let kernel = match result {
+            Ok(session) => format!("{}", crate::capture::stats::Report(&session.counters)),
+            Err(CaptureError { error, .. }) => return Err(error),
+        };
+        format!(
+            "Summary: {:.1} s on {interface}.\n{}{kernel}",
+            started.elapsed().as_secs_f64(),
+            scorer.summary()
+        )
+    };
+    let mut stderr = std::io::stderr();
+    let report: &mut dyn Write = if args.json { &mut stderr } else { out };
+    write!(report, "{summary}")?;
+    Ok(())
 }

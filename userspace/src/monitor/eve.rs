@@ -31,7 +31,7 @@ pub fn eve_timestamp(epoch_ns: u64) -> String {
     s
 }
 
-fn proto_name(p: u8) -> String {
+pub(crate) fn proto_name(p: u8) -> String {
     match protocol::name(p) {
         Some(name) => name.to_ascii_uppercase(),
         None => p.to_string(),

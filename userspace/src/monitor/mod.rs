@@ -16,6 +16,7 @@ pub mod batch;
 pub mod community_id;
 pub mod dashboard;
 pub mod eve;
+pub mod flow_scoring;
 pub mod kafka;
 pub mod metrics;
 pub mod models;

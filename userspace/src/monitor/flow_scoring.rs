@@ -1,0 +1,283 @@
+//! `run --flows --classifier MODEL`: packets become bidirectional flows
+//! (`capture::flow_records`, the table `flows` writes) and each flow is
+//! classified when it ends and, with `--early N`, once after its first N
+//! packets, by a Random Forest trained on `flows` output. Results go out as
+//! lines, `--output` CSV rows (the flow's columns, then `prediction`,
+//! `probability`, `early`) and EVE `flow` events (`--eve`, `--json`), with
+//! the alert fields when the class is not benign.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use ml_sniffing_common::record::PacketRecord;
+use serde_json::json;
+
+use super::community_id::community_id;
+use super::eve::{eve_timestamp, EveFile};
+use crate::capture::flow_records::{self, Expiration, Flow, FlowTable};
+use crate::capture::live::RecordSink;
+use crate::features::encoding::FeaturePlan;
+use crate::io::output::Output;
+use crate::io::Table;
+use crate::models::model_file::SavedModel;
+use crate::models::rforest::RandomForest;
+
+/// What `run --flows` was asked for.
+pub struct FlowOptions {
+    pub classifier: PathBuf,
+    pub early: Option<u64>,
+    pub idle: std::time::Duration,
+    pub active: std::time::Duration,
+    pub output: Option<PathBuf>,
+    pub eve: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+}
+
+pub struct FlowScorer<'a> {
+    table: FlowTable,
+    plan: FeaturePlan,
+    model: RandomForest,
+    early: Option<u64>,
+    header: Vec<String>,
+    done: Vec<Flow>,
+    line: String,
+    out: &'a mut dyn Write,
+    json: bool,
+    quiet: bool,
+    csv: Option<(Output, String)>,
+    eve: Option<EveFile>,
+    pub scored: u64,
+    pub early_scored: u64,
+    pub per_class: Vec<u64>,
+}
+
+/// Whether a class name means ordinary traffic (no alert fields).
+fn benign(class: &str) -> bool {
+    matches!(
+        class.to_ascii_lowercase().as_str(),
+        "benign" | "normal" | "ordinary" | "0"
+    )
+}
+
+fn reason(e: Expiration) -> &'static str {
+    match e {
+        Expiration::Idle => "timeout",
+        Expiration::Active => "active_timeout",
+        Expiration::Closed => "fin_or_rst",
+        Expiration::End => "end_of_input",
+    }
+}
+
+impl<'a> FlowScorer<'a> {
+    pub fn new(o: &FlowOptions, out: &'a mut dyn Write) -> Result<Self> {
+        let (plan, model) = match SavedModel::load(&o.classifier)? {
+            SavedModel::RandomForest { plan, model } => (plan, model),
+            SavedModel::IsolationForest { .. } => bail!(
+                "{} is an Isolation Forest: --flows needs a Random Forest trained on a flow \
+                 table (`ml-sniffing flows`, then `classify --save-model`)",
+                o.classifier.display()
+            ),
+        };
+        let header: Vec<String> = flow_records::header()
+            .split(',')
+            .map(String::from)
+            .collect();
+        if let Some(missing) = plan
+            .feature_names()
+            .into_iter()
+            .find(|f| !header.contains(f))
+        {
+            bail!(
+                "{} was not trained on a flow table: its feature `{missing}` is not a column \
+                 `ml-sniffing flows` writes",
+                o.classifier.display()
+            );
+        }
+        let csv = match &o.output {
+            Some(path) => {
+                let mut file = Output::create(path)?;
+                let mut columns = header.join(",");
+                columns.push_str(",prediction,probability,early\n");
+                file.write_all(columns.as_bytes())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Some((file, path.display().to_string()))
+            }
+            None => None,
+        };
+        let eve = o.eve.as_deref().map(EveFile::create).transpose()?;
+        let classes = model.n_classes();
+        Ok(FlowScorer {
+            table: FlowTable::new(o.idle, o.active),
+            plan,
+            model,
+            early: o.early,
+            header,
+            done: Vec::new(),
+            line: String::new(),
+            out,
+            json: o.json,
+            quiet: o.quiet,
+            csv,
+            eve,
+            scored: 0,
+            early_scored: 0,
+            per_class: vec![0; classes],
+        })
+    }
+
+    /// One packet (epoch timestamp).
+    pub fn push(&mut self, r: &PacketRecord) -> Result<()> {
+        let mut done = std::mem::take(&mut self.done);
+        let joined = self.table.add(r, &mut done);
+        if let (Some(n), Some(flow)) = (self.early, joined) {
+            if flow.both.packets == n {
+                let flow = flow.clone();
+                self.score(&flow, true)?;
+            }
+        }
+        for f in done.drain(..) {
+            self.score(&f, false)?;
+        }
+        self.done = done;
+        Ok(())
+    }
+
+    /// Scores the flows still open.
+    pub fn finish(&mut self) -> Result<()> {
+        let mut done = Vec::new();
+        self.table.finish(&mut done);
+        for f in &done {
+            self.score(f, false)?;
+        }
+        if let Some((csv, _)) = self.csv.take() {
+            csv.commit()?;
+        }
+        if let Some(eve) = &mut self.eve {
+            eve.flush()?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn score(&mut self, f: &Flow, early: bool) -> Result<()> {
+        self.line.clear();
+        flow_records::row(f, &mut self.line);
+        let headers: Vec<&str> = self.header.iter().map(String::as_str).collect();
+        let cells: Vec<&str> = self.line.split(',').collect();
+        let table = Table::from_rows(&headers, &[&cells])
+            .map_err(|e| anyhow::anyhow!("a flow row: {e:?}"))?;
+        let data = self.plan.apply(&table)?;
+        let proba = self.model.predict_proba(&data);
+        let class = crate::models::rforest::argmax_rows(&proba, self.model.n_classes())[0] as usize;
+        let name = self.model.classes[class].clone();
+        let p = proba[class];
+        self.scored += 1;
+        self.early_scored += early as u64;
+        self.per_class[class] += 1;
+        if let Some((csv, shown)) = &mut self.csv {
+            let row = format!("{},{name},{p},{early}\n", self.line);
+            csv.write_all(row.as_bytes())
+                .with_context(|| format!("cannot write {shown}"))?;
+        }
+        if self.json || self.eve.is_some() {
+            let event = self.event(f, &name, p, early);
+            if self.json {
+                writeln!(self.out, "{event}")?;
+            }
+            if let Some(eve) = &mut self.eve {
+                eve.write(&event)?;
+            }
+        } else if !self.quiet && !benign(&name) {
+            writeln!(
+                self.out,
+                "flow {}:{} -> {}:{} proto {}: {name} (p={p:.2}), {} packets{}",
+                f.src,
+                f.src_port,
+                f.dst,
+                f.dst_port,
+                f.protocol,
+                f.both.packets,
+                if early {
+                    " (early)".to_string()
+                } else {
+                    format!(", ended by {}", reason(f.expiration))
+                }
+            )?;
+        }
+        Ok(())
+    }
+
+    fn event(&self, f: &Flow, class: &str, p: f64, early: bool) -> serde_json::Value {
+        let ms = |t: u64| eve_timestamp(t * 1_000_000);
+        let mut event = json!({
+            "timestamp": ms(f.both.last_ms),
+            "event_type": "flow",
+            "src_ip": f.src.to_string(),
+            "src_port": f.src_port,
+            "dest_ip": f.dst.to_string(),
+            "dest_port": f.dst_port,
+            "proto": super::eve::proto_name(f.protocol),
+            "vlan": f.vlan_id,
+            "community_id": community_id(f.src, f.dst, f.protocol, f.src_port, f.dst_port),
+            "flow": {
+                "pkts_toserver": f.src2dst.packets,
+                "pkts_toclient": f.dst2src.packets,
+                "bytes_toserver": f.src2dst.bytes,
+                "bytes_toclient": f.dst2src.bytes,
+                "start": ms(f.both.first_ms),
+                "end": ms(f.both.last_ms),
+                "state": if early { "early" } else { "closed" },
+                "reason": if early { "early" } else { reason(f.expiration) },
+            },
+            "ml_sniffing": { "class": class, "probability": p, "early": early },
+        });
+        if !benign(class) {
+            event["alert"] = json!({
+                "action": "allowed",
+                "signature": format!("ml-sniffing: flow classified as {class}"),
+                "category": class,
+                "severity": 2,
+            });
+        }
+        event
+    }
+
+    /// The summary line.
+    pub fn summary(&self) -> String {
+        let classes: Vec<String> = self
+            .model
+            .classes
+            .iter()
+            .zip(&self.per_class)
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        format!(
+            "Flows: {} classified at their end and {} early ({}); {} still open counted at the \
+             end.\n",
+            self.scored - self.early_scored,
+            self.early_scored,
+            classes.join(", "),
+            self.table.open()
+        )
+    }
+}
+
+impl RecordSink for FlowScorer<'_> {
+    fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
+        for r in batch {
+            self.push(r)?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Refuses a classifier path that is also an output.
+pub fn check_outputs(o: &FlowOptions, inputs: &[&Path]) -> Result<()> {
+    let mut all: Vec<&Path> = inputs.to_vec();
+    all.push(&o.classifier);
+    crate::commands::refuse_overwrite(o.output.as_deref(), "--output", &all)?;
+    crate::commands::refuse_overwrite(o.eve.as_deref(), "--eve", &all)
+}
