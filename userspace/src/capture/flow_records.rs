@@ -413,8 +413,8 @@ mod tests {
         assert_eq!(f.both.duration_ms(), 70);
         assert_eq!((f.both.gaps_ms.min, f.both.gaps_ms.max), (10.0, 40.0));
         assert!((f.both.gaps_ms.mean() - 70.0 / 3.0).abs() < 1e-9);
-        // Sizes 60, 60, 100, 40: mean 65, sample variance 700/3.
-        assert!((f.both.sizes.stddev() - (700.0f64 / 3.0).sqrt()).abs() < 1e-9);
+        // Sizes 60, 60, 100, 40: mean 65, sample variance 1900/3.
+        assert!((f.both.sizes.stddev() - (1900.0f64 / 3.0).sqrt()).abs() < 1e-9);
         assert_eq!(f.src2dst.gaps_ms.mean(), 30.0);
         assert_eq!(f.both.flags[0], 2, "SYN and SYN-ACK");
         assert_eq!(f.both.flags[4], 3, "ACKs");
