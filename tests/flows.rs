@@ -349,6 +349,28 @@ fn flow_tables_train_and_apply_a_classifier() {
         early, 60,
         "one early verdict per exchange (the probes have one packet)"
     );
+    // The classes `run --flows` gives at the flows' ends are those
+    // `predict` gave on the flow table, flow by flow.
+    let monitored = dir.path().join("monitored.csv");
+    let run = Command::new(BIN)
+        .args(["run", "--flows", "-q", "--classifier"])
+        .arg(&model)
+        .arg("--output")
+        .arg(&monitored)
+        .arg("-r")
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    let by_id = |rows: &[HashMap<String, String>]| -> HashMap<String, String> {
+        rows.iter()
+            .map(|r| (r["id"].clone(), r["prediction"].clone()))
+            .collect()
+    };
+    assert_eq!(
+        by_id(&crate::rows(&std::fs::read_to_string(&monitored).unwrap())),
+        by_id(&rows)
+    );
     // Without --eve or --json: a line for each flow of a class other than
     // the ordinary one.
     let lines = Command::new(BIN)

@@ -9,7 +9,6 @@
 //! request from its reply). Standard deviations are of the sample
 //! (n - 1), as NFStream computes them.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use ml_sniffing_common::record::PacketRecord;
@@ -129,6 +128,8 @@ pub struct Flow {
     pub src2dst: Side,
     pub dst2src: Side,
     first_ns: u64,
+    /// The source as the records hold it, to tell the directions apart.
+    src_raw: [u8; 16],
 }
 
 type Key = (u16, u8, [u8; 16], u16, [u8; 16], u16);
@@ -145,10 +146,12 @@ fn address(bytes: [u8; 16], version: u8) -> IpAddr {
 pub struct FlowTable {
     idle_ns: u64,
     active_ns: u64,
-    flows: HashMap<Key, Flow>,
+    flows: rustc_hash::FxHashMap<Key, Flow>,
     next_id: u64,
     /// Traffic time of the last sweep for idle flows.
     swept_ns: u64,
+    /// The latest packet's time.
+    latest_ns: u64,
 }
 
 impl FlowTable {
@@ -156,9 +159,10 @@ impl FlowTable {
         FlowTable {
             idle_ns: idle.as_nanos() as u64,
             active_ns: active.as_nanos() as u64,
-            flows: HashMap::new(),
+            flows: Default::default(),
             next_id: 0,
             swept_ns: 0,
+            latest_ns: 0,
         }
     }
 
@@ -171,7 +175,12 @@ impl FlowTable {
     /// goes on.
     pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) -> Option<&Flow> {
         let now = r.timestamp_ns;
-        if now.saturating_sub(self.swept_ns) >= 1_000_000_000 {
+        self.latest_ns = self.latest_ns.max(now);
+        // Idle flows are looked for a tenth of the idle timeout apart (at
+        // least a second): when a flow is found idle changes the order of
+        // the rows, not their values.
+        let every = (self.idle_ns / 10).max(1_000_000_000);
+        if now.saturating_sub(self.swept_ns) >= every {
             self.sweep(now, done);
             self.swept_ns = now;
         }
@@ -217,9 +226,10 @@ impl FlowTable {
                 src2dst: Side::default(),
                 dst2src: Side::default(),
                 first_ns: now,
+                src_raw: r.src_addr,
             }
         });
-        let forward = address(r.src_addr, r.ip_version) == flow.src && sp == flow.src_port;
+        let forward = r.src_addr == flow.src_raw && sp == flow.src_port;
         let flags = if r.protocol == 6 { r.tcp_flags } else { 0 };
         flow.both.add(now, r.frame_len, flags);
         if forward {
@@ -239,32 +249,32 @@ impl FlowTable {
     /// Flows idle or active for longer than the timeouts at `now`.
     fn sweep(&mut self, now: u64, done: &mut Vec<Flow>) {
         let (idle, active) = (self.idle_ns, self.active_ns);
-        let mut ended: Vec<Flow> = Vec::new();
-        self.flows.retain(|_, f| {
-            let why = if now.saturating_sub(f.both.last_ns) > idle {
+        let why = |f: &Flow| {
+            if now.saturating_sub(f.both.last_ns) > idle {
                 Some(Expiration::Idle)
             } else if now.saturating_sub(f.first_ns) > active {
                 Some(Expiration::Active)
             } else {
                 None
-            };
-            match why {
-                Some(why) => {
-                    let mut f = f.clone();
-                    f.expiration = why;
-                    ended.push(f);
-                    false
-                }
-                None => true,
             }
-        });
+        };
+        let mut ended: Vec<Flow> = self
+            .flows
+            .extract_if(|_, f| why(f).is_some())
+            .map(|(_, mut f)| {
+                f.expiration = why(&f).expect("extracted for a reason");
+                f
+            })
+            .collect();
         ended.sort_by_key(|f| f.id);
         done.extend(ended);
     }
 
     /// The flows still open at the end of the input, in the order they
-    /// began.
+    /// began (after those that had timed out by then).
     pub fn finish(&mut self, done: &mut Vec<Flow>) {
+        // Those already idle (or too old) by the last packet's time ended so.
+        self.sweep(self.latest_ns, done);
         let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         rest.sort_by_key(|f| f.id);
         done.extend(rest);
