@@ -445,3 +445,24 @@ mod privileged {
         lab.assert_detached();
     }
 }
+
+/// Options `run --flows` does not serve are refused, not ignored.
+#[test]
+fn flows_refuse_the_packet_monitors_outputs() {
+    for extra in [
+        &["--web"][..],
+        &["--metrics", "127.0.0.1:9477"],
+        &["--kafka", "127.0.0.1:9092"],
+    ] {
+        let out = Command::new(BIN)
+            .args(["run", "--flows", "--classifier", "m.bin", "-r", "x.pcap"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot be used with"),
+            "{extra:?}: {out:?}"
+        );
+    }
+}

@@ -71,7 +71,7 @@ pub struct RunArgs {
     /// ends: lines for the classes other than benign/normal, --output CSV
     /// rows, EVE `flow` events (--eve, --json) with alert fields when the
     /// class is not benign.
-    #[arg(long, requires = "classifier", conflicts_with_all = ["model", "refit_every", "write_pcap"])]
+    #[arg(long, requires = "classifier", conflicts_with_all = ["model", "refit_every", "write_pcap", "web", "metrics", "kafka"])]
     pub flows: bool,
     /// With --flows: also classify each flow once after its first N packets
     /// (a verdict before the flow ends).
@@ -592,6 +592,7 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     };
     let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
     check_outputs(&options, &inputs)?;
+    let _pidfile = args.pidfile.as_deref().map(PidFile::create).transpose()?;
     let started = Instant::now();
     let summary = if !args.read.is_empty() {
         let mut reader = CaptureReader::open_all(&args.read)?;
@@ -640,6 +641,7 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
         args.engine.apply(&mut capture)?;
         eprintln!("Classifying the flows of {interface}; CTRL+C to stop.");
         let mut scorer = FlowScorer::new(&options, out)?;
+        scorer.limit = args.packet_count;
         let result = live::capture(&capture, &mut scorer);
         scorer.finish()?;
         let kernel = match result {

@@ -52,6 +52,9 @@ pub struct FlowScorer<'a> {
     pub scored: u64,
     pub early_scored: u64,
     pub per_class: Vec<u64>,
+    /// Live: stop after this many packets (`--packet-count`).
+    pub limit: Option<u64>,
+    packets: u64,
 }
 
 /// Whether a class name means ordinary traffic (no alert fields).
@@ -125,6 +128,8 @@ impl<'a> FlowScorer<'a> {
             scored: 0,
             early_scored: 0,
             per_class: vec![0; classes],
+            limit: None,
+            packets: 0,
         })
     }
 
@@ -269,6 +274,10 @@ impl RecordSink for FlowScorer<'_> {
     fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
         for r in batch {
             self.push(r)?;
+            self.packets += 1;
+            if self.limit.is_some_and(|n| self.packets >= n) {
+                return Ok(ControlFlow::Break(()));
+            }
         }
         Ok(ControlFlow::Continue(()))
     }
