@@ -27,12 +27,13 @@ fn rows(csv: &str) -> Vec<HashMap<String, String>> {
         .collect()
 }
 
-fn tcp(from_client: bool, flags: u8, payload: usize) -> Vec<u8> {
+/// A TCP segment between 10.0.0.1:`port` and 10.0.0.2:80.
+fn segment(port: u16, from_client: bool, flags: u8, payload: usize) -> Vec<u8> {
     let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
     let (src, dst, sp, dp) = if from_client {
-        (c, s, 40000, 80)
+        (c, s, port, 80)
     } else {
-        (s, c, 80, 40000)
+        (s, c, 80, port)
     };
     FrameSpec::new(
         src,
@@ -45,6 +46,10 @@ fn tcp(from_client: bool, flags: u8, payload: usize) -> Vec<u8> {
     )
     .payload(payload)
     .build()
+}
+
+fn tcp(from_client: bool, flags: u8, payload: usize) -> Vec<u8> {
+    segment(40000, from_client, flags, payload)
 }
 
 #[test]
@@ -169,23 +174,7 @@ fn mixed_frames(t0: u64) -> Vec<(u64, Vec<u8>)> {
         let base = t0 + i as u64 * 1000;
         let port = 40000 + i;
         let mk = |from_client: bool, flags: u8, payload: usize| {
-            let (c, s) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-            let (src, dst, sp, dp) = if from_client {
-                (c, s, port, 80)
-            } else {
-                (s, c, 80, port)
-            };
-            FrameSpec::new(
-                src,
-                dst,
-                Transport::Tcp {
-                    src: sp,
-                    dst: dp,
-                    flags,
-                },
-            )
-            .payload(payload)
-            .build()
+            segment(port, from_client, flags, payload)
         };
         frames.push((base, mk(true, SYN, 0)));
         frames.push((base + 5, mk(false, SYN | ACK, 0)));

@@ -271,21 +271,11 @@ fn live(
     out: &mut dyn Write,
     json: bool,
 ) -> Result<()> {
-    let interface = match &args.iface {
-        Some(i) => i.clone(),
-        None => route::default_interface()?,
+    let sample_every = match args.sample {
+        Sampling::Fixed(n) => n,
+        Sampling::Auto => 1,
     };
-    let mut capture = CaptureOptions {
-        mode: args.xdp_mode,
-        ipv4_only: args.ipv4_only,
-        sample_every: match args.sample {
-            Sampling::Fixed(n) => n,
-            Sampling::Auto => 1,
-        },
-        filter: super::live_filter_of(&args.filter)?,
-        ..CaptureOptions::new(interface.clone())
-    };
-    args.engine.apply(&mut capture)?;
+    let (interface, capture) = capture_options(args, sample_every)?;
     if args.write_pcap.is_some() && capture.capture != CaptureMode::AfXdp {
         bail!("--write-pcap needs --capture af-xdp: the record path never sees whole frames");
     }
@@ -570,6 +560,24 @@ fn topic_prefix(s: &str) -> std::result::Result<String, String> {
     Ok(s.to_string())
 }
 
+/// The live capture's options: the interface (`--iface` or the default
+/// route's), the XDP mode, the filter and the engine.
+fn capture_options(args: &RunArgs, sample_every: u32) -> Result<(String, CaptureOptions)> {
+    let interface = match &args.iface {
+        Some(i) => i.clone(),
+        None => route::default_interface()?,
+    };
+    let mut capture = CaptureOptions {
+        mode: args.xdp_mode,
+        ipv4_only: args.ipv4_only,
+        sample_every,
+        filter: super::live_filter_of(&args.filter)?,
+        ..CaptureOptions::new(interface.clone())
+    };
+    args.engine.apply(&mut capture)?;
+    Ok((interface, capture))
+}
+
 /// `run --flows`: flows classified as they end (see
 /// `monitor::flow_scoring`), from a capture or live.
 fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
@@ -626,19 +634,8 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
             scorer.summary()
         )
     } else {
-        let interface = match &args.iface {
-            Some(i) => i.clone(),
-            None => route::default_interface()?,
-        };
-        let mut capture = CaptureOptions {
-            mode: args.xdp_mode,
-            ipv4_only: args.ipv4_only,
-            // Flows need every packet.
-            sample_every: 1,
-            filter: super::live_filter_of(&args.filter)?,
-            ..CaptureOptions::new(interface.clone())
-        };
-        args.engine.apply(&mut capture)?;
+        // Flows need every packet.
+        let (interface, capture) = capture_options(args, 1)?;
         eprintln!("Classifying the flows of {interface}; CTRL+C to stop.");
         let mut scorer = FlowScorer::new(&options, out)?;
         scorer.limit = args.packet_count;
