@@ -117,6 +117,19 @@ fn a_handshake_an_exchange_and_a_close_make_one_flow() {
     assert_eq!(flows[1]["expiration_id"], "-1", "the end of the input");
     assert_eq!(flows[1]["bidirectional_packets"], "1");
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("2 flows from 6 IP packets"));
+
+    // As NFStream: only timeouts end flows, the trailing ACK stays in.
+    let out = Command::new(BIN)
+        .args(["flows", "-", "--no-tcp-end", "-r"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let flows = rows(&csv);
+    assert_eq!(flows.len(), 1, "{csv}");
+    assert_eq!(flows[0]["bidirectional_packets"], "6");
+    assert_eq!(flows[0]["src2dst_max_piat_ms"], "110");
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod frames;
 pub mod kafka;
 pub mod lab;
 pub mod netns;
+pub mod nfstream;
 pub mod process;
 pub mod raw;
 pub mod report;

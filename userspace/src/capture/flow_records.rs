@@ -8,6 +8,14 @@
 //! (ICMP's type and code, which the packet records keep, would split a
 //! request from its reply). Standard deviations are of the sample
 //! (n - 1), as NFStream computes them.
+//!
+//! Time is counted as NFStream counts it, in whole milliseconds of the
+//! packets' timestamps: gaps are differences of those, and a flow has
+//! timed out once `now - last >= idle` (or `now - first >= active`). So
+//! a model trained on NFStream's tables sees the same values here.
+//!
+//! Later IP fragments (no transport header, so no ports) join no flow, as
+//! in NFStream; the table counts them (`later_fragments`) for the summary.
 
 use std::net::IpAddr;
 
@@ -85,20 +93,16 @@ pub struct Side {
     pub sizes: Stat,
     pub gaps_ms: Stat,
     pub flags: [u64; 8],
-    last_ns: u64,
 }
 
 impl Side {
-    fn add(&mut self, ts_ns: u64, size: u32, tcp_flags: u8) {
-        let ms = ts_ns / 1_000_000;
+    fn add(&mut self, ms: u64, size: u32, tcp_flags: u8) {
         if self.packets == 0 {
             self.first_ms = ms;
         } else {
-            self.gaps_ms
-                .add(ts_ns.saturating_sub(self.last_ns) as f64 / 1e6);
+            self.gaps_ms.add(ms.saturating_sub(self.last_ms) as f64);
         }
         self.last_ms = ms;
-        self.last_ns = ts_ns;
         self.packets += 1;
         self.bytes += size as u64;
         self.sizes.add(size as f64);
@@ -127,7 +131,6 @@ pub struct Flow {
     pub both: Side,
     pub src2dst: Side,
     pub dst2src: Side,
-    first_ns: u64,
     /// The source as the records hold it, to tell the directions apart.
     src_raw: [u8; 16],
 }
@@ -144,25 +147,47 @@ fn address(bytes: [u8; 16], version: u8) -> IpAddr {
 
 /// The flow table.
 pub struct FlowTable {
-    idle_ns: u64,
-    active_ns: u64,
+    idle_ms: u64,
+    active_ms: u64,
+    /// Whether a TCP FIN or RST ends a flow.
+    tcp_end: bool,
     flows: rustc_hash::FxHashMap<Key, Flow>,
     next_id: u64,
     /// Traffic time of the last sweep for idle flows.
-    swept_ns: u64,
+    swept_ms: u64,
     /// The latest packet's time.
-    latest_ns: u64,
+    latest_ms: u64,
+    later_fragments: u64,
 }
 
 impl FlowTable {
     pub fn new(idle: std::time::Duration, active: std::time::Duration) -> Self {
         FlowTable {
-            idle_ns: idle.as_nanos() as u64,
-            active_ns: active.as_nanos() as u64,
+            idle_ms: idle.as_millis() as u64,
+            active_ms: active.as_millis() as u64,
+            tcp_end: true,
             flows: Default::default(),
             next_id: 0,
-            swept_ns: 0,
-            latest_ns: 0,
+            swept_ms: 0,
+            latest_ms: 0,
+            later_fragments: 0,
+        }
+    }
+
+    /// Flows end on timeouts only, as NFStream's do (not on FIN or RST).
+    pub fn without_tcp_end(mut self) -> Self {
+        self.tcp_end = false;
+        self
+    }
+
+    /// Why `f` has ended by `now` (ms), if it has.
+    fn timed_out(&self, f: &Flow, now: u64) -> Option<Expiration> {
+        if now.saturating_sub(f.both.last_ms) >= self.idle_ms {
+            Some(Expiration::Idle)
+        } else if now.saturating_sub(f.both.first_ms) >= self.active_ms {
+            Some(Expiration::Active)
+        } else {
+            None
         }
     }
 
@@ -170,19 +195,30 @@ impl FlowTable {
         self.flows.len()
     }
 
+    /// Later IP fragments seen, which joined no flow.
+    pub fn later_fragments(&self) -> u64 {
+        self.later_fragments
+    }
+
     /// Counts a packet (epoch timestamp); flows it ends, or that timed out
     /// by its time, go to `done`. Returns the flow it joined while that one
     /// goes on.
     pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) -> Option<&Flow> {
-        let now = r.timestamp_ns;
-        self.latest_ns = self.latest_ns.max(now);
+        if r.is_later_fragment() {
+            self.later_fragments += 1;
+            return None;
+        }
+        // Time never goes back (as in NFStream): a packet stamped before
+        // the latest one counts at the latest one's time.
+        let now = (r.timestamp_ns / 1_000_000).max(self.latest_ms);
+        self.latest_ms = now;
         // Idle flows are looked for a tenth of the idle timeout apart (at
         // least a second): when a flow is found idle changes the order of
         // the rows, not their values.
-        let every = (self.idle_ns / 10).max(1_000_000_000);
-        if now.saturating_sub(self.swept_ns) >= every {
+        let every = (self.idle_ms / 10).max(1000);
+        if now.saturating_sub(self.swept_ms) >= every {
             self.sweep(now, done);
-            self.swept_ns = now;
+            self.swept_ms = now;
         }
         let ports = matches!(r.protocol, 6 | 17 | 132);
         let (sp, dp) = if ports {
@@ -195,15 +231,7 @@ impl FlowTable {
         let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
         let key: Key = (r.vlan_id, r.protocol, lo.0, lo.1, hi.0, hi.1);
         if let Some(f) = self.flows.get(&key) {
-            let last = f.both.last_ns;
-            let expired = if now.saturating_sub(last) > self.idle_ns {
-                Some(Expiration::Idle)
-            } else if now.saturating_sub(f.first_ns) > self.active_ns {
-                Some(Expiration::Active)
-            } else {
-                None
-            };
-            if let Some(why) = expired {
+            if let Some(why) = self.timed_out(f, now) {
                 let mut f = self.flows.remove(&key).expect("present");
                 f.expiration = why;
                 done.push(f);
@@ -225,7 +253,6 @@ impl FlowTable {
                 both: Side::default(),
                 src2dst: Side::default(),
                 dst2src: Side::default(),
-                first_ns: now,
                 src_raw: r.src_addr,
             }
         });
@@ -237,7 +264,7 @@ impl FlowTable {
         } else {
             flow.dst2src.add(now, r.frame_len, flags);
         }
-        if flags & (0x01 | 0x04) != 0 {
+        if self.tcp_end && flags & (0x01 | 0x04) != 0 {
             let mut f = self.flows.remove(&key).expect("present");
             f.expiration = Expiration::Closed;
             done.push(f);
@@ -248,21 +275,16 @@ impl FlowTable {
 
     /// Flows idle or active for longer than the timeouts at `now`.
     fn sweep(&mut self, now: u64, done: &mut Vec<Flow>) {
-        let (idle, active) = (self.idle_ns, self.active_ns);
-        let why = |f: &Flow| {
-            if now.saturating_sub(f.both.last_ns) > idle {
-                Some(Expiration::Idle)
-            } else if now.saturating_sub(f.first_ns) > active {
-                Some(Expiration::Active)
-            } else {
-                None
-            }
-        };
-        let mut ended: Vec<Flow> = self
+        let ended: Vec<(Key, Expiration)> = self
             .flows
-            .extract_if(|_, f| why(f).is_some())
-            .map(|(_, mut f)| {
-                f.expiration = why(&f).expect("extracted for a reason");
+            .iter()
+            .filter_map(|(k, f)| self.timed_out(f, now).map(|why| (*k, why)))
+            .collect();
+        let mut ended: Vec<Flow> = ended
+            .into_iter()
+            .map(|(k, why)| {
+                let mut f = self.flows.remove(&k).expect("present");
+                f.expiration = why;
                 f
             })
             .collect();
@@ -274,7 +296,7 @@ impl FlowTable {
     /// began (after those that had timed out by then).
     pub fn finish(&mut self, done: &mut Vec<Flow>) {
         // Those already idle (or too old) by the last packet's time ended so.
-        self.sweep(self.latest_ns, done);
+        self.sweep(self.latest_ms, done);
         let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
         rest.sort_by_key(|f| f.id);
         done.extend(rest);
@@ -442,8 +464,8 @@ mod tests {
         assert_eq!(done.len(), 1, "{done:?}");
         assert_eq!(done[0].expiration, Expiration::Active);
         assert_eq!(
-            done[0].both.packets, 6,
-            "0..=5 s, then 6 s starts a new flow"
+            done[0].both.packets, 5,
+            "0..5 s, then 5 s (as long as the active timeout) starts a new flow"
         );
         t.add(&packet(a, 1, b, 2, 9000, 50, 0x10), &mut done);
         assert_eq!(done[1].expiration, Expiration::Idle);
@@ -453,5 +475,25 @@ mod tests {
         let mut line = String::new();
         row(&done[0], &mut line);
         assert_eq!(line.split(',').count(), header().split(',').count());
+    }
+
+    #[test]
+    fn time_does_not_go_back_and_later_fragments_join_no_flow() {
+        let mut t = FlowTable::new(Duration::from_secs(120), Duration::from_secs(1800));
+        let mut done = Vec::new();
+        let (a, b) = ("10.0.0.1", "10.0.0.2");
+        t.add(&packet(a, 1, b, 2, 5000, 50, 0x10), &mut done);
+        // Stamped 3 s earlier: counted at 5 s, a gap of 0 ms.
+        t.add(&packet(b, 2, a, 1, 2000, 60, 0x10), &mut done);
+        let mut later = packet(a, 0, b, 0, 5100, 70, 0);
+        later.flags |= ml_sniffing_common::record::FLAG_LATER_FRAGMENT;
+        t.add(&later, &mut done);
+        t.finish(&mut done);
+        assert_eq!(done.len(), 1);
+        let f = &done[0];
+        assert_eq!((f.both.packets, f.both.bytes), (2, 110));
+        assert_eq!((f.both.first_ms, f.both.last_ms), (5000, 5000));
+        assert_eq!((f.dst2src.first_ms, f.both.gaps_ms.max), (5000, 0.0));
+        assert_eq!(t.later_fragments(), 1);
     }
 }

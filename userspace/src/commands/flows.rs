@@ -30,6 +30,11 @@ pub struct FlowsArgs {
     /// A flow ends (and a new one begins) when it has lasted this long.
     #[arg(long, default_value = "1800s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub active_timeout: Duration,
+    /// End flows on timeouts only, as NFStream does, not on a TCP FIN or
+    /// RST (whose trailing ACKs then stay in the flow instead of starting
+    /// a short one).
+    #[arg(long)]
+    pub no_tcp_end: bool,
     /// A tcpdump filter expression: only the frames it matches count.
     #[arg(value_name = "EXPRESSION")]
     pub filter: Vec<String>,
@@ -48,6 +53,9 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
     let mut sink = Output::create(&args.output)?;
     let shown = args.output.display().to_string();
     let mut table = FlowTable::new(args.idle_timeout, args.active_timeout);
+    if args.no_tcp_end {
+        table = table.without_tcp_end();
+    }
     let mut done = Vec::new();
     let (mut packets, mut flows, mut other) = (0u64, 0u64, 0u64);
     let mut line = String::with_capacity(1024);
@@ -92,7 +100,11 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(
         report,
         "{flows} flows from {packets} IP packets of {name} written to {shown} ({other} other \
-         frames{}).",
+         frames{}{}).",
+        match table.later_fragments() {
+            0 => String::new(),
+            n => format!(", {n} later IP fragments without ports in no flow"),
+        },
         if args.filter.is_empty() {
             String::new()
         } else {

@@ -77,6 +77,11 @@ pub struct RunArgs {
     /// (a verdict before the flow ends).
     #[arg(long, value_name = "N", requires = "flows", value_parser = clap::value_parser!(u64).range(1..))]
     pub early: Option<u64>,
+    /// With --flows: end flows on timeouts only, as NFStream does (for a
+    /// model trained on NFStream's tables or `flows --no-tcp-end`), not on
+    /// a TCP FIN or RST.
+    #[arg(long, requires = "flows")]
+    pub no_tcp_end: bool,
     /// Without --model: packets to fit the first model on before scoring.
     #[arg(long, default_value_t = 50_000, value_name = "PACKETS")]
     pub warmup: usize,
@@ -591,6 +596,7 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
             .clone()
             .context("--flows needs --classifier")?,
         early: args.early,
+        tcp_end: !args.no_tcp_end,
         idle: Duration::from_secs(120),
         active: Duration::from_secs(1800),
         output: args.output.clone(),

@@ -28,6 +28,8 @@ use crate::models::rforest::RandomForest;
 pub struct FlowOptions {
     pub classifier: PathBuf,
     pub early: Option<u64>,
+    /// Whether a TCP FIN or RST ends a flow.
+    pub tcp_end: bool,
     pub idle: std::time::Duration,
     pub active: std::time::Duration,
     pub output: Option<PathBuf>,
@@ -113,7 +115,10 @@ impl<'a> FlowScorer<'a> {
         let eve = o.eve.as_deref().map(EveFile::create).transpose()?;
         let classes = model.n_classes();
         Ok(FlowScorer {
-            table: FlowTable::new(o.idle, o.active),
+            table: match o.tcp_end {
+                true => FlowTable::new(o.idle, o.active),
+                false => FlowTable::new(o.idle, o.active).without_tcp_end(),
+            },
             plan,
             model,
             early: o.early,
@@ -261,11 +266,15 @@ impl<'a> FlowScorer<'a> {
             .collect();
         format!(
             "Flows: {} classified at their end and {} early ({}); {} still open counted at the \
-             end.\n",
+             end{}.\n",
             self.scored - self.early_scored,
             self.early_scored,
             classes.join(", "),
-            self.table.open()
+            self.table.open(),
+            match self.table.later_fragments() {
+                0 => String::new(),
+                n => format!("; {n} later IP fragments (without ports) in no flow"),
+            }
         )
     }
 }
