@@ -9,6 +9,7 @@ pub mod behaviour;
 pub mod build;
 pub mod filter;
 pub mod flow;
+pub mod flow_stats;
 pub mod maps;
 pub mod parser;
 pub mod protocol;

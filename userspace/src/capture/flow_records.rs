@@ -19,6 +19,7 @@
 
 use std::net::IpAddr;
 
+use ml_sniffing_common::flow_stats::{BiFlowKey, FlowStats, Side, FLAGS};
 use ml_sniffing_common::record::PacketRecord;
 
 /// Why a flow ended (`expiration_id`).
@@ -32,110 +33,27 @@ pub enum Expiration {
     End = -1,
 }
 
-/// Running minimum, maximum, mean and variance (Welford).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Stat {
-    pub n: u64,
-    pub min: f64,
-    pub max: f64,
-    mean: f64,
-    m2: f64,
-}
-
-impl Stat {
-    fn add(&mut self, x: f64) {
-        if self.n == 0 {
-            self.min = x;
-            self.max = x;
-        } else {
-            self.min = self.min.min(x);
-            self.max = self.max.max(x);
-        }
-        self.n += 1;
-        let d = x - self.mean;
-        self.mean += d / self.n as f64;
-        self.m2 += d * (x - self.mean);
-    }
-
-    pub fn mean(&self) -> f64 {
-        self.mean
-    }
-
-    /// The sample standard deviation (0 below two values).
-    pub fn stddev(&self) -> f64 {
-        if self.n < 2 {
-            0.0
-        } else {
-            (self.m2 / (self.n - 1) as f64).sqrt()
-        }
-    }
-}
-
-/// TCP flags counted, in NFStream's column order.
-pub const FLAGS: [(&str, u8); 8] = [
-    ("syn", 0x02),
-    ("cwr", 0x80),
-    ("ece", 0x40),
-    ("urg", 0x20),
-    ("ack", 0x10),
-    ("psh", 0x08),
-    ("rst", 0x04),
-    ("fin", 0x01),
-];
-
-/// One direction's (or both ways') counts.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Side {
-    pub first_ms: u64,
-    pub last_ms: u64,
-    pub packets: u64,
-    pub bytes: u64,
-    pub sizes: Stat,
-    pub gaps_ms: Stat,
-    pub flags: [u64; 8],
-}
-
-impl Side {
-    fn add(&mut self, ms: u64, size: u32, tcp_flags: u8) {
-        if self.packets == 0 {
-            self.first_ms = ms;
-        } else {
-            self.gaps_ms.add(ms.saturating_sub(self.last_ms) as f64);
-        }
-        self.last_ms = ms;
-        self.packets += 1;
-        self.bytes += size as u64;
-        self.sizes.add(size as f64);
-        for (i, (_, bit)) in FLAGS.iter().enumerate() {
-            self.flags[i] += (tcp_flags & bit != 0) as u64;
-        }
-    }
-
-    pub fn duration_ms(&self) -> u64 {
-        self.last_ms - self.first_ms
-    }
-}
-
-/// A finished flow.
+/// A finished flow (or one going on, for an early verdict).
 #[derive(Debug, Clone)]
 pub struct Flow {
     pub id: u64,
     pub expiration: Expiration,
     pub src: IpAddr,
-    pub src_port: u16,
     pub dst: IpAddr,
-    pub dst_port: u16,
-    pub protocol: u8,
-    pub ip_version: u8,
-    pub vlan_id: u16,
-    pub both: Side,
-    pub src2dst: Side,
-    pub dst2src: Side,
-    /// The source as the records hold it, to tell the directions apart.
-    src_raw: [u8; 16],
+    pub stats: FlowStats,
 }
 
-type Key = (u16, u8, [u8; 16], u16, [u8; 16], u16);
+impl Flow {
+    pub fn new(id: u64, stats: FlowStats) -> Self {
+        Flow {
+            id,
+            expiration: Expiration::End,
+            src: address(stats.src_addr, stats.ip_version),
+            dst: address(stats.dst_addr, stats.ip_version),
+            stats,
+        }
+    }
+}
 
 fn address(bytes: [u8; 16], version: u8) -> IpAddr {
     let v6 = std::net::Ipv6Addr::from(bytes);
@@ -151,7 +69,7 @@ pub struct FlowTable {
     active_ms: u64,
     /// Whether a TCP FIN or RST ends a flow.
     tcp_end: bool,
-    flows: rustc_hash::FxHashMap<Key, Flow>,
+    flows: rustc_hash::FxHashMap<BiFlowKey, (u64, FlowStats)>,
     next_id: u64,
     /// Traffic time of the last sweep for idle flows.
     swept_ms: u64,
@@ -181,7 +99,7 @@ impl FlowTable {
     }
 
     /// Why `f` has ended by `now` (ms), if it has.
-    fn timed_out(&self, f: &Flow, now: u64) -> Option<Expiration> {
+    fn timed_out(&self, f: &FlowStats, now: u64) -> Option<Expiration> {
         if now.saturating_sub(f.both.last_ms) >= self.idle_ms {
             Some(Expiration::Idle)
         } else if now.saturating_sub(f.both.first_ms) >= self.active_ms {
@@ -200,10 +118,10 @@ impl FlowTable {
         self.later_fragments
     }
 
-    /// Counts a packet (epoch timestamp); flows it ends, or that timed out
-    /// by its time, go to `done`. Returns the flow it joined while that one
-    /// goes on.
-    pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) -> Option<&Flow> {
+    /// Counts a packet (epoch timestamp, frame length); flows it ends, or
+    /// that timed out by its time, go to `done`. Returns the flow it joined
+    /// while that one goes on (its id and statistics).
+    pub fn add(&mut self, r: &PacketRecord, done: &mut Vec<Flow>) -> Option<(u64, &FlowStats)> {
         if r.is_later_fragment() {
             self.later_fragments += 1;
             return None;
@@ -220,72 +138,48 @@ impl FlowTable {
             self.sweep(now, done);
             self.swept_ms = now;
         }
-        let ports = matches!(r.protocol, 6 | 17 | 132);
-        let (sp, dp) = if ports {
-            (r.src_port, r.dst_port)
-        } else {
-            (0, 0)
-        };
-        let a = (r.src_addr, sp);
-        let b = (r.dst_addr, dp);
-        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-        let key: Key = (r.vlan_id, r.protocol, lo.0, lo.1, hi.0, hi.1);
-        if let Some(f) = self.flows.get(&key) {
+        let key = BiFlowKey::of(r);
+        if let Some((_, f)) = self.flows.get(&key) {
             if let Some(why) = self.timed_out(f, now) {
-                let mut f = self.flows.remove(&key).expect("present");
-                f.expiration = why;
-                done.push(f);
+                let (id, f) = self.flows.remove(&key).expect("present");
+                done.push(Flow {
+                    expiration: why,
+                    ..Flow::new(id, f)
+                });
             }
         }
-        let id = &mut self.next_id;
-        let flow = self.flows.entry(key).or_insert_with(|| {
-            *id += 1;
-            Flow {
-                id: *id - 1,
-                expiration: Expiration::End,
-                src: address(r.src_addr, r.ip_version),
-                src_port: sp,
-                dst: address(r.dst_addr, r.ip_version),
-                dst_port: dp,
-                protocol: r.protocol,
-                ip_version: r.ip_version,
-                vlan_id: r.vlan_id,
-                both: Side::default(),
-                src2dst: Side::default(),
-                dst2src: Side::default(),
-                src_raw: r.src_addr,
-            }
+        let next = &mut self.next_id;
+        let (_, flow) = self.flows.entry(key).or_insert_with(|| {
+            *next += 1;
+            (*next - 1, FlowStats::default())
         });
-        let forward = r.src_addr == flow.src_raw && sp == flow.src_port;
-        let flags = if r.protocol == 6 { r.tcp_flags } else { 0 };
-        flow.both.add(now, r.frame_len, flags);
-        if forward {
-            flow.src2dst.add(now, r.frame_len, flags);
-        } else {
-            flow.dst2src.add(now, r.frame_len, flags);
-        }
-        if self.tcp_end && flags & (0x01 | 0x04) != 0 {
-            let mut f = self.flows.remove(&key).expect("present");
-            f.expiration = Expiration::Closed;
-            done.push(f);
+        let closing = flow.add(r, r.frame_len, now);
+        if self.tcp_end && closing {
+            let (id, f) = self.flows.remove(&key).expect("present");
+            done.push(Flow {
+                expiration: Expiration::Closed,
+                ..Flow::new(id, f)
+            });
             return None;
         }
-        self.flows.get(&key)
+        self.flows.get(&key).map(|(id, f)| (*id, f))
     }
 
     /// Flows idle or active for longer than the timeouts at `now`.
     fn sweep(&mut self, now: u64, done: &mut Vec<Flow>) {
-        let ended: Vec<(Key, Expiration)> = self
+        let ended: Vec<(BiFlowKey, Expiration)> = self
             .flows
             .iter()
-            .filter_map(|(k, f)| self.timed_out(f, now).map(|why| (*k, why)))
+            .filter_map(|(k, (_, f))| self.timed_out(f, now).map(|why| (*k, why)))
             .collect();
         let mut ended: Vec<Flow> = ended
             .into_iter()
             .map(|(k, why)| {
-                let mut f = self.flows.remove(&k).expect("present");
-                f.expiration = why;
-                f
+                let (id, f) = self.flows.remove(&k).expect("present");
+                Flow {
+                    expiration: why,
+                    ..Flow::new(id, f)
+                }
             })
             .collect();
         ended.sort_by_key(|f| f.id);
@@ -297,7 +191,11 @@ impl FlowTable {
     pub fn finish(&mut self, done: &mut Vec<Flow>) {
         // Those already idle (or too old) by the last packet's time ended so.
         self.sweep(self.latest_ms, done);
-        let mut rest: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut rest: Vec<Flow> = self
+            .flows
+            .drain()
+            .map(|(_, (id, f))| Flow::new(id, f))
+            .collect();
         rest.sort_by_key(|f| f.id);
         done.extend(rest);
     }
@@ -351,20 +249,21 @@ pub fn header() -> String {
 /// Writes `f` as one CSV line (without the newline) to `out`.
 pub fn row(f: &Flow, out: &mut String) {
     use std::fmt::Write;
+    let st = &f.stats;
     let _ = write!(
         out,
         "{},{},{},{},{},{},{},{},{}",
         f.id,
         f.expiration as i8,
         f.src,
-        f.src_port,
+        st.src_port,
         f.dst,
-        f.dst_port,
-        f.protocol,
-        f.ip_version,
-        f.vlan_id
+        st.dst_port,
+        st.protocol,
+        st.ip_version,
+        st.vlan_id
     );
-    let sides = [&f.both, &f.src2dst, &f.dst2src];
+    let sides = [&st.both, &st.src2dst, &st.dst2src];
     for s in sides {
         let _ = write!(
             out,
@@ -376,15 +275,10 @@ pub fn row(f: &Flow, out: &mut String) {
             s.bytes
         );
     }
-    for stat in [|s: &Side| s.sizes, |s: &Side| s.gaps_ms] {
+    for stat in [Side::sizes, Side::gaps_ms] {
         for s in sides {
-            let st = stat(s);
-            let (min, max) = if st.n > 0 {
-                (st.min, st.max)
-            } else {
-                (0.0, 0.0)
-            };
-            let _ = write!(out, ",{},{},{},{}", min, st.mean(), st.stddev(), max);
+            let [min, mean, sd, max] = stat(s);
+            let _ = write!(out, ",{min},{mean},{sd},{max}");
         }
     }
     for s in sides {
@@ -439,18 +333,19 @@ mod tests {
         assert_eq!(done.len(), 1, "the FIN ends it");
         let f = &done[0];
         assert_eq!(f.expiration, Expiration::Closed);
-        assert_eq!((f.src.to_string(), f.src_port), (c.to_string(), 4000));
-        assert_eq!((f.both.packets, f.both.bytes), (4, 260));
-        assert_eq!((f.src2dst.packets, f.dst2src.packets), (2, 2));
-        assert_eq!(f.both.duration_ms(), 70);
-        assert_eq!((f.both.gaps_ms.min, f.both.gaps_ms.max), (10.0, 40.0));
-        assert!((f.both.gaps_ms.mean() - 70.0 / 3.0).abs() < 1e-9);
+        assert_eq!((f.src.to_string(), f.stats.src_port), (c.to_string(), 4000));
+        assert_eq!((f.stats.both.packets, f.stats.both.bytes), (4, 260));
+        assert_eq!((f.stats.src2dst.packets, f.stats.dst2src.packets), (2, 2));
+        assert_eq!(f.stats.both.duration_ms(), 70);
+        let gaps = f.stats.both.gaps_ms();
+        assert_eq!((gaps[0], gaps[3]), (10.0, 40.0));
+        assert!((gaps[1] - 70.0 / 3.0).abs() < 1e-9);
         // Sizes 60, 60, 100, 40: mean 65, sample variance 1900/3.
-        assert!((f.both.sizes.stddev() - (1900.0f64 / 3.0).sqrt()).abs() < 1e-9);
-        assert_eq!(f.src2dst.gaps_ms.mean(), 30.0);
-        assert_eq!(f.both.flags[0], 2, "SYN and SYN-ACK");
-        assert_eq!(f.both.flags[4], 3, "ACKs");
-        assert_eq!(f.dst2src.flags[7], 1, "the server's FIN");
+        assert!((f.stats.both.sizes()[2] - (1900.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(f.stats.src2dst.gaps_ms()[1], 30.0);
+        assert_eq!(f.stats.both.flags[0], 2, "SYN and SYN-ACK");
+        assert_eq!(f.stats.both.flags[4], 3, "ACKs");
+        assert_eq!(f.stats.dst2src.flags[7], 1, "the server's FIN");
     }
 
     #[test]
@@ -464,7 +359,7 @@ mod tests {
         assert_eq!(done.len(), 1, "{done:?}");
         assert_eq!(done[0].expiration, Expiration::Active);
         assert_eq!(
-            done[0].both.packets, 5,
+            done[0].stats.both.packets, 5,
             "0..5 s, then 5 s (as long as the active timeout) starts a new flow"
         );
         t.add(&packet(a, 1, b, 2, 9000, 50, 0x10), &mut done);
@@ -491,9 +386,12 @@ mod tests {
         t.finish(&mut done);
         assert_eq!(done.len(), 1);
         let f = &done[0];
-        assert_eq!((f.both.packets, f.both.bytes), (2, 110));
-        assert_eq!((f.both.first_ms, f.both.last_ms), (5000, 5000));
-        assert_eq!((f.dst2src.first_ms, f.both.gaps_ms.max), (5000, 0.0));
+        assert_eq!((f.stats.both.packets, f.stats.both.bytes), (2, 110));
+        assert_eq!((f.stats.both.first_ms, f.stats.both.last_ms), (5000, 5000));
+        assert_eq!(
+            (f.stats.dst2src.first_ms, f.stats.both.gaps_ms()[3]),
+            (5000, 0.0)
+        );
         assert_eq!(t.later_fragments(), 1);
     }
 }

@@ -142,9 +142,9 @@ impl<'a> FlowScorer<'a> {
     pub fn push(&mut self, r: &PacketRecord) -> Result<()> {
         let mut done = std::mem::take(&mut self.done);
         let joined = self.table.add(r, &mut done);
-        if let (Some(n), Some(flow)) = (self.early, joined) {
-            if flow.both.packets == n {
-                let flow = flow.clone();
+        if let (Some(n), Some((id, stats))) = (self.early, joined) {
+            if stats.both.packets == n {
+                let flow = Flow::new(id, *stats);
                 self.score(&flow, true)?;
             }
         }
@@ -205,11 +205,11 @@ impl<'a> FlowScorer<'a> {
                 self.out,
                 "flow {}:{} -> {}:{} proto {}: {name} (p={p:.2}), {} packets{}",
                 f.src,
-                f.src_port,
+                f.stats.src_port,
                 f.dst,
-                f.dst_port,
-                f.protocol,
-                f.both.packets,
+                f.stats.dst_port,
+                f.stats.protocol,
+                f.stats.both.packets,
                 if early {
                     " (early)".to_string()
                 } else {
@@ -223,22 +223,22 @@ impl<'a> FlowScorer<'a> {
     fn event(&self, f: &Flow, class: &str, p: f64, early: bool) -> serde_json::Value {
         let ms = |t: u64| eve_timestamp(t * 1_000_000);
         let mut event = json!({
-            "timestamp": ms(f.both.last_ms),
+            "timestamp": ms(f.stats.both.last_ms),
             "event_type": "flow",
             "src_ip": f.src.to_string(),
-            "src_port": f.src_port,
+            "src_port": f.stats.src_port,
             "dest_ip": f.dst.to_string(),
-            "dest_port": f.dst_port,
-            "proto": super::eve::proto_name(f.protocol),
-            "vlan": f.vlan_id,
-            "community_id": community_id(f.src, f.dst, f.protocol, f.src_port, f.dst_port),
+            "dest_port": f.stats.dst_port,
+            "proto": super::eve::proto_name(f.stats.protocol),
+            "vlan": f.stats.vlan_id,
+            "community_id": community_id(f.src, f.dst, f.stats.protocol, f.stats.src_port, f.stats.dst_port),
             "flow": {
-                "pkts_toserver": f.src2dst.packets,
-                "pkts_toclient": f.dst2src.packets,
-                "bytes_toserver": f.src2dst.bytes,
-                "bytes_toclient": f.dst2src.bytes,
-                "start": ms(f.both.first_ms),
-                "end": ms(f.both.last_ms),
+                "pkts_toserver": f.stats.src2dst.packets,
+                "pkts_toclient": f.stats.dst2src.packets,
+                "bytes_toserver": f.stats.src2dst.bytes,
+                "bytes_toclient": f.stats.dst2src.bytes,
+                "start": ms(f.stats.both.first_ms),
+                "end": ms(f.stats.both.last_ms),
                 "state": if early { "early" } else { "closed" },
                 "reason": if early { "early" } else { reason(f.expiration) },
             },
