@@ -959,6 +959,116 @@ mod privileged {
         }
     }
 
+    /// Flow records: the kernel program's (BPF_PROG_TEST_RUN; those a FIN
+    /// or RST ended from their ring, the rest from the map) equal, bit for
+    /// bit, the userspace flow table's for the same packets at the same
+    /// times (the kernel's, read from the packet records it also writes).
+    #[test]
+    fn kernel_and_userspace_keep_identical_flow_records() {
+        use ml_sniffing::capture::flow_records::FlowTable;
+        use ml_sniffing::capture::kernel_flows::{drain_flow_ring, records};
+        use ml_sniffing::capture::programs;
+        use ml_sniffing::capture::ringbuf::drain_ring;
+        use ml_sniffing::capture::xdp::Loaded;
+        use ml_sniffing_common::flow_stats::FlowStats;
+        use ml_sniffing_common::maps::Config;
+        use ml_sniffing_common::parser::{parse, Link, Outcome};
+        use ml_sniffing_common::record::PacketRecord;
+
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let config = Config {
+            flags: Config::FLOW_RECORDS,
+            ..Config::default()
+        };
+        let mut loaded = Loaded::new(programs::capture().unwrap(), config).unwrap();
+        let mut ring = loaded.take_ring().unwrap();
+        let mut flow_ring = loaded.take_flow_ring().unwrap();
+        let map = loaded.take_flow_records().unwrap();
+        let year = Duration::from_secs(365 * 86_400);
+        let mut table = FlowTable::new(year, year);
+        let (mut malformed, mut packets) = (0, 0);
+        let (mut kernel_closed, mut user_closed) = (Vec::new(), Vec::new());
+        // Then 30 conversations of 12 packets both ways, a few ms apart (so
+        // that gaps are not all 0 ms), half of them closed by a FIN.
+        let mut frames = differential_frames();
+        let (c, s) = (ip("10.1.0.1"), ip("10.1.0.2"));
+        let mut paced = std::collections::HashSet::new();
+        for n in 0..12u16 {
+            for port in 1000..1030u16 {
+                let last = n == 11 && port % 2 == 0;
+                let flags = if last {
+                    tcp_flags::FIN | tcp_flags::ACK
+                } else {
+                    tcp_flags::ACK
+                };
+                let (src, dst, sp, dp) = if n % 3 == 1 {
+                    (s, c, 80, port)
+                } else {
+                    (c, s, port, 80)
+                };
+                let tcp = Transport::Tcp {
+                    src: sp,
+                    dst: dp,
+                    flags,
+                };
+                paced.insert(frames.len());
+                frames.push(
+                    FrameSpec::new(src, dst, tcp)
+                        .payload(10 * n as usize + 1)
+                        .build(),
+                );
+            }
+        }
+        for (i, frame) in frames.iter().enumerate() {
+            if paced.contains(&i) && i % 7 == 0 {
+                std::thread::sleep(Duration::from_millis(1 + (i % 3) as u64));
+            }
+            loaded.test_run(frame, 1).unwrap();
+            let mut got = Vec::new();
+            drain_ring(&mut ring, &mut got, 16, &mut malformed);
+            assert_eq!(drain_flow_ring(&mut flow_ring, &mut kernel_closed), 0);
+            let mut want = PacketRecord::default();
+            if parse(&frame[..], Link::Ethernet, frame.len(), &mut want) != Outcome::Ip {
+                continue;
+            }
+            assert_eq!(got.len(), 1, "frame {i}");
+            packets += 1;
+            want.timestamp_ns = got[0].timestamp_ns;
+            want.frame_len = frame.len() as u32;
+            let mut done = Vec::new();
+            table.add(&want, &mut done);
+            user_closed.extend(done.into_iter().map(|f| f.stats));
+            assert_eq!(
+                kernel_closed.len(),
+                user_closed.len(),
+                "frame {i}: {frame:02x?}"
+            );
+        }
+        assert_eq!(kernel_closed, user_closed, "flows ended by FIN or RST");
+        let mut kernel_open = records(&map).unwrap();
+        let mut user_open: Vec<_> = table.open_flows().map(|(k, (_, f))| (*k, *f)).collect();
+        let order = |v: &mut Vec<(_, FlowStats)>| v.sort_by_key(|(k, _)| format!("{k:?}"));
+        order(&mut kernel_open);
+        order(&mut user_open);
+        assert_eq!(kernel_open.len(), user_open.len());
+        assert!(kernel_open == user_open, "the flows still open differ");
+        let counters = loaded.counters().unwrap();
+        assert_eq!(counters.flows_exported, kernel_closed.len() as u64);
+        assert_eq!((counters.flow_overflow, counters.flow_ring_full), (0, 0));
+        // Enough of everything to mean something.
+        let all = || kernel_open.iter().map(|(_, f)| f).chain(&kernel_closed);
+        let long = all().filter(|f| f.both.packets >= 12).count();
+        let gaps = all()
+            .filter(|f| f.both.gap_max > 0 && f.dst2src.packets > 0)
+            .count();
+        assert!(kernel_closed.len() >= 100, "{} closed", kernel_closed.len());
+        assert!(long >= 30, "{long} flows of 12 packets or more");
+        assert!(gaps >= 30, "{gaps} two-way flows with gaps over 0 ms");
+        assert!(packets >= 2000, "{packets} packets");
+    }
+
     /// The filter program in the kernel decides as the userspace copy of
     /// the same code does, frame by frame, for expressions of every kind of
     /// test (BPF_PROG_TEST_RUN; a filtered frame is counted, not emitted).

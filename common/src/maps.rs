@@ -18,6 +18,14 @@ pub const CONFIG: &str = "CONFIG";
 /// The filter program ([`crate::filter::Program`]), read when
 /// [`Config::FILTER`] is set.
 pub const FILTER: &str = "FILTER";
+/// Bidirectional flow records (`HashMap<BiFlowKey, FlowStats>`, see
+/// [`crate::flow_stats`]), kept when [`Config::FLOW_RECORDS`] is set.
+pub const FLOW_RECORDS: &str = "FLOW_RECORDS";
+/// Ring buffer of flow records ended by a TCP FIN or RST (`FlowStats`).
+pub const FLOW_EVENTS: &str = "FLOW_EVENTS";
+/// A zeroed `FlowStats`, the value a new flow record is inserted as (it is
+/// larger than the program's stack allows).
+pub const ZERO_FLOW: &str = "ZERO_FLOW";
 /// The capture program's name in the object (its function name).
 pub const PROGRAM: &str = "ml_sniffing";
 
@@ -42,14 +50,21 @@ pub const FLOWS_MAX: u32 = 1 << 18;
 pub const HOSTS_MAX: u32 = 1 << 16;
 /// Pairs of hosts remembered: 131,072 of 88 bytes.
 pub const PAIRS_MAX: u32 = 1 << 17;
+/// Flow records kept at once when asked for: 131,072 of 440 bytes, about
+/// 60 MiB (a plain hash map, preallocated; 1 entry when not asked for).
+/// When it is full a new flow's packets go out as packet records instead
+/// (`flow_overflow`), so userspace counts them: none is lost.
+pub const FLOW_RECORDS_MAX: u32 = 1 << 17;
+/// Flow-record ring size: 8 MiB, about 20,000 ended flows.
+pub const FLOW_EVENTS_BYTES: u32 = 8 << 20;
 
 /// What the program counted, per CPU. Every frame lands in exactly one of
 /// the outcome counters, so nothing the program fails to hand to userspace
 /// goes uncounted:
-/// `seen = emitted + ring_full + unparsed + not_ip + filtered + sampled_out`
-/// (when no `SKIP_*` bit is set).
+/// `seen = emitted + ring_full + unparsed + not_ip + filtered + sampled_out
+/// + flow_recorded` (when no `SKIP_*` bit is set).
 ///
-/// Layout: eight `u64`, 64 bytes, no padding.
+/// Layout: twelve `u64`, 96 bytes, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -73,8 +88,19 @@ pub struct Counters {
     /// record still goes out: as its flow's first packet, with the missing
     /// host or pair part zero). Not an outcome: overlaps the others.
     pub flow_insert_failed: u64,
+    /// Packets counted in a kernel flow record and not written as packet
+    /// records ([`Config::FLOW_RECORDS_ONLY`]).
+    pub flow_recorded: u64,
+    /// Flow records written to the flow ring (ended by FIN or RST).
+    pub flows_exported: u64,
+    /// Flows ended by FIN or RST that the flow ring could not take: they
+    /// stay in the map and end by timeout instead. Not an outcome.
+    pub flow_ring_full: u64,
+    /// Packets whose flow record could not be inserted (the map was full):
+    /// they went out as packet records. Not an outcome.
+    pub flow_overflow: u64,
 }
-const _: () = assert!(core::mem::size_of::<Counters>() == 64);
+const _: () = assert!(core::mem::size_of::<Counters>() == 96);
 
 impl Counters {
     /// Sums per-CPU values.
@@ -89,6 +115,10 @@ impl Counters {
             t.filtered += c.filtered;
             t.sampled_out += c.sampled_out;
             t.flow_insert_failed += c.flow_insert_failed;
+            t.flow_recorded += c.flow_recorded;
+            t.flows_exported += c.flows_exported;
+            t.flow_ring_full += c.flow_ring_full;
+            t.flow_overflow += c.flow_overflow;
         }
         t
     }
@@ -102,6 +132,7 @@ impl Counters {
             + self.not_ip
             + self.filtered
             + self.sampled_out
+            + self.flow_recorded
     }
 }
 
@@ -135,6 +166,14 @@ impl Config {
     /// Run the [`FILTER`] program: packets it does not match are
     /// `filtered`, before any state counts them.
     pub const FILTER: u32 = 16;
+    /// Keep a bidirectional flow record per flow ([`FLOW_RECORDS`]) with
+    /// NFStream's statistics, and write it to [`FLOW_EVENTS`] when a TCP FIN
+    /// or RST ends it (userspace ends the others on timeouts).
+    pub const FLOW_RECORDS: u32 = 32;
+    /// With `FLOW_RECORDS`: packets counted in a flow record are not
+    /// written as packet records (`flow_recorded`); later fragments and
+    /// packets whose record could not be inserted still are.
+    pub const FLOW_RECORDS_ONLY: u32 = 64;
 }
 
 /// The AF_XDP program's object (`ml-sniffing-xsk`): maps and programs.

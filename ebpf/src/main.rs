@@ -15,13 +15,14 @@ mod program {
         bindings::{xdp_action, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
         macros::{map, xdp},
-        maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+        maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
         programs::XdpContext,
     };
     use ml_sniffing_common::{
         behaviour::{self, HostKey, HostState, PairKey, PairState, StateMaps},
         filter,
         flow::{FlowKey, FlowState},
+        flow_stats::{BiFlowKey, FlowStats},
         maps::{self, Config, Counters},
         parser::{self, Frame, Link, Outcome},
         record::PacketRecord,
@@ -62,6 +63,22 @@ mod program {
 
     #[map(name = "COUNTERS")]
     static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Flow records (`Config::FLOW_RECORDS`). A plain hash map, not an
+    /// LRU one: an LRU map would push an old flow out unseen; here a new
+    /// flow that does not fit goes to userspace as packet records. Updated
+    /// without a lock, as the flow state above: the two directions of a
+    /// flow can land on two receive queues (RSS is not symmetric on every
+    /// NIC), and a rare simultaneous update may then lose one count.
+    #[map(name = "FLOW_RECORDS")]
+    static FLOW_RECORDS: HashMap<BiFlowKey, FlowStats> =
+        HashMap::with_max_entries(maps::FLOW_RECORDS_MAX, 0);
+
+    #[map(name = "FLOW_EVENTS")]
+    static FLOW_EVENTS: RingBuf = RingBuf::with_byte_size(maps::FLOW_EVENTS_BYTES, 0);
+
+    #[map(name = "ZERO_FLOW")]
+    static ZERO_FLOW: Array<FlowStats> = Array::with_max_entries(1, 0);
 
     #[map(name = "CONFIG")]
     static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
@@ -209,6 +226,22 @@ mod program {
             }
         }
 
+        if config.flags & Config::FLOW_RECORDS != 0 && !record.is_later_fragment() {
+            match flow_record(record, now / 1_000_000, counters) {
+                Some(()) if config.flags & Config::FLOW_RECORDS_ONLY != 0 => {
+                    counters.flow_recorded += 1;
+                    return Ok(xdp_action::XDP_PASS);
+                }
+                Some(()) => {}
+                None => {
+                    // Not sampled out: userspace must count this packet.
+                    counters.flow_overflow += 1;
+                    emit(record, counters);
+                    return Ok(xdp_action::XDP_PASS);
+                }
+            }
+        }
+
         if config.sample_every > 1 {
             // SAFETY: a helper without preconditions.
             let draw = unsafe { bpf_get_prandom_u32() };
@@ -219,19 +252,58 @@ mod program {
         }
 
         if config.flags & Config::SKIP_OUTPUT == 0 {
-            // Wake a waiting reader once every WAKEUP_EVERY records, not per
-            // record (see maps::DRAIN_EVERY_MS).
-            let wakeup = if (counters.emitted + 1) % maps::WAKEUP_EVERY == 0 {
-                BPF_RB_FORCE_WAKEUP
-            } else {
-                BPF_RB_NO_WAKEUP
-            };
-            match EVENTS.output::<PacketRecord>(&*record, wakeup as u64) {
-                Ok(()) => counters.emitted += 1,
-                Err(_) => counters.ring_full += 1,
-            }
+            emit(record, counters);
         }
         Ok(xdp_action::XDP_PASS)
+    }
+
+    /// Writes `record` to the ring buffer, counted.
+    #[inline(always)]
+    fn emit(record: &PacketRecord, counters: &mut Counters) {
+        // Wake a waiting reader once every WAKEUP_EVERY records, not per
+        // record (see maps::DRAIN_EVERY_MS).
+        let wakeup = if (counters.emitted + 1) % maps::WAKEUP_EVERY == 0 {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        };
+        match EVENTS.output::<PacketRecord>(record, wakeup as u64) {
+            Ok(()) => counters.emitted += 1,
+            Err(_) => counters.ring_full += 1,
+        }
+    }
+
+    /// Counts `record` in its flow record (`flow_stats`, the code userspace
+    /// runs on captures); a flow a FIN or RST ends goes to FLOW_EVENTS and
+    /// leaves the map. None when the record could not be inserted.
+    #[inline(always)]
+    fn flow_record(record: &PacketRecord, now_ms: u64, counters: &mut Counters) -> Option<()> {
+        let key = BiFlowKey::of(record);
+        let stats = match FLOW_RECORDS.get_ptr_mut(&key) {
+            Some(v) => v,
+            None => {
+                // SAFETY: a pointer to an array map's value, valid for the run.
+                let zero = unsafe { &*ZERO_FLOW.get_ptr(0)? };
+                // BPF_NOEXIST: a key another CPU inserted meanwhile is kept.
+                let _ = FLOW_RECORDS.insert(&key, zero, 1);
+                FLOW_RECORDS.get_ptr_mut(&key)?
+            }
+        };
+        // SAFETY: a pointer into the map's value, valid for this run of the
+        // program (see FLOW_RECORDS on concurrency).
+        let stats = unsafe { &mut *stats };
+        if stats.add(record, record.frame_len, now_ms) {
+            // Ended by FIN or RST: out to userspace, or kept (to end by
+            // timeout) when the ring is full, never lost.
+            match FLOW_EVENTS.output::<FlowStats>(stats, 0) {
+                Ok(()) => {
+                    counters.flows_exported += 1;
+                    let _ = FLOW_RECORDS.remove(&key);
+                }
+                Err(_) => counters.flow_ring_full += 1,
+            }
+        }
+        Some(())
     }
 
     #[unsafe(link_section = "license")]

@@ -113,6 +113,11 @@ impl FlowTable {
         self.flows.len()
     }
 
+    /// The flows going on (key, id and statistics), in no order.
+    pub fn open_flows(&self) -> impl Iterator<Item = (&BiFlowKey, &(u64, FlowStats))> {
+        self.flows.iter()
+    }
+
     /// Later IP fragments seen, which joined no flow.
     pub fn later_fragments(&self) -> u64 {
         self.later_fragments

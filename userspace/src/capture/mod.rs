@@ -14,6 +14,7 @@
 //! - [`link`]: the captured interface's state (down, no carrier, gone),
 //!   watched by live sessions.
 //! - [`stats`]: the program's per-CPU counters.
+//! - [`kernel_flows`]: the program's flow records (`run --flows` live).
 //! - [`live`]: a whole live session: attach, stream batches of records
 //!   (epoch timestamps) to a [`live::RecordSink`] until it is done or CTRL+C /
 //!   SIGTERM arrive, detach, report. `sniff` and the live monitor use it.
@@ -33,6 +34,7 @@ pub mod filter;
 pub mod flow_records;
 pub mod frame_stash;
 pub mod holder;
+pub mod kernel_flows;
 pub mod link;
 pub mod live;
 pub mod live_filter;

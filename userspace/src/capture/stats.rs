@@ -11,7 +11,7 @@ use ml_sniffing_common::maps::{self, Config, Counters};
 #[repr(transparent)]
 #[derive(Clone, Copy)]
 struct PodCounters(Counters);
-// SAFETY: `Counters` is `#[repr(C)]`, eight u64 without padding (size
+// SAFETY: `Counters` is `#[repr(C)]`, twelve u64 without padding (size
 // asserted in common), so any bytes are a valid value.
 unsafe impl aya::Pod for PodCounters {}
 

@@ -67,9 +67,16 @@ impl Loaded {
 
     /// As [`Loaded::new`], with a ring buffer of `ring_bytes` (a power of two
     /// multiple of the page size).
+    /// The flow-record map and ring take their full sizes only when
+    /// `config` asks for flow records (`Config::FLOW_RECORDS`).
     pub fn with_ring_size(object: &[u8], config: Config, ring_bytes: u32) -> Result<Self> {
+        let flow_records = config.flags & Config::FLOW_RECORDS != 0;
         let mut ebpf = load_object(object, maps::PROGRAM, |loader| {
             loader.map_max_entries(maps::EVENTS, ring_bytes);
+            if !flow_records {
+                loader.map_max_entries(maps::FLOW_RECORDS, 1);
+                loader.map_max_entries(maps::FLOW_EVENTS, 4096);
+            }
         })?;
         stats::configure(&mut ebpf, config)?;
         Ok(Loaded { ebpf })
@@ -99,6 +106,26 @@ impl Loaded {
             .context("the ring buffer was already taken")?;
         RingBuf::try_from(map)
             .with_context(|| format!("the {} map is not a ring buffer", maps::EVENTS))
+    }
+
+    /// The ring buffer of flow records ended by FIN or RST (taken once).
+    pub fn take_flow_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map(maps::FLOW_EVENTS)
+            .context("the flow-record ring was already taken")?;
+        RingBuf::try_from(map)
+            .with_context(|| format!("the {} map is not a ring buffer", maps::FLOW_EVENTS))
+    }
+
+    /// The flow records the program holds (taken once).
+    pub fn take_flow_records(&mut self) -> Result<super::kernel_flows::FlowRecordMap> {
+        let map = self
+            .ebpf
+            .take_map(maps::FLOW_RECORDS)
+            .context("the flow-record map was already taken")?;
+        aya::maps::HashMap::try_from(map)
+            .with_context(|| format!("the {} map is not a hash map", maps::FLOW_RECORDS))
     }
 
     /// The program's counters, summed over CPUs.
