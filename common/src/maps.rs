@@ -263,6 +263,10 @@ mod tests {
             filtered: 6,
             sampled_out: 7,
             flow_insert_failed: 8,
+            flow_recorded: 9,
+            flows_exported: 10,
+            flow_ring_full: 11,
+            flow_overflow: 12,
         };
         let total = Counters::sum([&a, &a, &Counters::default()]);
         assert_eq!(
@@ -275,10 +279,14 @@ mod tests {
                 not_ip: 10,
                 filtered: 12,
                 sampled_out: 14,
-                flow_insert_failed: 16
+                flow_insert_failed: 16,
+                flow_recorded: 18,
+                flows_exported: 20,
+                flow_ring_full: 22,
+                flow_overflow: 24,
             }
         );
-        assert_eq!(total.outcomes(), 4 + 6 + 8 + 10 + 12 + 14);
+        assert_eq!(total.outcomes(), 4 + 6 + 8 + 10 + 12 + 14 + 18);
     }
 
     #[test]
