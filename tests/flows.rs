@@ -444,6 +444,15 @@ mod privileged {
             .all(|e| e["ml_sniffing"]["class"] == "scan" && e["alert"].is_object()));
         let ordinary = events.iter().filter(|e| e["src_ip"] == "10.0.0.1").count();
         assert_eq!(ordinary, 60, "one event per exchange, ended by its FIN");
+        // All of them kept in the kernel: one record per flow, not per packet.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout
+                .contains("120 of them kept in the kernel's flow records (0 from packet records)")
+                && stdout.contains("flows ended by FIN/RST there:    60"),
+            "{}",
+            describe(&output)
+        );
         lab.assert_detached();
     }
 }

@@ -113,6 +113,12 @@ impl FlowTable {
         self.flows.len()
     }
 
+    /// An id no flow of this table has had (for flows built elsewhere).
+    pub fn new_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
+    }
+
     /// The flows going on (key, id and statistics), in no order.
     pub fn open_flows(&self) -> impl Iterator<Item = (&BiFlowKey, &(u64, FlowStats))> {
         self.flows.iter()

@@ -3,9 +3,15 @@
 //! idle and too-old ones out of the map. Their statistics are
 //! `ml_sniffing_common::flow_stats`, the code `flows` runs on captures.
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use ml_sniffing_common::flow_stats::{BiFlowKey, FlowStats};
+
+use super::clock::{monotonic_ns, KernelClock};
+use super::flow_records::Expiration;
+use super::xdp::Loaded;
 
 /// `BiFlowKey` as a map key (aya needs its own `Pod` marker).
 #[repr(transparent)]
@@ -71,4 +77,104 @@ pub fn sweep(
         }
     }
     Ok(ended)
+}
+
+/// A flow the kernel ended or userspace swept out, times in epoch ms.
+#[derive(Debug, Clone, Copy)]
+pub struct EndedFlow {
+    pub stats: FlowStats,
+    pub expiration: Expiration,
+}
+
+/// A live session's flow records: their ring and map, and the timeouts.
+pub struct KernelFlows {
+    ring: RingBuf<MapData>,
+    map: FlowRecordMap,
+    idle_ms: u64,
+    active_ms: u64,
+    last_sweep: Instant,
+    buf: Vec<FlowStats>,
+    /// Items in the ring that were not a flow record.
+    pub malformed: u64,
+    /// Flows taken out of the map by a timeout.
+    pub swept: u64,
+    /// Flows still in the map when the capture ended.
+    pub left_at_end: u64,
+}
+
+/// How often the map is swept for idle and too-old flows.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl KernelFlows {
+    /// The flow-record ring and map of `loaded` (loaded with
+    /// `Config::FLOW_RECORDS`).
+    pub fn take(loaded: &mut Loaded, idle: Duration, active: Duration) -> Result<Self> {
+        Ok(KernelFlows {
+            ring: loaded.take_flow_ring()?,
+            map: loaded.take_flow_records()?,
+            idle_ms: idle.as_millis() as u64,
+            active_ms: active.as_millis() as u64,
+            last_sweep: Instant::now(),
+            buf: Vec::new(),
+            malformed: 0,
+            swept: 0,
+            left_at_end: 0,
+        })
+    }
+
+    /// The flows ended since the last call: by a FIN or RST (from the
+    /// ring) and, once a second, by a timeout (swept from the map).
+    pub fn poll(&mut self, clock: &KernelClock, out: &mut Vec<EndedFlow>) -> Result<()> {
+        self.malformed += drain_flow_ring(&mut self.ring, &mut self.buf);
+        out.extend(
+            self.buf
+                .drain(..)
+                .map(|s| ended(s, Expiration::Closed, clock)),
+        );
+        if self.last_sweep.elapsed() >= SWEEP_EVERY {
+            self.last_sweep = Instant::now();
+            let now_ms = monotonic_ns() / 1_000_000;
+            for (s, idle) in sweep(&mut self.map, now_ms, self.idle_ms, self.active_ms)? {
+                self.swept += 1;
+                let why = if idle {
+                    Expiration::Idle
+                } else {
+                    Expiration::Active
+                };
+                out.push(ended(s, why, clock));
+            }
+        }
+        Ok(())
+    }
+
+    /// Once the program is detached: what the ring still holds, then every
+    /// flow left in the map (ended by the end of the capture).
+    pub fn finish(&mut self, clock: &KernelClock, out: &mut Vec<EndedFlow>) -> Result<()> {
+        self.malformed += drain_flow_ring(&mut self.ring, &mut self.buf);
+        out.extend(
+            self.buf
+                .drain(..)
+                .map(|s| ended(s, Expiration::Closed, clock)),
+        );
+        let mut rest = records(&self.map)?;
+        rest.sort_by_key(|(_, s)| s.both.first_ms);
+        self.left_at_end = rest.len() as u64;
+        out.extend(
+            rest.into_iter()
+                .map(|(_, s)| ended(s, Expiration::End, clock)),
+        );
+        Ok(())
+    }
+}
+
+/// `stats` with its kernel-clock times moved to the epoch.
+fn ended(mut stats: FlowStats, expiration: Expiration, clock: &KernelClock) -> EndedFlow {
+    let epoch_ms = |ms: u64| clock.to_epoch_ns(ms * 1_000_000) / 1_000_000;
+    for side in [&mut stats.both, &mut stats.src2dst, &mut stats.dst2src] {
+        if side.packets > 0 {
+            side.first_ms = epoch_ms(side.first_ms);
+            side.last_ms = epoch_ms(side.last_ms);
+        }
+    }
+    EndedFlow { stats, expiration }
 }

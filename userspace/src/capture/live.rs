@@ -29,6 +29,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::afxdp::{self, AfXdpOptions, AfXdpSummary, QueueSummary};
 use super::clock::KernelClock;
+use super::kernel_flows::{EndedFlow, KernelFlows};
 use super::link::{self, LinkState, LinkWatch};
 use super::programs;
 use super::ringbuf::RecordRing;
@@ -73,6 +74,10 @@ pub struct CaptureOptions {
     /// A filter: only the packets it matches are counted and handed over
     /// (see [`super::live_filter`]).
     pub filter: Option<ml_sniffing_common::filter::Program>,
+    /// Keep flow records in the kernel and hand over ended flows
+    /// ([`RecordSink::flows`]) instead of packet records, with these idle
+    /// and active timeouts (record path only).
+    pub flow_records: Option<(Duration, Duration)>,
 }
 
 impl CaptureOptions {
@@ -85,6 +90,7 @@ impl CaptureOptions {
             capture: CaptureMode::Xdp,
             af_xdp: AfXdpOptions::default(),
             filter: None,
+            flow_records: None,
         }
     }
 
@@ -95,6 +101,9 @@ impl CaptureOptions {
         }
         if self.filter.is_some() {
             flags |= Config::FILTER;
+        }
+        if self.flow_records.is_some() {
+            flags |= Config::FLOW_RECORDS | Config::FLOW_RECORDS_ONLY | Config::SKIP_FLOW;
         }
         Config {
             sample_every: self.sample_every,
@@ -150,6 +159,13 @@ pub trait RecordSink {
         let mut copy = *record;
         copy.timestamp_ns = epoch_ns;
         self.records(std::slice::from_ref(&copy))
+    }
+
+    /// Flows the kernel's flow records ended ([`CaptureOptions::flow_records`]),
+    /// to take out of `ended`. Default: ignore them.
+    fn flows(&mut self, ended: &mut Vec<EndedFlow>) -> Result<()> {
+        ended.clear();
+        Ok(())
     }
 
     /// Called after every drain and about every [`TICK`] while capturing
@@ -384,6 +400,10 @@ async fn session(
         loaded.set_filter(program)?;
     }
     let ring = RecordRing::new(loaded.take_ring()?).context("cannot poll the ring buffer")?;
+    let kernel_flows = match options.flow_records {
+        Some((idle, active)) => Some(KernelFlows::take(&mut loaded, idle, active)?),
+        None => None,
+    };
     let index = interface_index(&options.interface)?;
     let attached: Attached = loaded.attach(&options.interface, options.mode)?;
     let link = LinkWatch::start(&options.interface, index)?;
@@ -396,6 +416,8 @@ async fn session(
         delivered: 0,
         config: options.config(),
         backlog: 0,
+        kernel_flows,
+        ended_flows: Vec::new(),
     };
     let ended = session.run(sink, &mut signals).await;
     session.finish(sink, ended)
@@ -436,6 +458,8 @@ struct Session {
     config: Config,
     /// Most records found waiting since the sink last took it.
     backlog: u64,
+    kernel_flows: Option<KernelFlows>,
+    ended_flows: Vec<EndedFlow>,
 }
 
 impl Session {
@@ -479,6 +503,12 @@ impl Session {
                 if Instant::now() >= deadline {
                     cut_short = true;
                     break;
+                }
+            }
+            if let Some(k) = &mut self.kernel_flows {
+                k.poll(&self.clock, &mut self.ended_flows)?;
+                if !self.ended_flows.is_empty() {
+                    sink.flows(&mut self.ended_flows)?;
                 }
             }
             if clock_read.elapsed() >= KernelClock::REFRESH_EVERY {
@@ -532,6 +562,14 @@ impl Session {
             }
         }
         left_unread += self.discard_rest();
+        if let (Some(k), None) = (&mut self.kernel_flows, &error) {
+            let handed = k
+                .finish(&self.clock, &mut self.ended_flows)
+                .and_then(|()| sink.flows(&mut self.ended_flows));
+            if let Err(e) = handed {
+                error = Some(e);
+            }
+        }
         if error.is_none() {
             if let Err(e) = self.tick(sink) {
                 error = Some(e);

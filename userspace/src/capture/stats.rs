@@ -90,6 +90,24 @@ impl fmt::Display for Report<'_> {
                 c.flow_insert_failed
             )?;
         }
+        if c.flow_recorded != 0 || c.flows_exported != 0 {
+            writeln!(f, "  packets in kernel flow records:  {}", c.flow_recorded)?;
+            writeln!(f, "  flows ended by FIN/RST there:    {}", c.flows_exported)?;
+        }
+        if c.flow_overflow != 0 {
+            writeln!(
+                f,
+                "  packets of flows the kernel's flow map could not hold (counted in userspace): {}",
+                c.flow_overflow
+            )?;
+        }
+        if c.flow_ring_full != 0 {
+            writeln!(
+                f,
+                "  FIN/RST flows the flow ring could not take (ended by timeout instead): {}",
+                c.flow_ring_full
+            )?;
+        }
         Ok(())
     }
 }

@@ -641,7 +641,17 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
         )
     } else {
         // Flows need every packet.
-        let (interface, capture) = capture_options(args, 1)?;
+        let (interface, mut capture) = capture_options(args, 1)?;
+        // The kernel keeps the flows (one record per flow, not per packet)
+        // unless what was asked needs the packets: early verdicts, a packet
+        // count, flows that FIN/RST do not end, AF_XDP.
+        let in_kernel = args.early.is_none()
+            && args.packet_count.is_none()
+            && !args.no_tcp_end
+            && capture.capture == crate::capture::live::CaptureMode::Xdp;
+        if in_kernel {
+            capture.flow_records = Some((options.idle, options.active));
+        }
         eprintln!("Classifying the flows of {interface}; CTRL+C to stop.");
         let mut scorer = FlowScorer::new(&options, out)?;
         scorer.limit = args.packet_count;

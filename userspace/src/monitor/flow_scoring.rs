@@ -17,6 +17,7 @@ use serde_json::json;
 use super::community_id::community_id;
 use super::eve::{eve_timestamp, EveFile};
 use crate::capture::flow_records::{self, Expiration, Flow, FlowTable};
+use crate::capture::kernel_flows::EndedFlow;
 use crate::capture::live::RecordSink;
 use crate::features::encoding::FeaturePlan;
 use crate::io::output::Output;
@@ -57,6 +58,8 @@ pub struct FlowScorer<'a> {
     /// Live: stop after this many packets (`--packet-count`).
     pub limit: Option<u64>,
     packets: u64,
+    /// Flows that came ended from the kernel's flow records.
+    kernel_flows: u64,
 }
 
 /// Whether a class name means ordinary traffic (no alert fields).
@@ -135,6 +138,7 @@ impl<'a> FlowScorer<'a> {
             per_class: vec![0; classes],
             limit: None,
             packets: 0,
+            kernel_flows: 0,
         })
     }
 
@@ -275,11 +279,30 @@ impl<'a> FlowScorer<'a> {
                 0 => String::new(),
                 n => format!("; {n} later IP fragments (without ports) in no flow"),
             }
-        )
+        ) + &match self.kernel_flows {
+            0 => String::new(),
+            n => format!(
+                "{n} of them kept in the kernel's flow records ({} from packet records).\n",
+                self.scored - n
+            ),
+        }
     }
 }
 
 impl RecordSink for FlowScorer<'_> {
+    /// Flows from the kernel's flow records (live), scored as they end.
+    fn flows(&mut self, ended: &mut Vec<EndedFlow>) -> Result<()> {
+        for e in ended.drain(..) {
+            let flow = Flow {
+                expiration: e.expiration,
+                ..Flow::new(self.table.new_id(), e.stats)
+            };
+            self.kernel_flows += 1;
+            self.score(&flow, false)?;
+        }
+        Ok(())
+    }
+
     fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
         for r in batch {
             self.push(r)?;
