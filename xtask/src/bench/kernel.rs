@@ -215,13 +215,19 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
         "In-kernel cost, BPF_PROG_TEST_RUN, {REPEAT} runs x {ROUNDS} rounds (median), ns/packet:\n"
     );
     println!(
-        "| frame | empty program | parse | parse + flow | parse + flow + behaviour | parse + record | parse + flow + record | everything (flow, behaviour, record) |"
+        "| frame | empty program | parse | parse + flow | parse + flow + behaviour | parse + record | parse + flow + record | everything (flow, behaviour, record) | parse + flow record (`run --flows` live) | everything + flow record |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut empty = xdp::load_object(tx, "xdp_tx", |_| {})?;
     let empty_prog = xdp::program_mut(&mut empty, "xdp_tx")?;
-    let mut loaded = Loaded::new(capture, Config::default())?;
+    // Loaded with flow records on, so their map has its full size.
+    let with_records = Config {
+        sample_every: 0,
+        flags: Config::FLOW_RECORDS,
+    };
+    let mut loaded = Loaded::new(capture, with_records)?;
     let mut ring = loaded.take_ring()?;
+    let records_only = Config::FLOW_RECORDS | Config::FLOW_RECORDS_ONLY | Config::SKIP_FLOW;
     let variants = [
         Config::SKIP_FLOW | Config::SKIP_OUTPUT,
         Config::SKIP_OUTPUT | Config::SKIP_BEHAVIOUR,
@@ -229,6 +235,8 @@ fn in_kernel_cost(capture: &[u8], tx: &[u8]) -> Result<()> {
         Config::SKIP_FLOW,
         Config::SKIP_BEHAVIOUR,
         0,
+        records_only,
+        Config::FLOW_RECORDS,
     ];
     for (name, frame) in frames() {
         let base = ns_per_packet(
@@ -350,32 +358,47 @@ impl Generator {
         count: u64,
         rate: Option<f64>,
     ) -> Result<(Duration, Duration)> {
+        self.send_sequence(&[(frame, count)], rate)
+    }
+
+    /// Sends each frame of `sequence` as many times as it says, in order,
+    /// paced to `rate` over the whole sequence when given. Returns the wall
+    /// and CPU time.
+    pub(super) fn send_sequence(
+        &mut self,
+        sequence: &[(&[u8], u64)],
+        rate: Option<f64>,
+    ) -> Result<(Duration, Duration)> {
         const CHUNK: u64 = 10_000;
         let program = xdp::program_mut(&mut self.ebpf, "xdp_tx")?;
         let idle = xdp::interface_index(&self.idle)?;
         let link = program.attach_to_if_index(idle, aya::programs::XdpMode::Driver)?;
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
-        // rx_queue_index, egress_ifindex.
-        let ctx: Vec<u8> = [0, frame.len() as u32, 0, self.ifindex, 0, 0]
-            .iter()
-            .flat_map(|v| v.to_ne_bytes())
-            .collect();
         let start = Instant::now();
         let cpu_start = thread_cpu();
         let mut sent = 0;
-        while sent < count {
-            let n = CHUNK.min(count - sent);
-            let mut o = TestRunOptions::new();
-            o.data_in = Some(frame);
-            o.ctx_in = Some(&ctx);
-            o.repeat = n as u32;
-            o.attrs = TestRunAttrs::new().xdp_live_frames(64);
-            program.test_run(o).context("live-frames test run")?;
-            sent += n;
-            if let Some(rate) = rate {
-                let due = Duration::from_secs_f64(sent as f64 / rate);
-                if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait);
+        for (frame, count) in sequence {
+            // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+            // rx_queue_index, egress_ifindex.
+            let ctx: Vec<u8> = [0, frame.len() as u32, 0, self.ifindex, 0, 0]
+                .iter()
+                .flat_map(|v| v.to_ne_bytes())
+                .collect();
+            let mut left = *count;
+            while left > 0 {
+                let n = CHUNK.min(left);
+                let mut o = TestRunOptions::new();
+                o.data_in = Some(frame);
+                o.ctx_in = Some(&ctx);
+                o.repeat = n as u32;
+                o.attrs = TestRunAttrs::new().xdp_live_frames(64);
+                program.test_run(o).context("live-frames test run")?;
+                sent += n;
+                left -= n;
+                if let Some(rate) = rate {
+                    let due = Duration::from_secs_f64(sent as f64 / rate);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
                 }
             }
         }
@@ -589,6 +612,17 @@ pub(super) fn end_to_end(
     count: u64,
     rate: Option<f64>,
 ) -> Result<EndToEnd> {
+    end_to_end_sequence(args, vec![(frame.to_vec(), count)], rate)
+}
+
+/// As [`end_to_end`], sending each frame of `sequence` as many times as it
+/// says, in order.
+pub(super) fn end_to_end_sequence(
+    args: impl FnOnce(&str) -> Vec<String>,
+    sequence: Vec<(Vec<u8>, u64)>,
+    rate: Option<f64>,
+) -> Result<EndToEnd> {
+    let count: u64 = sequence.iter().map(|(_, n)| n).sum();
     let (_, tx) = objects()?;
     util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
     let binary = util::root().join("target/release/ml-sniffing");
@@ -606,15 +640,16 @@ pub(super) fn end_to_end(
     let ebpf = xdp::load_object(&tx, "xdp_tx", |_| {})?;
     let gen_if = lab.link.b.name.clone();
     let idle = lab.idle.a.name.clone();
-    let frame = frame.to_vec();
     let (elapsed, _) = lab.generator.enter(move || {
         let ifindex = xdp::interface_index(&gen_if)?;
+        let sequence: Vec<(&[u8], u64)> =
+            sequence.iter().map(|(f, n)| (f.as_slice(), *n)).collect();
         Generator {
             ebpf,
             ifindex,
             idle,
         }
-        .send(&frame, count, rate)
+        .send_sequence(&sequence, rate)
     })?;
     std::thread::sleep(Duration::from_millis(500));
     // SAFETY: kill has no memory-safety preconditions.

@@ -3,6 +3,7 @@
 
 mod afxdp;
 mod detect;
+mod flows_live;
 mod kernel;
 mod monitor;
 mod overload;
@@ -60,6 +61,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("kernel: in-kernel cost", kernel::cost),
     ("kernel: record path", kernel::record_path),
     ("kernel: veth", kernel::veth_rates),
+    ("kernel: flows live", flows_live::run),
     ("monitor", monitor::run),
     ("afxdp", afxdp::run),
     ("overload", overload::run),

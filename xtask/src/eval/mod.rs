@@ -6,7 +6,7 @@
 
 mod alerts;
 mod capture;
-mod data;
+pub mod data;
 mod files;
 mod link;
 mod metrics;
