@@ -128,7 +128,7 @@ fn delivery(
         sequence(),
         rate,
     )?;
-    let csv = std::fs::read_to_string(&flows_csv)
+    let csv = std::fs::read_to_string(flows_csv)
         .with_context(|| format!("no flow output: {}", run.stderr))?;
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().context("empty output")?.split(',').collect();
