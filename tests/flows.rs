@@ -460,11 +460,7 @@ mod privileged {
 /// Options `run --flows` does not serve are refused, not ignored.
 #[test]
 fn flows_refuse_the_packet_monitors_outputs() {
-    for extra in [
-        &["--web"][..],
-        &["--metrics", "127.0.0.1:9477"],
-        &["--kafka", "127.0.0.1:9092"],
-    ] {
+    for extra in [&["--web"][..], &["--metrics", "127.0.0.1:9477"]] {
         let out = Command::new(BIN)
             .args(["run", "--flows", "--classifier", "m.bin", "-r", "x.pcap"])
             .args(extra)

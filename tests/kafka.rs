@@ -144,6 +144,74 @@ fn every_event_arrives_once_keyed_by_its_flow() {
     assert_eq!(kafka_counts(&stdout), (total, 0, 0), "{stdout}");
 }
 
+/// `run --flows --kafka`: every flow event reaches `PREFIX-flow` once, as
+/// in the EVE file, keyed by its Community ID.
+#[test]
+fn flow_events_arrive_once_keyed_by_their_flow() {
+    let tansu = tansu();
+    let broker = Broker::start(&tansu, free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("scan.pcap");
+    let (frames, _) = traffic(T0_US, 400, "10.66.0.9");
+    {
+        let mut w =
+            PcapWriter::with_header(std::fs::File::create(&capture).unwrap(), header()).unwrap();
+        for (ts, f) in &frames {
+            w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f))
+                .unwrap();
+        }
+    }
+    // A classifier on the capture's own flows: the scanner's are `scan`.
+    let flows = Command::new(BIN)
+        .args(["flows", "-", "-r"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(flows.status.success(), "{}", describe(&flows));
+    let csv = String::from_utf8(flows.stdout).unwrap();
+    let mut lines = csv.lines();
+    let mut table = format!("{},label\n", lines.next().unwrap());
+    for l in lines {
+        let scan = l.split(',').nth(2) == Some("10.66.0.9");
+        table.push_str(&format!("{l},{}\n", if scan { "scan" } else { "benign" }));
+    }
+    std::fs::write(dir.path().join("flows.csv"), table).unwrap();
+    let model = dir.path().join("model.bin");
+    let trained = Command::new(BIN)
+        .args(["classify", "--label-column", "label", "--save-model"])
+        .arg(&model)
+        .arg(dir.path().join("flows.csv"))
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{}", describe(&trained));
+
+    let eve = dir.path().join("eve.json");
+    let output = Command::new(BIN)
+        .args(["run", "--flows", "-q", "--classifier"])
+        .arg(&model)
+        .arg("--read")
+        .arg(&capture)
+        .arg("--eve")
+        .arg(&eve)
+        .args(["--kafka", &broker.address, "--topic", "f1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let mut sent = eve_lines(&eve, "flow");
+    assert_eq!(sent.len(), 8 + 150, "eight UDP flows and the scan's probes");
+    let got = consume(&broker.address, "f1-flow");
+    for (key, value) in &got {
+        let v: serde_json::Value = serde_json::from_str(value).unwrap();
+        assert_eq!(key.as_deref(), v["community_id"].as_str(), "{value}");
+    }
+    let mut got: Vec<String> = got.into_iter().map(|(_, v)| v).collect();
+    sent.sort();
+    got.sort();
+    assert_eq!(got, sent, "each flow event once, as in the EVE file");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(kafka_counts(&stdout), (sent.len(), 0, 0), "{stdout}");
+}
+
 /// Everything the consumer can read of both topics.
 fn read_all(address: &str) -> Vec<String> {
     ["t2-alert", "t2-stats"]

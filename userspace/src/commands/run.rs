@@ -71,7 +71,7 @@ pub struct RunArgs {
     /// ends: lines for the classes other than benign/normal, --output CSV
     /// rows, EVE `flow` events (--eve, --json) with alert fields when the
     /// class is not benign.
-    #[arg(long, requires = "classifier", conflicts_with_all = ["model", "refit_every", "write_pcap", "web", "metrics", "kafka"])]
+    #[arg(long, requires = "classifier", conflicts_with_all = ["model", "refit_every", "write_pcap", "web", "metrics"])]
     pub flows: bool,
     /// With --flows: also classify each flow once after its first N packets
     /// (a verdict before the flow ends).
@@ -108,8 +108,9 @@ pub struct RunArgs {
     /// Send the EVE events to these Kafka brokers (`host:port`,
     /// comma-separated): alerts to the topic `PREFIX-alert`, keyed by their
     /// flow's Community ID (one flow's events stay in one partition), and
-    /// `stats` events to `PREFIX-stats`; missing topics are created with one
-    /// partition. Events wait in memory while the broker is away (see
+    /// `stats` events to `PREFIX-stats` (with --flows: flow events to
+    /// `PREFIX-flow`, keyed by Community ID); missing topics are created
+    /// with one partition. Events wait in memory while the broker is away (see
     /// --kafka-backlog) and go out when it returns; what is dropped is
     /// counted in the summary.
     #[arg(long, value_name = "BROKERS", value_delimiter = ',')]
@@ -250,6 +251,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
             brokers: args.kafka.clone(),
             prefix: args.topic.clone(),
             backlog: args.kafka_backlog as usize,
+            flows: false,
         }),
     };
     let json = args.json;
@@ -603,6 +605,12 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
         eve: args.alert.eve.clone(),
         json: args.json,
         quiet: args.quiet,
+        kafka: (!args.kafka.is_empty()).then(|| crate::monitor::kafka::KafkaOptions {
+            brokers: args.kafka.clone(),
+            prefix: args.topic.clone(),
+            backlog: args.kafka_backlog as usize,
+            flows: true,
+        }),
     };
     let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
     check_outputs(&options, &inputs)?;

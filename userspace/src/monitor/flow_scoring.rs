@@ -37,6 +37,8 @@ pub struct FlowOptions {
     pub eve: Option<PathBuf>,
     pub json: bool,
     pub quiet: bool,
+    /// `--kafka`: flow events to `PREFIX-flow`.
+    pub kafka: Option<super::kafka::KafkaOptions>,
 }
 
 pub struct FlowScorer<'a> {
@@ -60,6 +62,9 @@ pub struct FlowScorer<'a> {
     packets: u64,
     /// Flows that came ended from the kernel's flow records.
     kernel_flows: u64,
+    kafka: Option<super::kafka::Kafka>,
+    /// What became of the Kafka events, once finished.
+    kafka_counts: Option<super::kafka::KafkaCounts>,
 }
 
 /// Whether a class name means ordinary traffic (no alert fields).
@@ -116,6 +121,17 @@ impl<'a> FlowScorer<'a> {
             None => None,
         };
         let eve = o.eve.as_deref().map(EveFile::create).transpose()?;
+        let kafka = match &o.kafka {
+            Some(k) => {
+                eprintln!(
+                    "Kafka: sending flow events to {}-flow on {}.",
+                    k.prefix,
+                    k.brokers.join(",")
+                );
+                Some(super::kafka::Kafka::start(k.clone())?)
+            }
+            None => None,
+        };
         let classes = model.n_classes();
         Ok(FlowScorer {
             table: match o.tcp_end {
@@ -139,6 +155,8 @@ impl<'a> FlowScorer<'a> {
             limit: None,
             packets: 0,
             kernel_flows: 0,
+            kafka,
+            kafka_counts: None,
         })
     }
 
@@ -172,6 +190,9 @@ impl<'a> FlowScorer<'a> {
         if let Some(eve) = &mut self.eve {
             eve.flush()?;
         }
+        if let Some(kafka) = &mut self.kafka {
+            self.kafka_counts = Some(kafka.finish());
+        }
         self.out.flush()?;
         Ok(())
     }
@@ -196,7 +217,7 @@ impl<'a> FlowScorer<'a> {
             csv.write_all(row.as_bytes())
                 .with_context(|| format!("cannot write {shown}"))?;
         }
-        if self.json || self.eve.is_some() {
+        if self.json || self.eve.is_some() || self.kafka.is_some() {
             let event = self.event(f, &name, p, early);
             if self.json {
                 writeln!(self.out, "{event}")?;
@@ -204,7 +225,11 @@ impl<'a> FlowScorer<'a> {
             if let Some(eve) = &mut self.eve {
                 eve.write(&event)?;
             }
-        } else if !self.quiet && !benign(&name) {
+            if let Some(kafka) = &mut self.kafka {
+                kafka.flow(&event);
+            }
+        }
+        if !self.json && self.eve.is_none() && !self.quiet && !benign(&name) {
             writeln!(
                 self.out,
                 "flow {}:{} -> {}:{} proto {}: {name} (p={p:.2}), {} packets{}",
@@ -285,6 +310,16 @@ impl<'a> FlowScorer<'a> {
                 "{n} of them kept in the kernel's flow records ({} from packet records).\n",
                 self.scored - n
             ),
+        } + &match (&self.kafka_counts, &self.kafka) {
+            (Some(k), Some(kafka)) => format!(
+                "Kafka: {} flow events delivered to {}, {} dropped (the backlog was full while \
+                 the broker was away), {} undelivered at exit.\n",
+                k.delivered,
+                kafka.options.brokers.join(","),
+                k.dropped,
+                k.undelivered
+            ),
+            _ => String::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `run --kafka BROKERS --topic PREFIX`: the EVE events (alerts to
-//! `PREFIX-alert`, stats to `PREFIX-stats`) sent to Kafka, each alert keyed
-//! by its flow's Community ID so that one flow's events stay in one
+//! `PREFIX-alert`, stats to `PREFIX-stats`; with `--flows`, flow events to
+//! `PREFIX-flow`) sent to Kafka, each alert and flow keyed by its flow's
+//! Community ID so that one flow's events stay in one
 //! partition. The monitor hands events to a bounded backlog and never
 //! waits: a thread of its own delivers them, keeps them while the broker is
 //! away, and resumes when it returns. An event that finds the backlog full
@@ -35,6 +36,8 @@ pub struct KafkaOptions {
     pub prefix: String,
     /// Events kept at most while the broker is away.
     pub backlog: usize,
+    /// Flow events (`run --flows`) instead of alerts and stats.
+    pub flows: bool,
 }
 
 /// What became of the events.
@@ -57,6 +60,7 @@ struct Event {
 enum Topic {
     Alert,
     Stats,
+    Flow,
 }
 
 #[derive(Default)]
@@ -114,6 +118,12 @@ impl Kafka {
         self.send(Topic::Stats, None, event);
     }
 
+    /// A flow event (`run --flows`), keyed by its Community ID.
+    pub fn flow(&mut self, event: &Value) {
+        let key = event["community_id"].as_str().map(str::to_string);
+        self.send(Topic::Flow, key, event);
+    }
+
     fn send(&mut self, topic: Topic, key: Option<String>, event: &Value) {
         let Some(tx) = &self.tx else { return };
         let event = Event {
@@ -163,6 +173,7 @@ fn topic_name(prefix: &str, topic: Topic) -> String {
     match topic {
         Topic::Alert => format!("{prefix}-alert"),
         Topic::Stats => format!("{prefix}-stats"),
+        Topic::Flow => format!("{prefix}-flow"),
     }
 }
 
@@ -193,7 +204,12 @@ async fn connect(options: &KafkaOptions) -> Result<Connection> {
         .await?;
     let existing = client.list_topics().await?;
     let mut partitions = HashMap::new();
-    for topic in [Topic::Alert, Topic::Stats] {
+    let topics: &[Topic] = if options.flows {
+        &[Topic::Flow]
+    } else {
+        &[Topic::Alert, Topic::Stats]
+    };
+    for &topic in topics {
         let name = topic_name(&options.prefix, topic);
         let count = match existing.iter().find(|t| t.name == name) {
             Some(t) => t.partitions.len().max(1) as i32,
@@ -396,6 +412,7 @@ mod tests {
             brokers: vec![format!("127.0.0.1:{port}")],
             prefix: "t".into(),
             backlog: 10,
+            flows: false,
         })
         .unwrap();
         let event = serde_json::json!({"event_type": "alert", "community_id": "1:x"});
