@@ -17,6 +17,7 @@
 //! Later IP fragments (no transport header, so no ports) join no flow, as
 //! in NFStream; the table counts them (`later_fragments`) for the summary.
 
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use ml_sniffing_common::flow_stats::{BiFlowKey, FlowStats, Side, FLAGS};
@@ -63,6 +64,18 @@ fn address(bytes: [u8; 16], version: u8) -> IpAddr {
     }
 }
 
+/// Why `f` has ended by `now` (ms) under the (idle, active) timeouts, if
+/// it has.
+fn timed_out((idle, active): (u64, u64), f: &FlowStats, now: u64) -> Option<Expiration> {
+    if now.saturating_sub(f.both.last_ms) >= idle {
+        Some(Expiration::Idle)
+    } else if now.saturating_sub(f.both.first_ms) >= active {
+        Some(Expiration::Active)
+    } else {
+        None
+    }
+}
+
 /// The flow table.
 pub struct FlowTable {
     idle_ms: u64,
@@ -98,15 +111,8 @@ impl FlowTable {
         self
     }
 
-    /// Why `f` has ended by `now` (ms), if it has.
     fn timed_out(&self, f: &FlowStats, now: u64) -> Option<Expiration> {
-        if now.saturating_sub(f.both.last_ms) >= self.idle_ms {
-            Some(Expiration::Idle)
-        } else if now.saturating_sub(f.both.first_ms) >= self.active_ms {
-            Some(Expiration::Active)
-        } else {
-            None
-        }
+        timed_out((self.idle_ms, self.active_ms), f, now)
     }
 
     pub fn open(&self) -> usize {
@@ -150,21 +156,27 @@ impl FlowTable {
             self.swept_ms = now;
         }
         let key = BiFlowKey::of(r);
-        if let Some((_, f)) = self.flows.get(&key) {
-            if let Some(why) = self.timed_out(f, now) {
-                let (id, f) = self.flows.remove(&key).expect("present");
-                done.push(Flow {
-                    expiration: why,
-                    ..Flow::new(id, f)
-                });
-            }
-        }
-        let next = &mut self.next_id;
-        let (_, flow) = self.flows.entry(key).or_insert_with(|| {
+        let (timeouts, next) = ((self.idle_ms, self.active_ms), &mut self.next_id);
+        let mut fresh = || {
             *next += 1;
             (*next - 1, FlowStats::default())
-        });
-        let closing = flow.add(r, r.frame_len, now);
+        };
+        // One lookup: a flow that timed out gives way to a new one in place.
+        let slot = match self.flows.entry(key) {
+            Entry::Occupied(o) => {
+                let slot = o.into_mut();
+                if let Some(why) = timed_out(timeouts, &slot.1, now) {
+                    let (id, f) = std::mem::replace(slot, fresh());
+                    done.push(Flow {
+                        expiration: why,
+                        ..Flow::new(id, f)
+                    });
+                }
+                slot
+            }
+            Entry::Vacant(v) => v.insert(fresh()),
+        };
+        let closing = slot.1.add(r, r.frame_len, now);
         if self.tcp_end && closing {
             let (id, f) = self.flows.remove(&key).expect("present");
             done.push(Flow {
