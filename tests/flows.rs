@@ -400,6 +400,54 @@ mod privileged {
     use support::process::{describe, ChildGuard};
     use support::root::can_run_kernel_tests;
 
+    /// `flows --interface`: the kernel keeps the flows and the rows come
+    /// out as they end; every packet sent is in one of them.
+    #[test]
+    fn flows_writes_an_interfaces_flows() {
+        if !can_run_kernel_tests() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let lab = Lab::new();
+        let out = dir.path().join("live.csv");
+        let mut cmd = lab.capture.command(BIN);
+        cmd.args(["flows"])
+            .arg(&out)
+            .args(["--interface", lab.iface()]);
+        let capture = ChildGuard::spawn(&mut cmd).unwrap();
+        lab.wait_attached(Duration::from_secs(20));
+        let sock = lab.sender();
+        let frames = mixed_frames(0);
+        for (_, frame) in &frames {
+            sock.send(frame).unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        capture.signal(libc::SIGINT).unwrap();
+        let output = capture.wait(Duration::from_secs(20)).unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let flows = rows(&std::fs::read_to_string(&out).unwrap());
+        let ours: Vec<_> = flows
+            .iter()
+            .filter(|f| f["src_ip"] == "10.0.0.1" || f["src_ip"] == "10.66.0.9")
+            .collect();
+        assert_eq!(ours.len(), 120, "{}", describe(&output));
+        let packets: usize = ours
+            .iter()
+            .map(|f| f["bidirectional_packets"].parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(packets, frames.len(), "every packet sent is in a flow");
+        let by_fin = ours.iter().filter(|f| f["expiration_id"] == "2").count();
+        assert_eq!(by_fin, 60, "the exchanges end by their FIN");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains(&format!("{} of them kept in the kernel", flows.len())),
+            "{}",
+            describe(&output)
+        );
+        lab.assert_detached();
+    }
+
     /// Live: the monitor gathers the interface's packets into flows and
     /// classifies them (the scan's probes as scan, with alert fields).
     #[test]

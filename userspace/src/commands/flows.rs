@@ -1,6 +1,7 @@
-//! `flows OUTPUT --read CAPTURE [EXPRESSION]`: one CSV row per
-//! bidirectional flow, with NFStream's statistical columns (see
-//! `capture::flow_records`).
+//! `flows OUTPUT (--read CAPTURE | --interface IF) [EXPRESSION]`: one CSV
+//! row per bidirectional flow, with NFStream's statistical columns (see
+//! `capture::flow_records`). Live, the XDP program keeps the flows
+//! (`capture::kernel_flows`) and the rows are written as flows end.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +12,11 @@ use clap::Args;
 use ml_sniffing_common::parser::{self, Outcome};
 use ml_sniffing_common::record::PacketRecord;
 
+use std::ops::ControlFlow;
+
 use crate::capture::flow_records::{self, FlowTable};
+use crate::capture::kernel_flows::EndedFlow;
+use crate::capture::live::{CaptureError, CaptureOptions, Control, RecordSink};
 use crate::capture::pcap::CaptureReader;
 use crate::io::output::Output;
 
@@ -22,8 +27,24 @@ pub struct FlowsArgs {
     /// The pcap or pcapng capture (gzip or Zstandard too; `-` reads stdin;
     /// a folder, or `-r` given several times, reads its captures in the
     /// order of their first packets).
-    #[arg(short, long, value_name = "CAPTURE", required = true, action = clap::ArgAction::Append)]
+    #[arg(short, long, value_name = "CAPTURE", required_unless_present = "interface", action = clap::ArgAction::Append)]
     pub read: Vec<PathBuf>,
+    /// Capture live from this interface instead, until CTRL+C or SIGTERM:
+    /// the XDP program keeps each flow's statistics and hands over one
+    /// record per flow as it ends (rows are written as flows end; those
+    /// still open at the stop are written then).
+    #[arg(
+        short,
+        long,
+        visible_alias = "iface",
+        value_name = "IF",
+        conflicts_with = "read"
+    )]
+    pub interface: Option<String>,
+    /// Live: how the XDP program is attached: `auto` (driver mode when the
+    /// driver has it, else generic), `skb` (generic) or `drv` (driver only).
+    #[arg(long, value_enum, default_value_t = crate::capture::xdp::XdpMode::Auto, requires = "interface")]
+    pub xdp_mode: crate::capture::xdp::XdpMode,
     /// A flow ends when it has been idle this long.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub idle_timeout: Duration,
@@ -43,6 +64,9 @@ pub struct FlowsArgs {
 pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
     if args.idle_timeout.is_zero() || args.active_timeout.is_zero() {
         bail!("--idle-timeout and --active-timeout must be longer than 0s");
+    }
+    if let Some(interface) = args.interface.clone() {
+        return live(args, &interface, out);
     }
     let mut reader = CaptureReader::open_all(&args.read)?;
     if let Some(filter) = super::filter_of(&args.filter)? {
@@ -118,5 +142,125 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
             t.offset
         )?;
     }
+    Ok(())
+}
+
+/// Writes each ended flow as a row (and keeps the packet records the
+/// kernel hands over when its flow map is full, or without it).
+struct LiveRows {
+    table: FlowTable,
+    sink: Output,
+    shown: String,
+    line: String,
+    done: Vec<flow_records::Flow>,
+    flows: u64,
+    from_kernel: u64,
+}
+
+impl LiveRows {
+    fn write(&mut self) -> Result<()> {
+        for f in self.done.drain(..) {
+            self.line.clear();
+            flow_records::row(&f, &mut self.line);
+            self.line.push('\n');
+            self.sink
+                .write_all(self.line.as_bytes())
+                .with_context(|| format!("cannot write {}", self.shown))?;
+            self.flows += 1;
+        }
+        Ok(())
+    }
+}
+
+impl RecordSink for LiveRows {
+    fn records(&mut self, batch: &[PacketRecord]) -> Result<ControlFlow<()>> {
+        for r in batch {
+            self.table.add(r, &mut self.done);
+        }
+        self.write()?;
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn flows(&mut self, ended: &mut Vec<EndedFlow>) -> Result<()> {
+        for e in ended.drain(..) {
+            let id = self.table.new_id();
+            self.done.push(flow_records::Flow {
+                expiration: e.expiration,
+                ..flow_records::Flow::new(id, e.stats)
+            });
+            self.from_kernel += 1;
+        }
+        self.write()
+    }
+
+    fn tick(&mut self, _control: &mut Control) -> Result<()> {
+        self.sink
+            .flush()
+            .with_context(|| format!("cannot write {}", self.shown))
+    }
+}
+
+fn live(args: FlowsArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
+    let mut options = CaptureOptions {
+        mode: args.xdp_mode,
+        filter: super::live_filter_of(&args.filter)?,
+        ..CaptureOptions::new(interface)
+    };
+    let mut table = FlowTable::new(args.idle_timeout, args.active_timeout);
+    if args.no_tcp_end {
+        // The kernel's records end on FIN/RST: build flows from packets.
+        table = table.without_tcp_end();
+    } else {
+        options.flow_records = Some((args.idle_timeout, args.active_timeout));
+    }
+    super::refuse_overwrite(Some(&args.output), "OUTPUT", &[])?;
+    let mut sink = Output::create(&args.output)?;
+    let shown = args.output.display().to_string();
+    writeln!(sink, "{}", flow_records::header())
+        .with_context(|| format!("cannot write {shown}"))?;
+    let mut rows = LiveRows {
+        table,
+        sink,
+        shown,
+        line: String::with_capacity(1024),
+        done: Vec::new(),
+        flows: 0,
+        from_kernel: 0,
+    };
+    eprintln!(
+        "Writing the flows of {interface} to {}; CTRL+C to stop.",
+        rows.shown
+    );
+    let result = crate::capture::live::capture(&options, &mut rows);
+    rows.table.finish(&mut rows.done);
+    rows.write()?;
+    let to_stderr = rows.sink.is_stdout();
+    let LiveRows {
+        sink,
+        flows,
+        from_kernel,
+        shown,
+        ..
+    } = rows;
+    sink.commit()?;
+    let summary = match result {
+        Ok(s) => s,
+        Err(CaptureError { error, .. }) => return Err(error),
+    };
+    let mut report: Box<dyn Write> = if to_stderr {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(out)
+    };
+    writeln!(
+        report,
+        "{flows} flows of {interface} written to {shown} ({from_kernel} of them kept in the \
+         kernel's flow records)."
+    )?;
+    write!(
+        report,
+        "{}",
+        crate::capture::stats::Report(&summary.counters)
+    )?;
     Ok(())
 }
