@@ -52,6 +52,20 @@ fn tcp(from_client: bool, flags: u8, payload: usize) -> Vec<u8> {
     segment(40000, from_client, flags, payload)
 }
 
+/// `flows - -r CAPTURE EXTRA...`: the run and its CSV.
+fn flows_of(capture: &std::path::Path, extra: &[&str]) -> (std::process::Output, String) {
+    let out = Command::new(BIN)
+        .args(["flows", "-"])
+        .args(extra)
+        .arg("-r")
+        .arg(capture)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let csv = String::from_utf8(out.stdout.clone()).unwrap();
+    (out, csv)
+}
+
 #[test]
 fn a_handshake_an_exchange_and_a_close_make_one_flow() {
     use tcp_flags::{ACK, FIN, SYN};
@@ -73,13 +87,7 @@ fn a_handshake_an_exchange_and_a_close_make_one_flow() {
             .iter()
             .map(|(ms, f)| (Duration::from_millis(t0 + ms), f.clone())),
     );
-    let out = Command::new(BIN)
-        .args(["flows", "-", "-r"])
-        .arg(&capture)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let csv = String::from_utf8(out.stdout).unwrap();
+    let (out, csv) = flows_of(&capture, &[]);
     let flows = rows(&csv);
     assert_eq!(flows.len(), 2, "{csv}");
     let f = &flows[0];
@@ -119,13 +127,7 @@ fn a_handshake_an_exchange_and_a_close_make_one_flow() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("2 flows from 6 IP packets"));
 
     // As NFStream: only timeouts end flows, the trailing ACK stays in.
-    let out = Command::new(BIN)
-        .args(["flows", "-", "--no-tcp-end", "-r"])
-        .arg(&capture)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let csv = String::from_utf8(out.stdout).unwrap();
+    let (_, csv) = flows_of(&capture, &["--no-tcp-end"]);
     let flows = rows(&csv);
     assert_eq!(flows.len(), 1, "{csv}");
     assert_eq!(flows[0]["bidirectional_packets"], "6");

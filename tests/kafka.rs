@@ -70,6 +70,14 @@ fn header() -> PcapHeader {
     }
 }
 
+fn write_capture(path: &Path, frames: &[(Duration, Vec<u8>)]) {
+    let mut w = PcapWriter::with_header(std::fs::File::create(path).unwrap(), header()).unwrap();
+    for (ts, f) in frames {
+        w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f))
+            .unwrap();
+    }
+}
+
 /// The EVE lines of `path` with this `event_type`.
 fn eve_lines(path: &Path, kind: &str) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -106,14 +114,7 @@ fn every_event_arrives_once_keyed_by_its_flow() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("scan.pcap");
     let (frames, _) = traffic(T0_US, 1200, "10.66.0.9");
-    {
-        let mut w =
-            PcapWriter::with_header(std::fs::File::create(&capture).unwrap(), header()).unwrap();
-        for (ts, f) in &frames {
-            w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f))
-                .unwrap();
-        }
-    }
+    write_capture(&capture, &frames);
     let eve = dir.path().join("eve.json");
     let output = Command::new(BIN)
         .args(["run", "--warmup", "500", "-q", "--read"])
@@ -153,14 +154,7 @@ fn flow_events_arrive_once_keyed_by_their_flow() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("scan.pcap");
     let (frames, _) = traffic(T0_US, 400, "10.66.0.9");
-    {
-        let mut w =
-            PcapWriter::with_header(std::fs::File::create(&capture).unwrap(), header()).unwrap();
-        for (ts, f) in &frames {
-            w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f))
-                .unwrap();
-        }
-    }
+    write_capture(&capture, &frames);
     // A classifier on the capture's own flows: the scanner's are `scan`.
     let flows = Command::new(BIN)
         .args(["flows", "-", "-r"])

@@ -116,11 +116,7 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
     }
     let to_stderr = sink.is_stdout();
     sink.commit()?;
-    let mut report: Box<dyn Write> = if to_stderr {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(out)
-    };
+    let mut report = report_to(to_stderr, out);
     writeln!(
         report,
         "{flows} flows from {packets} IP packets of {name} written to {shown} ({other} other \
@@ -247,11 +243,7 @@ fn live(args: FlowsArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
         Ok(s) => s,
         Err(CaptureError { error, .. }) => return Err(error),
     };
-    let mut report: Box<dyn Write> = if to_stderr {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(out)
-    };
+    let mut report = report_to(to_stderr, out);
     writeln!(
         report,
         "{flows} flows of {interface} written to {shown} ({from_kernel} of them kept in the \
@@ -263,4 +255,13 @@ fn live(args: FlowsArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
         crate::capture::stats::Report(&summary.counters)
     )?;
     Ok(())
+}
+
+/// Where the summary goes: stderr when the rows went to stdout.
+fn report_to(to_stderr: bool, out: &mut dyn Write) -> Box<dyn Write + '_> {
+    if to_stderr {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(out)
+    }
 }
