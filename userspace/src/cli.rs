@@ -51,7 +51,7 @@ pub enum Command {
     // `--config`'s options come first; the command line's then win.
     #[command(args_override_self = true)]
     Run(Box<commands::run::RunArgs>),
-    /// Write one CSV row per bidirectional flow of a capture, with
+    /// Write one CSV row per bidirectional flow of a capture or of live traffic, with
     /// NFStream's statistical columns (packet sizes, inter-arrival times
     /// and TCP flags, each way and both ways).
     Flows(commands::flows::FlowsArgs),

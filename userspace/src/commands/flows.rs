@@ -21,13 +21,14 @@ use crate::capture::pcap::CaptureReader;
 use crate::io::output::Output;
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["read", "interface"])))]
 pub struct FlowsArgs {
     /// Destination CSV file for the flows (`-`: stdout).
     pub output: PathBuf,
     /// The pcap or pcapng capture (gzip or Zstandard too; `-` reads stdin;
     /// a folder, or `-r` given several times, reads its captures in the
     /// order of their first packets).
-    #[arg(short, long, value_name = "CAPTURE", required_unless_present = "interface", action = clap::ArgAction::Append)]
+    #[arg(short, long, value_name = "CAPTURE", action = clap::ArgAction::Append)]
     pub read: Vec<PathBuf>,
     /// Capture live from this interface instead, until CTRL+C or SIGTERM:
     /// the XDP program keeps each flow's statistics and hands over one
