@@ -1028,7 +1028,7 @@ mod privileged {
             loaded.test_run(frame, 1).unwrap();
             let mut got = Vec::new();
             drain_ring(&mut ring, &mut got, 16, &mut malformed);
-            assert_eq!(drain_flow_ring(&mut flow_ring, &mut kernel_closed), 0);
+            drain_flow_ring(&mut flow_ring, &mut kernel_closed).unwrap();
             let mut want = PacketRecord::default();
             if parse(&frame[..], Link::Ethernet, frame.len(), &mut want) != Outcome::Ip {
                 continue;

@@ -31,17 +31,20 @@ unsafe impl aya::Pod for PodStats {}
 /// The program's flow-record map.
 pub type FlowRecordMap = aya::maps::HashMap<MapData, PodKey, PodStats>;
 
-/// Moves the flow records waiting in `ring` into `out`; returns how many
-/// items were not a flow record (counted, skipped).
-pub fn drain_flow_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<FlowStats>) -> u64 {
-    let mut malformed = 0;
+/// Moves the flow records waiting in `ring` into `out`. An item of another
+/// size means the program and this binary disagree: an error, not a skip.
+pub fn drain_flow_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<FlowStats>) -> Result<()> {
     while let Some(item) = ring.next() {
-        match bytemuck::try_pod_read_unaligned::<FlowStats>(&item) {
-            Ok(stats) => out.push(stats),
-            Err(_) => malformed += 1,
-        }
+        let stats = bytemuck::try_pod_read_unaligned::<FlowStats>(&item).map_err(|_| {
+            anyhow::anyhow!(
+                "the flow-record ring held an item of {} bytes, not a {}-byte flow record",
+                item.len(),
+                std::mem::size_of::<FlowStats>()
+            )
+        })?;
+        out.push(stats);
     }
-    malformed
+    Ok(())
 }
 
 /// Every flow record in the map (key and statistics).
@@ -94,12 +97,6 @@ pub struct KernelFlows {
     active_ms: u64,
     last_sweep: Instant,
     buf: Vec<FlowStats>,
-    /// Items in the ring that were not a flow record.
-    pub malformed: u64,
-    /// Flows taken out of the map by a timeout.
-    pub swept: u64,
-    /// Flows still in the map when the capture ended.
-    pub left_at_end: u64,
 }
 
 /// How often the map is swept for idle and too-old flows.
@@ -116,26 +113,28 @@ impl KernelFlows {
             active_ms: active.as_millis() as u64,
             last_sweep: Instant::now(),
             buf: Vec::new(),
-            malformed: 0,
-            swept: 0,
-            left_at_end: 0,
         })
     }
 
-    /// The flows ended since the last call: by a FIN or RST (from the
-    /// ring) and, once a second, by a timeout (swept from the map).
-    pub fn poll(&mut self, clock: &KernelClock, out: &mut Vec<EndedFlow>) -> Result<()> {
-        self.malformed += drain_flow_ring(&mut self.ring, &mut self.buf);
+    /// The flows a FIN or RST ended, from the ring.
+    fn closed(&mut self, clock: &KernelClock, out: &mut Vec<EndedFlow>) -> Result<()> {
+        drain_flow_ring(&mut self.ring, &mut self.buf)?;
         out.extend(
             self.buf
                 .drain(..)
                 .map(|s| ended(s, Expiration::Closed, clock)),
         );
+        Ok(())
+    }
+
+    /// The flows ended since the last call: by a FIN or RST (from the
+    /// ring) and, once a second, by a timeout (swept from the map).
+    pub fn poll(&mut self, clock: &KernelClock, out: &mut Vec<EndedFlow>) -> Result<()> {
+        self.closed(clock, out)?;
         if self.last_sweep.elapsed() >= SWEEP_EVERY {
             self.last_sweep = Instant::now();
             let now_ms = monotonic_ns() / 1_000_000;
             for (s, idle) in sweep(&mut self.map, now_ms, self.idle_ms, self.active_ms)? {
-                self.swept += 1;
                 let why = if idle {
                     Expiration::Idle
                 } else {
@@ -150,15 +149,9 @@ impl KernelFlows {
     /// Once the program is detached: what the ring still holds, then every
     /// flow left in the map (ended by the end of the capture).
     pub fn finish(&mut self, clock: &KernelClock, out: &mut Vec<EndedFlow>) -> Result<()> {
-        self.malformed += drain_flow_ring(&mut self.ring, &mut self.buf);
-        out.extend(
-            self.buf
-                .drain(..)
-                .map(|s| ended(s, Expiration::Closed, clock)),
-        );
+        self.closed(clock, out)?;
         let mut rest = records(&self.map)?;
         rest.sort_by_key(|(_, s)| s.both.first_ms);
-        self.left_at_end = rest.len() as u64;
         out.extend(
             rest.into_iter()
                 .map(|(_, s)| ended(s, Expiration::End, clock)),

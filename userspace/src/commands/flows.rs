@@ -4,6 +4,7 @@
 //! (`capture::kernel_flows`) and the rows are written as flows end.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,8 +12,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ml_sniffing_common::parser::{self, Outcome};
 use ml_sniffing_common::record::PacketRecord;
-
-use std::ops::ControlFlow;
 
 use crate::capture::flow_records::{self, FlowTable};
 use crate::capture::kernel_flows::EndedFlow;
@@ -75,28 +74,13 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
     }
     let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
     super::refuse_overwrite(Some(&args.output), "OUTPUT", &inputs)?;
-    let mut sink = Output::create(&args.output)?;
-    let shown = args.output.display().to_string();
+    let mut rows = Rows::create(&args.output)?;
     let mut table = FlowTable::new(args.idle_timeout, args.active_timeout);
     if args.no_tcp_end {
         table = table.without_tcp_end();
     }
     let mut done = Vec::new();
-    let (mut packets, mut flows, mut other) = (0u64, 0u64, 0u64);
-    let mut line = String::with_capacity(1024);
-    writeln!(sink, "{}", flow_records::header())
-        .with_context(|| format!("cannot write {shown}"))?;
-    let mut write = |done: &mut Vec<flow_records::Flow>, sink: &mut Output| -> Result<u64> {
-        let n = done.len() as u64;
-        for f in done.drain(..) {
-            line.clear();
-            flow_records::row(&f, &mut line);
-            line.push('\n');
-            sink.write_all(line.as_bytes())
-                .with_context(|| format!("cannot write {shown}"))?;
-        }
-        Ok(n)
-    };
+    let (mut packets, mut other) = (0u64, 0u64);
     while let Some(frame) = reader.next_frame()? {
         let mut r = PacketRecord::default();
         if parser::parse(frame.data, frame.link, frame.wire_len as usize, &mut r) != Outcome::Ip {
@@ -107,17 +91,16 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
         r.frame_len = frame.wire_len;
         packets += 1;
         table.add(&r, &mut done);
-        flows += write(&mut done, &mut sink)?;
+        rows.write(&mut done)?;
     }
     table.finish(&mut done);
-    flows += write(&mut done, &mut sink)?;
+    rows.write(&mut done)?;
     let name = reader.name().to_string();
     if packets == 0 {
         bail!("{name} holds no IP packet: no flow to write");
     }
-    let to_stderr = sink.is_stdout();
-    sink.commit()?;
-    let mut report = report_to(to_stderr, out);
+    let (flows, shown) = (rows.flows, rows.shown.clone());
+    let mut report = report_to(rows.commit()?, out);
     writeln!(
         report,
         "{flows} flows from {packets} IP packets of {name} written to {shown} ({other} other \
@@ -142,21 +125,32 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Writes each ended flow as a row (and keeps the packet records the
-/// kernel hands over when its flow map is full, or without it).
-struct LiveRows {
-    table: FlowTable,
+/// The flow rows of the output file.
+struct Rows {
     sink: Output,
     shown: String,
     line: String,
-    done: Vec<flow_records::Flow>,
     flows: u64,
-    from_kernel: u64,
 }
 
-impl LiveRows {
-    fn write(&mut self) -> Result<()> {
-        for f in self.done.drain(..) {
+impl Rows {
+    /// Creates `path` and writes the header.
+    fn create(path: &std::path::Path) -> Result<Self> {
+        let mut sink = Output::create(path)?;
+        let shown = path.display().to_string();
+        writeln!(sink, "{}", flow_records::header())
+            .with_context(|| format!("cannot write {shown}"))?;
+        Ok(Rows {
+            sink,
+            shown,
+            line: String::with_capacity(1024),
+            flows: 0,
+        })
+    }
+
+    /// Writes the flows of `done` (emptying it).
+    fn write(&mut self, done: &mut Vec<flow_records::Flow>) -> Result<()> {
+        for f in done.drain(..) {
             self.line.clear();
             flow_records::row(&f, &mut self.line);
             self.line.push('\n');
@@ -167,6 +161,23 @@ impl LiveRows {
         }
         Ok(())
     }
+
+    /// Finishes the file; true when it went to stdout (the summary then
+    /// goes to stderr).
+    fn commit(self) -> Result<bool> {
+        let to_stdout = self.sink.is_stdout();
+        self.sink.commit()?;
+        Ok(to_stdout)
+    }
+}
+
+/// Writes each ended flow as a row (and keeps the packet records the
+/// kernel hands over when its flow map is full, or without it).
+struct LiveRows {
+    table: FlowTable,
+    rows: Rows,
+    done: Vec<flow_records::Flow>,
+    from_kernel: u64,
 }
 
 impl RecordSink for LiveRows {
@@ -174,7 +185,7 @@ impl RecordSink for LiveRows {
         for r in batch {
             self.table.add(r, &mut self.done);
         }
-        self.write()?;
+        self.rows.write(&mut self.done)?;
         Ok(ControlFlow::Continue(()))
     }
 
@@ -187,13 +198,14 @@ impl RecordSink for LiveRows {
             });
             self.from_kernel += 1;
         }
-        self.write()
+        self.rows.write(&mut self.done)
     }
 
     fn tick(&mut self, _control: &mut Control) -> Result<()> {
-        self.sink
+        self.rows
+            .sink
             .flush()
-            .with_context(|| format!("cannot write {}", self.shown))
+            .with_context(|| format!("cannot write {}", self.rows.shown))
     }
 }
 
@@ -211,35 +223,21 @@ fn live(args: FlowsArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
         options.flow_records = Some((args.idle_timeout, args.active_timeout));
     }
     super::refuse_overwrite(Some(&args.output), "OUTPUT", &[])?;
-    let mut sink = Output::create(&args.output)?;
-    let shown = args.output.display().to_string();
-    writeln!(sink, "{}", flow_records::header())
-        .with_context(|| format!("cannot write {shown}"))?;
-    let mut rows = LiveRows {
+    let mut live = LiveRows {
         table,
-        sink,
-        shown,
-        line: String::with_capacity(1024),
+        rows: Rows::create(&args.output)?,
         done: Vec::new(),
-        flows: 0,
         from_kernel: 0,
     };
     eprintln!(
         "Writing the flows of {interface} to {}; CTRL+C to stop.",
-        rows.shown
+        live.rows.shown
     );
-    let result = crate::capture::live::capture(&options, &mut rows);
-    rows.table.finish(&mut rows.done);
-    rows.write()?;
-    let to_stderr = rows.sink.is_stdout();
-    let LiveRows {
-        sink,
-        flows,
-        from_kernel,
-        shown,
-        ..
-    } = rows;
-    sink.commit()?;
+    let result = crate::capture::live::capture(&options, &mut live);
+    live.table.finish(&mut live.done);
+    live.rows.write(&mut live.done)?;
+    let (flows, from_kernel, shown) = (live.rows.flows, live.from_kernel, live.rows.shown.clone());
+    let to_stderr = live.rows.commit()?;
     let summary = match result {
         Ok(s) => s,
         Err(CaptureError { error, .. }) => return Err(error),

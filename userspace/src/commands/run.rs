@@ -247,12 +247,7 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         eve: args.alert.eve.clone(),
         metrics: args.metrics,
         web: args.web,
-        kafka: (!args.kafka.is_empty()).then(|| crate::monitor::kafka::KafkaOptions {
-            brokers: args.kafka.clone(),
-            prefix: args.topic.clone(),
-            backlog: args.kafka_backlog as usize,
-            flows: false,
-        }),
+        kafka: kafka_options(&args, false),
     };
     let json = args.json;
     if args.read.is_empty() {
@@ -585,6 +580,16 @@ fn capture_options(args: &RunArgs, sample_every: u32) -> Result<(String, Capture
     Ok((interface, capture))
 }
 
+/// `--kafka`'s settings, for the packet monitor or (`flows`) `--flows`.
+fn kafka_options(args: &RunArgs, flows: bool) -> Option<crate::monitor::kafka::KafkaOptions> {
+    (!args.kafka.is_empty()).then(|| crate::monitor::kafka::KafkaOptions {
+        brokers: args.kafka.clone(),
+        prefix: args.topic.clone(),
+        backlog: args.kafka_backlog as usize,
+        flows,
+    })
+}
+
 /// `run --flows`: flows classified as they end (see
 /// `monitor::flow_scoring`), from a capture or live.
 fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
@@ -605,12 +610,7 @@ fn run_flows(args: &RunArgs, out: &mut dyn Write) -> Result<()> {
         eve: args.alert.eve.clone(),
         json: args.json,
         quiet: args.quiet,
-        kafka: (!args.kafka.is_empty()).then(|| crate::monitor::kafka::KafkaOptions {
-            brokers: args.kafka.clone(),
-            prefix: args.topic.clone(),
-            backlog: args.kafka_backlog as usize,
-            flows: true,
-        }),
+        kafka: kafka_options(args, true),
     };
     let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
     check_outputs(&options, &inputs)?;

@@ -63,8 +63,6 @@ pub struct FlowScorer<'a> {
     /// Flows that came ended from the kernel's flow records.
     kernel_flows: u64,
     kafka: Option<super::kafka::Kafka>,
-    /// What became of the Kafka events, once finished.
-    kafka_counts: Option<super::kafka::KafkaCounts>,
 }
 
 /// Whether a class name means ordinary traffic (no alert fields).
@@ -156,7 +154,6 @@ impl<'a> FlowScorer<'a> {
             packets: 0,
             kernel_flows: 0,
             kafka,
-            kafka_counts: None,
         })
     }
 
@@ -191,7 +188,7 @@ impl<'a> FlowScorer<'a> {
             eve.flush()?;
         }
         if let Some(kafka) = &mut self.kafka {
-            self.kafka_counts = Some(kafka.finish());
+            kafka.finish();
         }
         self.out.flush()?;
         Ok(())
@@ -310,16 +307,11 @@ impl<'a> FlowScorer<'a> {
                 "{n} of them kept in the kernel's flow records ({} from packet records).\n",
                 self.scored - n
             ),
-        } + &match (&self.kafka_counts, &self.kafka) {
-            (Some(k), Some(kafka)) => format!(
-                "Kafka: {} flow events delivered to {}, {} dropped (the backlog was full while \
-                 the broker was away), {} undelivered at exit.\n",
-                k.delivered,
-                kafka.options.brokers.join(","),
-                k.dropped,
-                k.undelivered
-            ),
-            _ => String::new(),
+        } + &match &self.kafka {
+            Some(kafka) => kafka
+                .counts()
+                .line("flow events", &kafka.options.brokers.join(",")),
+            None => String::new(),
         }
     }
 }

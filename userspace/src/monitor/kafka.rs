@@ -50,6 +50,17 @@ pub struct KafkaCounts {
     pub undelivered: u64,
 }
 
+impl KafkaCounts {
+    /// The summary line: `Kafka: D {what} delivered to BROKERS, ...`.
+    pub fn line(&self, what: &str, brokers: &str) -> String {
+        format!(
+            "Kafka: {} {what} delivered to {brokers}, {} dropped (the backlog was full while \
+             the broker was away), {} undelivered at exit.\n",
+            self.delivered, self.dropped, self.undelivered
+        )
+    }
+}
+
 struct Event {
     topic: Topic,
     key: Option<String>,

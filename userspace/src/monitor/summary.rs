@@ -94,11 +94,7 @@ pub fn summary(tally: &Tally, c: Context) -> String {
         ));
     }
     if let Some((brokers, k)) = &c.kafka {
-        s.push_str(&format!(
-            "Kafka: {} events delivered to {brokers}, {} dropped (the backlog was full while \
-             the broker was away), {} undelivered at exit.\n",
-            k.delivered, k.dropped, k.undelivered
-        ));
+        s.push_str(&k.line("events", brokers));
     }
     if let Some(model) = c.classifier {
         let counts: Vec<String> = model
