@@ -18,7 +18,7 @@ use ml_sniffing::capture::state::StateTables;
 use ml_sniffing::features::{self, FeatureSet, Selection};
 use ml_sniffing::io::csv_input::read_csv_from;
 use ml_sniffing::io::Table;
-use ml_sniffing::models::model_file::SavedModel;
+use ml_sniffing::model_file::SavedModel;
 use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
@@ -290,7 +290,8 @@ fn model_target(bytes: &[u8]) {
             assert_eq!(scores.len(), data.n_rows());
         }
         SavedModel::RandomForest { model, .. } => {
-            let proba = model.predict_proba(&data);
+            let proba =
+                ml_sniffing_forest::score::ForestScorer::new(model.clone()).probabilities(&data);
             assert_eq!(proba.len(), data.n_rows() * model.n_classes());
         }
     }

@@ -966,7 +966,7 @@ mod privileged {
     #[test]
     fn kernel_and_userspace_keep_identical_flow_records() {
         use ml_sniffing::capture::flow_records::FlowTable;
-        use ml_sniffing::capture::kernel_flows::{drain_flow_ring, records};
+        use ml_sniffing::capture::kernel_flows::{drain_flow_ring, records, take_map};
         use ml_sniffing::capture::programs;
         use ml_sniffing::capture::ringbuf::drain_ring;
         use ml_sniffing::capture::xdp::Loaded;
@@ -985,7 +985,7 @@ mod privileged {
         let mut loaded = Loaded::new(programs::capture().unwrap(), config).unwrap();
         let mut ring = loaded.take_ring().unwrap();
         let mut flow_ring = loaded.take_flow_ring().unwrap();
-        let map = loaded.take_flow_records().unwrap();
+        let map = take_map(&mut loaded).unwrap();
         let year = Duration::from_secs(365 * 86_400);
         let mut table = FlowTable::new(year, year);
         let (mut malformed, mut packets) = (0, 0);

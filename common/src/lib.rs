@@ -7,6 +7,7 @@
 pub mod behaviour;
 #[cfg(feature = "user")]
 pub mod build;
+pub mod count;
 pub mod filter;
 pub mod flow;
 pub mod flow_stats;

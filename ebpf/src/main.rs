@@ -19,7 +19,8 @@ mod program {
         programs::XdpContext,
     };
     use ml_sniffing_common::{
-        behaviour::{self, HostKey, HostState, PairKey, PairState, StateMaps},
+        behaviour::{HostKey, HostState, PairKey, PairState},
+        count::{self, StateMaps},
         filter,
         flow::{FlowKey, FlowState},
         flow_stats::{BiFlowKey, FlowStats},
@@ -217,9 +218,9 @@ mod program {
         record.frame_len = frame_len as u32;
 
         if config.flags & Config::SKIP_FLOW == 0 {
-            let mut failed = behaviour::count_flow(&mut KernelMaps, record);
+            let mut failed = count::count_flow(&mut KernelMaps, record);
             if config.flags & Config::SKIP_BEHAVIOUR == 0 {
-                failed |= behaviour::count_behaviour(&mut KernelMaps, record);
+                failed |= count::count_behaviour(&mut KernelMaps, record);
             }
             if failed != 0 {
                 counters.flow_insert_failed += 1;

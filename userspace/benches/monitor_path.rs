@@ -6,11 +6,11 @@
 use std::time::Instant;
 
 use ml_sniffing::features::records::RecordFeatures;
-use ml_sniffing::models::iforest::IsolationForestParams;
 use ml_sniffing::monitor::models::Detector;
 use ml_sniffing::monitor::status::Sampling;
 use ml_sniffing::monitor::{Monitor, MonitorOptions};
 use ml_sniffing_common::record::{addr_bytes, PacketRecord};
+use ml_sniffing_forest::iforest::IsolationForestParams;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,7 +55,7 @@ fn main() {
             c.push(features.value(f, r));
         }
     }
-    let data = ml_sniffing::features::FeatureMatrix::from_columns(features.names(), columns);
+    let data = ml_sniffing_forest::FeatureMatrix::from_columns(features.names(), columns);
     let model = IsolationForestParams::default().fit(&data).unwrap();
     let options = MonitorOptions {
         warmup: 50_000,

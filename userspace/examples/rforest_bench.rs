@@ -15,11 +15,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use linfa::prelude::{Fit, Predict};
 use ml_sniffing::features::encoding::{ColumnEncoding, ColumnFeature, FeaturePlan};
-use ml_sniffing::features::FeatureMatrix;
-use ml_sniffing::models::metrics;
-use ml_sniffing::models::model_file::SavedModel;
-use ml_sniffing::models::rforest::{MaxFeatures, RandomForest, RandomForestParams};
-use ml_sniffing::models::{split, Block};
+use ml_sniffing::model_file::SavedModel;
+use ml_sniffing_forest::metrics;
+use ml_sniffing_forest::rforest::{MaxFeatures, RandomForest, RandomForestParams};
+use ml_sniffing_forest::score::{ForestScorer, Walk};
+use ml_sniffing_forest::FeatureMatrix;
+use ml_sniffing_forest::{split, Block};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -142,23 +143,21 @@ fn classes(n: usize) -> Vec<String> {
     (0..n).map(|k| format!("class_{k}")).collect()
 }
 
-/// Classes on this thread only (what `RandomForest::predict` runs on each
+/// Classes on this thread only (what `ForestScorer::classes` runs on each
 /// thread: rows stop walking once their class is decided).
-fn predict_one_thread(model: &RandomForest, data: &FeatureMatrix) -> Vec<u32> {
+fn predict_one_thread(scorer: &ForestScorer, data: &FeatureMatrix) -> Vec<u32> {
     let mut out = vec![0; data.n_rows()];
-    model
-        .forest
-        .predict_classes(Block::of_matrix(data, 0, data.n_rows()), &mut out);
+    scorer.classes_block(Block::of_matrix(data, 0, data.n_rows()), &mut out);
     out
 }
 
 /// Probabilities on this thread only (every row through every tree), and
 /// their argmax.
-fn predict_proba_one_thread(model: &RandomForest, data: &FeatureMatrix) -> Vec<u32> {
-    let c = model.n_classes();
+fn predict_proba_one_thread(scorer: &ForestScorer, data: &FeatureMatrix) -> Vec<u32> {
+    let c = scorer.model().n_classes();
     let mut proba = vec![0.0; data.n_rows() * c];
-    model.predict_proba_block(Block::of_matrix(data, 0, data.n_rows()), &mut proba);
-    ml_sniffing::models::rforest::argmax_rows(&proba, c)
+    scorer.probabilities_block(Block::of_matrix(data, 0, data.n_rows()), &mut proba);
+    ml_sniffing_forest::rforest::argmax_rows(&proba, c)
 }
 
 fn accuracy(pred: &[u32], truth: &[u32]) -> f64 {
@@ -274,7 +273,9 @@ fn main() -> Result<()> {
     // Prediction, one thread, best of 3, classes and probabilities in turn
     // (wall time: the recorded figure; this thread's CPU time too, steadier
     // on a shared machine).
-    type Predict = fn(&RandomForest, &FeatureMatrix) -> Vec<u32>;
+    type Predict = fn(&ForestScorer, &FeatureMatrix) -> Vec<u32>;
+    let scorer = ForestScorer::new(model.clone());
+    println!("| walk | {:?} |", scorer.walk());
     let ways: [(&str, &str, Predict); 2] = [
         (
             "predict (classes)",
@@ -292,7 +293,7 @@ fn main() -> Result<()> {
     for _ in 0..3 {
         for ((_, _, run), (best, pred)) in ways.iter().zip(best.iter_mut().zip(&mut preds)) {
             let (t, cpu) = (Instant::now(), thread_cpu_seconds());
-            *pred = run(&model, &test);
+            *pred = run(&scorer, &test);
             best.0 = best.0.min(t.elapsed().as_secs_f64());
             best.1 = best.1.min(thread_cpu_seconds() - cpu);
         }
@@ -310,33 +311,22 @@ fn main() -> Result<()> {
         record(key, rate);
     }
     let pred = std::mem::take(&mut preds[0]);
+    let mut stopped = vec![0; test.n_rows()];
+    let walks = scorer.classes_block(Block::of_matrix(&test, 0, test.n_rows()), &mut stopped);
+    let per_row = walks as f64 / test.n_rows() as f64;
+    println!(
+        "| predict (classes): trees walked per row | {per_row:.1} of {} |",
+        model.forest.n_trees()
+    );
+    record("trees_walked_per_row", per_row);
     #[cfg(target_arch = "x86_64")]
-    if let (Some(records), true) = (
-        model.forest.records(),
-        ml_sniffing::models::rforest::avx512::available(),
-    ) {
-        let mut classes = vec![0; test.n_rows()];
-        // SAFETY: the CPU has the features (checked just above).
-        let walks = unsafe {
-            ml_sniffing::models::rforest::avx512::predict_classes(
-                records,
-                Block::of_matrix(&test, 0, test.n_rows()),
-                &mut classes,
-            )
-        };
-        let per_row = walks as f64 / test.n_rows() as f64;
-        println!(
-            "| predict (classes): trees walked per row | {per_row:.1} of {} |",
-            model.forest.n_trees()
-        );
-        record("trees_walked_per_row", per_row);
+    if scorer.walk() == Walk::Avx512 {
         println!(
             "| AVX-512 walk: rows per tile (from this CPU's L2) | {} |",
-            ml_sniffing::models::rforest::avx512::tile_rows()
+            ml_sniffing_forest::score::avx512::tile_rows()
         );
     }
-    compare_paths(&model, &test);
-    compare_portable_classes(&model, &test);
+    compare_walks(&model, &test);
     if predict_only {
         return Ok(());
     }
@@ -355,7 +345,7 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let ours = single.fit(&train, &y_train, classes(3), &|| {})?;
     let ours_s = t.elapsed().as_secs_f64();
-    let ours_acc = accuracy(&predict_one_thread(&ours, &test), &y_test);
+    let ours_acc = accuracy(&ForestScorer::new(ours).classes(&test), &y_test);
     let records = to_ndarray(&train);
     let targets = ndarray::Array1::from_iter(y_train.iter().map(|&y| y as usize));
     let dataset = linfa::Dataset::new(records, targets);
@@ -395,7 +385,7 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let ours_small = small.fit(&train, &y_train, classes(3), &|| {})?;
     let small_s = t.elapsed().as_secs_f64();
-    let small_acc = accuracy(&predict_one_thread(&ours_small, &test), &y_test);
+    let small_acc = accuracy(&ForestScorer::new(ours_small).classes(&test), &y_test);
     println!(
         "| {n} trees: fit | ours {small_s:.2} s, linfa-ensemble {ens_s:.2} s ({:.1}x) |",
         ens_s / small_s
@@ -404,7 +394,7 @@ fn main() -> Result<()> {
 
     // Quality on the held-out problem.
     let q_model = RandomForestParams::default().fit(&q_train, &qy_train, classes(4), &|| {})?;
-    let q_pred = q_model.predict(&q_test);
+    let q_pred = ForestScorer::new(q_model).classes(&q_test);
     let e = metrics::evaluate(&qy_test, &q_pred, 4);
     println!(
         "| quality problem (14,000 / 6,000 rows, 9 features, 4 classes) | accuracy {:.4}, macro F1 {:.4} |",
@@ -429,138 +419,59 @@ fn thread_cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Every scoring path on the same rows, one thread, interleaved rounds:
-/// rates side by side, and a check that their sums are identical.
-fn compare_paths(model: &RandomForest, test: &FeatureMatrix) {
-    let forest = &model.forest;
-    let c = model.n_classes();
-    // The slow one-row-at-a-time paths take the first 10,000 rows.
+/// Every walk this CPU runs, on the same rows, one thread, interleaved
+/// rounds: classes (with the early stop) and probabilities (every tree),
+/// rates side by side, and a check that the walks agree.
+fn compare_walks(model: &RandomForest, test: &FeatureMatrix) {
     let all = Block::of_matrix(test, 0, test.n_rows());
-    let some = Block::of_matrix(test, 0, test.n_rows().min(10_000));
-    type Path<'a> = (&'a str, Block<'a>, Box<dyn Fn(Block, &mut [f64]) + 'a>);
-    let mut paths: Vec<Path> = vec![(
-        "dispatched (what predict uses)",
-        all,
-        Box::new(|b, o| forest.add_probabilities(b, o)),
-    )];
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        paths.push((
-            "portable lane walk, AVX2 build",
-            all,
-            // SAFETY: AVX2 checked just above.
-            Box::new(|b, o| unsafe { forest.add_probabilities_avx2(b, o) }),
-        ));
-    }
-    paths.push((
-        "portable lane walk, baseline build",
-        all,
-        Box::new(|b, o| forest.add_probabilities_portable(b, o)),
-    ));
-    paths.push((
-        "flat nodes, one row at a time",
-        some,
-        Box::new(|b, o| forest.add_probabilities_scalar(b, o)),
-    ));
-    if let Some(records) = forest.records() {
-        paths.push((
-            "records, one row at a time",
-            some,
-            Box::new(|b, o| records.add_probabilities_scalar(b, o)),
-        ));
-    }
-    let mut best = vec![(f64::INFINITY, f64::INFINITY); paths.len()];
-    let mut want = vec![0.0; all.len() * c];
-    forest.add_probabilities(all, &mut want);
-    for _ in 0..3 {
-        for ((_, block, run), best) in paths.iter().zip(&mut best) {
-            let mut sums = vec![0.0; block.len() * c];
-            let (t, cpu) = (Instant::now(), thread_cpu_seconds());
-            run(*block, &mut sums);
-            best.0 = best.0.min(t.elapsed().as_secs_f64());
-            best.1 = best.1.min(thread_cpu_seconds() - cpu);
-            assert!(sums == want[..sums.len()], "the paths' sums differ");
-        }
-    }
-    for ((name, block, _), (wall, cpu)) in paths.iter().zip(best) {
-        println!(
-            "| sums, {name}, 1 thread | {:.0} samples/s ({:.0} per CPU second) |",
-            block.len() as f64 / wall,
-            block.len() as f64 / cpu
-        );
-    }
-}
-
-/// The portable lane walk (the path of CPUs without AVX-512) predicting
-/// classes, with the early stop and through every tree, one thread,
-/// interleaved rounds: rates side by side, and a check that the classes
-/// are the same.
-fn compare_portable_classes(model: &RandomForest, test: &FeatureMatrix) {
-    let forest = &model.forest;
     let c = model.n_classes();
-    let all = Block::of_matrix(test, 0, test.n_rows());
-    let n_trees = forest.n_trees() as f64;
-    let every_tree = |sums: &[f64], out: &mut [u32]| {
-        for (o, row) in out.iter_mut().zip(sums.chunks_exact(c)) {
-            *o = ml_sniffing::models::rforest::argmax(row.iter().map(|s| s / n_trees));
-        }
-        0
-    };
-    type Path<'a> = (&'a str, Box<dyn Fn(&mut [u32]) -> usize + 'a>);
-    let mut paths: Vec<Path> = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        paths.push((
-            "with the early stop, AVX2 build",
-            // SAFETY: AVX2 checked just above.
-            Box::new(|o| unsafe { forest.predict_classes_avx2(all, o) }),
-        ));
-        paths.push((
-            "every tree, AVX2 build",
-            Box::new(|o| {
-                let mut sums = vec![0.0; all.len() * c];
-                // SAFETY: AVX2 checked above.
-                unsafe { forest.add_probabilities_avx2(all, &mut sums) };
-                every_tree(&sums, o)
-            }),
-        ));
-    }
-    paths.push((
-        "with the early stop, baseline build",
-        Box::new(|o| forest.predict_classes_portable(all, o)),
-    ));
-    paths.push((
-        "every tree, baseline build",
-        Box::new(|o| {
-            let mut sums = vec![0.0; all.len() * c];
-            forest.add_probabilities_portable(all, &mut sums);
-            every_tree(&sums, o)
-        }),
-    ));
-    let mut want = vec![0; all.len()];
-    forest.predict_classes_all_trees(all, &mut want);
-    let mut best = vec![(f64::INFINITY, f64::INFINITY, 0); paths.len()];
+    let scorers: Vec<ForestScorer> = [Walk::Avx512, Walk::Lanes]
+        .into_iter()
+        .filter_map(|walk| ForestScorer::with_walk(model, walk))
+        .collect();
+    // Per walk: best (wall, CPU) for classes and for probabilities, walks.
+    let mut best = vec![[(f64::INFINITY, f64::INFINITY); 2]; scorers.len()];
+    let mut walked = vec![0; scorers.len()];
+    let (mut want_classes, mut want_proba) = (None, None);
     for _ in 0..3 {
-        for ((_, run), best) in paths.iter().zip(&mut best) {
+        for ((scorer, best), walked) in scorers.iter().zip(&mut best).zip(&mut walked) {
             let mut classes = vec![u32::MAX; all.len()];
             let (t, cpu) = (Instant::now(), thread_cpu_seconds());
-            let walks = run(&mut classes);
-            best.0 = best.0.min(t.elapsed().as_secs_f64());
-            best.1 = best.1.min(thread_cpu_seconds() - cpu);
-            best.2 = walks;
-            assert!(classes == want, "the portable class paths differ");
+            *walked = scorer.classes_block(all, &mut classes);
+            best[0].0 = best[0].0.min(t.elapsed().as_secs_f64());
+            best[0].1 = best[0].1.min(thread_cpu_seconds() - cpu);
+            let mut proba = vec![0.0; all.len() * c];
+            let (t, cpu) = (Instant::now(), thread_cpu_seconds());
+            scorer.probabilities_block(all, &mut proba);
+            best[1].0 = best[1].0.min(t.elapsed().as_secs_f64());
+            best[1].1 = best[1].1.min(thread_cpu_seconds() - cpu);
+            assert!(
+                *want_classes.get_or_insert_with(|| classes.clone()) == classes,
+                "the walks' classes differ"
+            );
+            assert!(
+                *want_proba.get_or_insert_with(|| proba.clone()) == proba,
+                "the walks' probabilities differ"
+            );
         }
     }
-    for ((name, _), (wall, cpu, walks)) in paths.iter().zip(best) {
-        let trees = if walks > 0 {
-            format!(", {:.1} trees per row", walks as f64 / all.len() as f64)
-        } else {
-            String::new()
+    for ((scorer, best), walked) in scorers.iter().zip(&best).zip(&walked) {
+        let walk = scorer.walk();
+        let rate = |(wall, cpu): (f64, f64)| {
+            format!(
+                "{:.0} samples/s ({:.0} per CPU second",
+                all.len() as f64 / wall,
+                all.len() as f64 / cpu
+            )
         };
         println!(
-            "| classes, portable lane walk {name}, 1 thread | {:.0} samples/s ({:.0} per CPU second{trees}) |",
-            all.len() as f64 / wall,
-            all.len() as f64 / cpu
+            "| classes, {walk:?} walk, 1 thread | {}, {:.1} trees per row) |",
+            rate(best[0]),
+            *walked as f64 / all.len() as f64
+        );
+        println!(
+            "| probabilities, {walk:?} walk, 1 thread | {}) |",
+            rate(best[1])
         );
     }
 }

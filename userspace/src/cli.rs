@@ -104,7 +104,7 @@ pub fn main() -> ExitCode {
         // A closed pipe (`| head`) is the reader's choice, not our failure:
         // end as the Unix tools do, by SIGPIPE (status 141 in the shell),
         // now that every guard has cleaned up.
-        Err(e) if is_broken_pipe(&e) => {
+        Err(e) if crate::io::output::is_broken_pipe(&e) => {
             die_of_sigpipe();
             ExitCode::from(141)
         }
@@ -130,14 +130,6 @@ fn die_of_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::raise(libc::SIGPIPE);
     }
-}
-
-/// Whether `e` comes from writing to a pipe whose reader went away.
-pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::count::{count_behaviour, count_flow, failed, StateMaps};
+use crate::flow::{FlowKey, FlowState};
+use crate::record::PacketRecord;
 
 /// Plain maps, unbounded: the reference store for the update functions.
 #[derive(Default)]

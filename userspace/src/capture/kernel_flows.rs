@@ -31,6 +31,16 @@ unsafe impl aya::Pod for PodStats {}
 /// The program's flow-record map.
 pub type FlowRecordMap = aya::maps::HashMap<MapData, PodKey, PodStats>;
 
+/// The program's flow-record map (taken once).
+pub fn take_map(loaded: &mut Loaded) -> Result<FlowRecordMap> {
+    FlowRecordMap::try_from(loaded.take_flow_records()?).with_context(|| {
+        format!(
+            "the {} map is not a hash map",
+            ml_sniffing_common::maps::FLOW_RECORDS
+        )
+    })
+}
+
 /// Moves the flow records waiting in `ring` into `out`. An item of another
 /// size means the program and this binary disagree: an error, not a skip.
 pub fn drain_flow_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<FlowStats>) -> Result<()> {
@@ -108,7 +118,7 @@ impl KernelFlows {
     pub fn take(loaded: &mut Loaded, idle: Duration, active: Duration) -> Result<Self> {
         Ok(KernelFlows {
             ring: loaded.take_flow_ring()?,
-            map: loaded.take_flow_records()?,
+            map: take_map(loaded)?,
             idle_ms: idle.as_millis() as u64,
             active_ms: active.as_millis() as u64,
             last_sweep: Instant::now(),

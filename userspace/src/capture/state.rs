@@ -12,7 +12,8 @@ use std::hash::Hash;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
-use ml_sniffing_common::behaviour::{self, HostKey, HostState, PairKey, PairState, StateMaps};
+use ml_sniffing_common::behaviour::{HostKey, HostState, PairKey, PairState};
+use ml_sniffing_common::count::{self, StateMaps};
 use ml_sniffing_common::flow::{FlowCounters, FlowKey, FlowState};
 use ml_sniffing_common::maps;
 use ml_sniffing_common::record::PacketRecord;
@@ -157,7 +158,7 @@ impl StateTables {
     /// stores their behaviour in it.
     #[inline]
     pub fn count(&mut self, record: &mut PacketRecord) -> FlowCounters {
-        behaviour::count_flow(self, record);
+        count::count_flow(self, record);
         self.count_behaviour(record);
         FlowCounters {
             packets: record.flow_packets,
@@ -170,7 +171,7 @@ impl StateTables {
     /// already set (a CSV that carries the capture's own).
     #[inline]
     pub fn count_behaviour(&mut self, record: &mut PacketRecord) {
-        behaviour::count_behaviour(self, record);
+        count::count_behaviour(self, record);
     }
 
     /// Flows held now.
@@ -252,8 +253,8 @@ mod tests {
             p.src_addr[15] = (i % 5) as u8;
             p.dst_addr[15] = (i % 3) as u8;
             let mut want = p;
-            behaviour::count_flow(&mut reference, &mut want);
-            behaviour::count_behaviour(&mut reference, &mut want);
+            count::count_flow(&mut reference, &mut want);
+            count::count_behaviour(&mut reference, &mut want);
             table.count(&mut p);
             assert_eq!(p, want, "packet {i}");
             assert_ne!(

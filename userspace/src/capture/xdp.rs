@@ -118,14 +118,12 @@ impl Loaded {
             .with_context(|| format!("the {} map is not a ring buffer", maps::FLOW_EVENTS))
     }
 
-    /// The flow records the program holds (taken once).
-    pub fn take_flow_records(&mut self) -> Result<super::kernel_flows::FlowRecordMap> {
-        let map = self
-            .ebpf
+    /// The program's flow-record map, untyped (taken once; see
+    /// `kernel_flows::FlowRecordMap`).
+    pub fn take_flow_records(&mut self) -> Result<aya::maps::Map> {
+        self.ebpf
             .take_map(maps::FLOW_RECORDS)
-            .context("the flow-record map was already taken")?;
-        aya::maps::HashMap::try_from(map)
-            .with_context(|| format!("the {} map is not a hash map", maps::FLOW_RECORDS))
+            .context("the flow-record map was already taken")
     }
 
     /// The program's counters, summed over CPUs.

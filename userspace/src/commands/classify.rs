@@ -8,14 +8,16 @@ use clap::Args;
 use comfy_table::{CellAlignment, Table as Display};
 use serde::Serialize;
 
-use super::{FeatureArgs, HEADER_RULE_ONLY};
+use super::FeatureArgs;
 use crate::features::encoding::{FeaturePlan, PlanRequest};
 use crate::io::{self, Table};
-use crate::models::metrics::{self, Evaluation, Scores};
-use crate::models::model_file::SavedModel;
-use crate::models::rforest::{Criterion, MaxFeatures, RandomForestParams};
-use crate::models::split;
+use crate::model_file::SavedModel;
 use crate::progress;
+use crate::screen::HEADER_RULE_ONLY;
+use ml_sniffing_forest::metrics::{self, Evaluation, Scores};
+use ml_sniffing_forest::rforest::{Criterion, MaxFeatures, RandomForestParams};
+use ml_sniffing_forest::score::ForestScorer;
+use ml_sniffing_forest::split;
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
@@ -49,7 +51,7 @@ pub struct ClassifyArgs {
     #[arg(long, default_value_t = 1)]
     pub min_samples_leaf: usize,
     /// Split quality measure.
-    #[arg(long, value_enum, default_value_t = Criterion::Gini)]
+    #[arg(long, default_value = "gini", value_parser = criterion_parser())]
     pub criterion: Criterion,
     #[command(flatten)]
     pub features: FeatureArgs,
@@ -81,6 +83,13 @@ pub struct ClassifyArgs {
 pub struct Labels {
     pub classes: Vec<String>,
     pub of_row: Vec<u32>,
+}
+
+/// `--criterion`'s values, listed in the help as clap lists an enum's.
+fn criterion_parser() -> impl clap::builder::TypedValueParser<Value = Criterion> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Criterion::NAMES)
+        .map(|name| name.parse().expect("one of Criterion::NAMES"))
 }
 
 fn label_column(table: &Table, name: &str, path: &Path) -> Result<usize> {
@@ -168,8 +177,8 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
         .into_iter()
         .flatten()
         .collect();
-    super::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
-    super::refuse_overwrite(args.report.as_deref(), "--report", &inputs)?;
+    crate::io::output::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
+    crate::io::output::refuse_overwrite(args.report.as_deref(), "--report", &inputs)?;
     let params = RandomForestParams {
         n_estimators: args.n_estimators,
         criterion: args.criterion,
@@ -191,7 +200,7 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
     {
         bail!("stdin can be read only once: give INPUT or --test-file as a file");
     }
-    let table = io::load_table(&args.input)?;
+    let table = crate::load::load_table(&args.input)?;
     let labels = Labels::learn(&table, &args.label_column, &args.input)?;
     let identifiers = crate::features::encoding::identifier_columns(table.headers());
     if args.features.feature_columns.is_none()
@@ -221,7 +230,7 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
 
     let (train, y_train, test, y_test, how) = match &args.test_file {
         Some(path) => {
-            let test_table = io::load_table(path)?;
+            let test_table = crate::load::load_table(path)?;
             let y_test = labels.of(&test_table, &args.label_column, path)?;
             let test = plan
                 .apply(&test_table)
@@ -251,7 +260,8 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
     let bar = progress::items(params.n_estimators as u64, "training");
     let model = params.fit(&train, &y_train, labels.classes.clone(), &|| bar.inc(1))?;
     bar.finish_and_clear();
-    let predicted = model.predict(&test);
+    let scorer = ForestScorer::new(model);
+    let predicted = scorer.classes(&test);
     let evaluation = metrics::evaluate(&y_test, &predicted, labels.classes.len());
 
     if let Some(path) = &args.report {
@@ -262,7 +272,7 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
                 how: &how,
                 evaluation: &evaluation,
                 classes: &labels.classes,
-                model: &model,
+                scorer: &scorer,
                 test: &test,
                 y_test: &y_test,
                 random_state: args.random_state,
@@ -272,7 +282,7 @@ pub fn run(args: ClassifyArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(path) = &args.save_model {
         SavedModel::RandomForest {
             plan: plan.clone(),
-            model,
+            model: scorer.into_model(),
         }
         .save(path)?;
     }
@@ -326,7 +336,7 @@ pub fn report_table(e: &Evaluation, classes: &[String]) -> Display {
     t.set_header(["", "precision", "recall", "f1-score", "support"]);
     let row = |name: &str, s: &Scores| {
         vec![
-            super::shown_cell(name),
+            crate::screen::shown_cell(name),
             format!("{:.2}", s.precision),
             format!("{:.2}", s.recall),
             format!("{:.2}", s.f1),
@@ -361,11 +371,11 @@ pub fn confusion_table(e: &Evaluation, classes: &[String]) -> Display {
     header.extend(
         e.labels
             .iter()
-            .map(|&k| super::shown_cell(&classes[k as usize])),
+            .map(|&k| crate::screen::shown_cell(&classes[k as usize])),
     );
     t.set_header(header);
     for (i, &k) in e.labels.iter().enumerate() {
-        let mut cells = vec![super::shown_cell(&classes[k as usize])];
+        let mut cells = vec![crate::screen::shown_cell(&classes[k as usize])];
         cells.extend(e.confusion[i].iter().map(u64::to_string));
         t.add_row(cells);
     }

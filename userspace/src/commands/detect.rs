@@ -10,23 +10,24 @@ use clap::Args;
 use comfy_table::{CellAlignment, Table as Display};
 
 use super::alert_args::AlertArgs;
-use super::{FeatureArgs, ForestArgs, HEADER_RULE_ONLY};
+use super::{FeatureArgs, ForestArgs};
 use crate::features::encoding::FeaturePlan;
 use crate::features::records::RecordFeatures;
 use crate::features::{self, Engineered, Selection};
 use crate::io::input::is_dash;
 use crate::io::output::{self, Output};
-use crate::io::{self, Table};
-use crate::models::iforest::IsolationForest;
-use crate::models::model_file::SavedModel;
-use crate::models::Block;
+use crate::io::Table;
+use crate::model_file::SavedModel;
 use crate::monitor::eve::EveFile;
 use crate::monitor::models::{alert_threshold, Detector};
 use crate::monitor::offline::OfflineAlerts;
 use crate::monitor::sinks::Sinks;
 use crate::monitor::summary::alerts_line;
+use crate::screen::HEADER_RULE_ONLY;
 use crate::timings::Timings;
 use crate::{progress, pyfmt};
+use ml_sniffing_forest::iforest::IsolationForest;
+use ml_sniffing_forest::Block;
 
 #[derive(Debug, Args)]
 pub struct DetectArgs {
@@ -92,10 +93,10 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
         .into_iter()
         .flatten()
         .collect();
-    super::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
-    super::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
-    super::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
-    super::refuse_overwrite(args.report.as_deref(), "--report", &inputs)?;
+    crate::io::output::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
+    crate::io::output::refuse_overwrite(args.save_model.as_deref(), "--save-model", &inputs)?;
+    crate::io::output::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
+    crate::io::output::refuse_overwrite(args.report.as_deref(), "--report", &inputs)?;
     if alerts {
         args.alert.check()?;
     }
@@ -105,7 +106,7 @@ pub fn run(args: DetectArgs, out: &mut dyn Write) -> Result<()> {
         .as_deref()
         .map(load_isolation_forest)
         .transpose()?;
-    let table = io::load_table(&args.input)?;
+    let table = crate::load::load_table(&args.input)?;
     timings.mark("read");
     let (engineered, model, mut scores) = match saved {
         Some((path, plan, model)) => {
@@ -414,9 +415,9 @@ fn top_table(table: &Table, engineered: &Engineered, scores: &[f64], rows: &[u32
         for &c in &columns {
             if Some(c) == timestamp_col {
                 let time = engineered.display_timestamp(table, row).unwrap_or_default();
-                cells.push(super::shown_cell(&time));
+                cells.push(crate::screen::shown_cell(&time));
             } else {
-                cells.push(super::shown_cell(table.cell(row, c)));
+                cells.push(crate::screen::shown_cell(table.cell(row, c)));
             }
         }
         cells.push(format!("{:.6}", scores[row]));

@@ -73,7 +73,7 @@ pub fn run(args: FlowsArgs, out: &mut dyn Write) -> Result<()> {
         reader.set_filter(filter);
     }
     let inputs: Vec<&std::path::Path> = args.read.iter().map(PathBuf::as_path).collect();
-    super::refuse_overwrite(Some(&args.output), "OUTPUT", &inputs)?;
+    crate::io::output::refuse_overwrite(Some(&args.output), "OUTPUT", &inputs)?;
     let mut rows = Rows::create(&args.output)?;
     let mut table = FlowTable::new(args.idle_timeout, args.active_timeout);
     if args.no_tcp_end {
@@ -222,7 +222,7 @@ fn live(args: FlowsArgs, interface: &str, out: &mut dyn Write) -> Result<()> {
     } else {
         options.flow_records = Some((args.idle_timeout, args.active_timeout));
     }
-    super::refuse_overwrite(Some(&args.output), "OUTPUT", &[])?;
+    crate::io::output::refuse_overwrite(Some(&args.output), "OUTPUT", &[])?;
     let mut live = LiveRows {
         table,
         rows: Rows::create(&args.output)?,

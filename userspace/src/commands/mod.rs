@@ -14,10 +14,7 @@ pub mod sniff;
 use clap::Args;
 
 use crate::features::{FeatureSet, Selection};
-use crate::models::iforest::{Contamination, IsolationForestParams, MaxSamples};
-
-/// comfy-table preset: no borders, no row lines, one rule under the header.
-pub(crate) const HEADER_RULE_ONLY: &str = "     -             ";
+use ml_sniffing_forest::iforest::{Contamination, IsolationForestParams, MaxSamples};
 
 /// How rows become model inputs (shared by `detect` and `classify`).
 #[derive(Debug, Clone, Args)]
@@ -72,56 +69,6 @@ impl ForestArgs {
     }
 }
 
-/// Whether two paths name the same existing file (`-`, stdin or stdout,
-/// names none).
-pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    if crate::io::input::is_dash(a) || crate::io::input::is_dash(b) {
-        return false;
-    }
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
-/// Refuses to write `output` (the file of option `flag`) over one of
-/// `inputs`, itself or through a link: the input would be destroyed.
-pub(crate) fn refuse_overwrite(
-    output: Option<&std::path::Path>,
-    flag: &str,
-    inputs: &[&std::path::Path],
-) -> anyhow::Result<()> {
-    let Some(output) = output else {
-        return Ok(());
-    };
-    if let Some(input) = inputs.iter().find(|i| same_file(i, output)) {
-        anyhow::bail!(
-            "{} {}: choose another {flag} file (writing it would destroy the input)",
-            output.display(),
-            if input == &output {
-                "is also the input".to_string()
-            } else {
-                format!("is the same file as the input {}", input.display())
-            }
-        );
-    }
-    Ok(())
-}
-
-/// Characters of a cell shown in a table on screen: a longer cell is cut
-/// (its whole text stays in the output files), so that a huge cell neither
-/// floods the terminal nor costs the table's layout seconds.
-const SHOWN_CHARS: usize = 64;
-
-/// `cell` as tables on screen show it: at most [`SHOWN_CHARS`] characters,
-/// an ellipsis marking a cut.
-pub(crate) fn shown_cell(cell: &str) -> String {
-    match cell.char_indices().nth(SHOWN_CHARS) {
-        Some((end, _)) => format!("{}…", &cell[..end]),
-        None => cell.to_string(),
-    }
-}
-
 /// The filter expression given as the last arguments, compiled for
 /// captures (`None` when there is none).
 pub fn filter_of(words: &[String]) -> anyhow::Result<Option<crate::capture::filter::Filter>> {
@@ -140,22 +87,4 @@ pub fn live_filter_of(
         return Ok(None);
     }
     crate::capture::live_filter::compile(&words.join(" ")).map(Some)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_cells_are_cut_for_the_screen() {
-        assert_eq!(shown_cell("udp"), "udp");
-        let long = "é".repeat(3_000_000);
-        let shown = shown_cell(&long);
-        assert_eq!(shown.chars().count(), SHOWN_CHARS + 1);
-        assert!(shown.ends_with('…'));
-        assert_eq!(
-            shown_cell(&"x".repeat(SHOWN_CHARS)),
-            "x".repeat(SHOWN_CHARS)
-        );
-    }
 }

@@ -9,9 +9,10 @@ use clap::Args;
 
 use crate::io::output::{self, Output};
 use crate::io::{self, Table};
-use crate::models::model_file::SavedModel;
-use crate::models::rforest::argmax_rows;
+use crate::model_file::SavedModel;
 use crate::{progress, pyfmt};
+use ml_sniffing_forest::rforest::argmax_rows;
+use ml_sniffing_forest::score::ForestScorer;
 
 #[derive(Debug, Args)]
 pub struct PredictArgs {
@@ -37,9 +38,13 @@ pub fn run(args: PredictArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         out
     };
-    super::refuse_overwrite(Some(&args.output), "--output", &[&args.input, &args.model])?;
+    crate::io::output::refuse_overwrite(
+        Some(&args.output),
+        "--output",
+        &[&args.input, &args.model],
+    )?;
     let saved = SavedModel::load(&args.model)?;
-    let table = io::load_table(&args.input)?;
+    let table = crate::load::load_table(&args.input)?;
     let data = saved.plan().apply(&table).with_context(|| {
         format!(
             "{} does not fit the model in {}",
@@ -50,7 +55,7 @@ pub fn run(args: PredictArgs, out: &mut dyn Write) -> Result<()> {
     match &saved {
         SavedModel::RandomForest { model, .. } => {
             let c = model.n_classes();
-            let proba = model.predict_proba(&data);
+            let proba = ForestScorer::new(model.clone()).probabilities(&data);
             let predicted = argmax_rows(&proba, c);
             let mut headers = vec!["prediction".to_string()];
             headers.extend(model.classes.iter().map(|k| format!("probability_{k}")));

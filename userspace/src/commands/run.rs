@@ -215,9 +215,9 @@ pub fn run(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         .chain(args.model.as_deref())
         .chain(args.classifier.as_deref())
         .collect();
-    super::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
-    super::refuse_overwrite(args.write_pcap.as_deref(), "--write-pcap", &inputs)?;
-    super::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
+    crate::io::output::refuse_overwrite(args.output.as_deref(), "--output", &inputs)?;
+    crate::io::output::refuse_overwrite(args.write_pcap.as_deref(), "--write-pcap", &inputs)?;
+    crate::io::output::refuse_overwrite(args.alert.eve.as_deref(), "--eve", &inputs)?;
     if args.model.is_none() && args.warmup < 2 {
         bail!("--warmup must be at least 2 packets to fit a model on");
     }

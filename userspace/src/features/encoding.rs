@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::cells;
-use super::{engineer, matrix, FeatureMatrix, FeatureSet, Selection};
+use super::{engineer, FeatureMatrix, FeatureSet, Selection};
 use crate::io::Table;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -410,7 +410,7 @@ fn warn_if_mostly_numbers(table: &Table, col: usize) {
             if others == 1 { "" } else { "s" },
             if others == 1 { "is" } else { "are" },
             table.line(row),
-            crate::commands::shown_cell(table.cell(row, col).trim()),
+            crate::screen::shown_cell(table.cell(row, col).trim()),
             if others == 1 { "it" } else { "them" },
             if others == 1 { "it" } else { "them" },
         );
@@ -431,7 +431,7 @@ fn encode_column(table: &Table, col: usize, enc: &ColumnEncoding, out: &mut [f32
     match enc {
         ColumnEncoding::Number => {
             for (row, v) in out.iter_mut().enumerate() {
-                *v = matrix::to_f32(cells::required_number(table, row, col)?);
+                *v = ml_sniffing_forest::matrix::to_f32(cells::required_number(table, row, col)?);
             }
         }
         ColumnEncoding::NumberOrMissing => {
@@ -441,7 +441,7 @@ fn encode_column(table: &Table, col: usize, enc: &ColumnEncoding, out: &mut [f32
                     f32::INFINITY
                 } else {
                     match parse_number(text) {
-                        Some(x) if x.is_finite() => matrix::to_f32(x),
+                        Some(x) if x.is_finite() => ml_sniffing_forest::matrix::to_f32(x),
                         Some(_) => return Err(non_finite_error(table, row, col)),
                         None => bail!(
                             "line {}, column `{}`: `{}` is not a number (the model was trained on \

@@ -4,7 +4,6 @@
 pub mod cells;
 pub mod encoding;
 pub mod flows;
-pub mod matrix;
 pub mod records;
 pub mod seed;
 pub mod table_records;
@@ -12,7 +11,7 @@ pub mod table_records;
 use anyhow::{bail, Result};
 
 pub use cells::PacketColumns;
-pub use matrix::FeatureMatrix;
+pub use ml_sniffing_forest::FeatureMatrix;
 use seed::SeedContext;
 
 use crate::io::Table;
@@ -306,7 +305,7 @@ pub fn columns_as_features(table: &Table, names: &[String]) -> Result<FeatureMat
             m.set(
                 row,
                 f,
-                matrix::to_f32(cells::required_number(table, row, col)?),
+                ml_sniffing_forest::matrix::to_f32(cells::required_number(table, row, col)?),
             );
         }
     }

@@ -10,9 +10,9 @@ use anyhow::Result;
 
 use super::cells::{self, PacketColumns};
 use super::flows::{group_by_hash, hash_key};
-use super::matrix::{to_f32, FeatureMatrix};
 use crate::io::Table;
 use crate::pyfmt;
+use ml_sniffing_forest::matrix::{to_f32, FeatureMatrix};
 
 /// The original's feature columns, in its order.
 pub const FEATURES: [&str; 11] = [

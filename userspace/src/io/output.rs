@@ -240,6 +240,50 @@ pub fn open_for_writing(path: &Path, append: bool) -> Result<std::fs::File> {
     })
 }
 
+/// Whether two paths name the same existing file (`-`, stdin or stdout,
+/// names none).
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    if crate::io::input::is_dash(a) || crate::io::input::is_dash(b) {
+        return false;
+    }
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Refuses to write `output` (the file of option `flag`) over one of
+/// `inputs`, itself or through a link: the input would be destroyed.
+pub fn refuse_overwrite(
+    output: Option<&std::path::Path>,
+    flag: &str,
+    inputs: &[&std::path::Path],
+) -> anyhow::Result<()> {
+    let Some(output) = output else {
+        return Ok(());
+    };
+    if let Some(input) = inputs.iter().find(|i| same_file(i, output)) {
+        anyhow::bail!(
+            "{} {}: choose another {flag} file (writing it would destroy the input)",
+            output.display(),
+            if input == &output {
+                "is also the input".to_string()
+            } else {
+                format!("is the same file as the input {}", input.display())
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Whether `e` comes from writing to a pipe whose reader went away.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use super::alerts::{self, Alert, AlertOptions, Alerts, Joined, Opening, State};
 use super::models::Detector;
 use super::sinks::Sinks;
 use crate::features::records::describe;
-use crate::models::Block;
+use ml_sniffing_forest::Block;
 
 /// One reported packet.
 pub struct Report {

@@ -6,7 +6,7 @@
 use ml_sniffing_common::record::PacketRecord;
 
 use crate::features::records::RecordFeatures;
-use crate::models::Block;
+use ml_sniffing_forest::Block;
 
 pub struct BatchFeatures {
     all: RecordFeatures,

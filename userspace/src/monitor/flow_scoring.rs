@@ -22,8 +22,8 @@ use crate::capture::live::RecordSink;
 use crate::features::encoding::FeaturePlan;
 use crate::io::output::Output;
 use crate::io::Table;
-use crate::models::model_file::SavedModel;
-use crate::models::rforest::RandomForest;
+use crate::model_file::SavedModel;
+use ml_sniffing_forest::score::ForestScorer;
 
 /// What `run --flows` was asked for.
 pub struct FlowOptions {
@@ -44,7 +44,7 @@ pub struct FlowOptions {
 pub struct FlowScorer<'a> {
     table: FlowTable,
     plan: FeaturePlan,
-    model: RandomForest,
+    model: ForestScorer,
     early: Option<u64>,
     header: Vec<String>,
     done: Vec<Flow>,
@@ -137,7 +137,7 @@ impl<'a> FlowScorer<'a> {
                 false => FlowTable::new(o.idle, o.active).without_tcp_end(),
             },
             plan,
-            model,
+            model: ForestScorer::new(model),
             early: o.early,
             header,
             done: Vec::new(),
@@ -202,9 +202,10 @@ impl<'a> FlowScorer<'a> {
         let table = Table::from_rows(&headers, &[&cells])
             .map_err(|e| anyhow::anyhow!("a flow row: {e:?}"))?;
         let data = self.plan.apply(&table)?;
-        let proba = self.model.predict_proba(&data);
-        let class = crate::models::rforest::argmax_rows(&proba, self.model.n_classes())[0] as usize;
-        let name = self.model.classes[class].clone();
+        let proba = self.model.probabilities(&data);
+        let model = self.model.model();
+        let class = ml_sniffing_forest::rforest::argmax_rows(&proba, model.n_classes())[0] as usize;
+        let name = model.classes[class].clone();
         let p = proba[class];
         self.scored += 1;
         self.early_scored += early as u64;
@@ -285,6 +286,7 @@ impl<'a> FlowScorer<'a> {
     pub fn summary(&self) -> String {
         let classes: Vec<String> = self
             .model
+            .model()
             .classes
             .iter()
             .zip(&self.per_class)
@@ -346,6 +348,6 @@ impl RecordSink for FlowScorer<'_> {
 pub fn check_outputs(o: &FlowOptions, inputs: &[&Path]) -> Result<()> {
     let mut all: Vec<&Path> = inputs.to_vec();
     all.push(&o.classifier);
-    crate::commands::refuse_overwrite(o.output.as_deref(), "--output", &all)?;
-    crate::commands::refuse_overwrite(o.eve.as_deref(), "--eve", &all)
+    crate::io::output::refuse_overwrite(o.output.as_deref(), "--output", &all)?;
+    crate::io::output::refuse_overwrite(o.eve.as_deref(), "--eve", &all)
 }

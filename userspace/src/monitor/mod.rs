@@ -41,13 +41,13 @@ use crate::capture::frame_stash::FrameStash;
 use crate::capture::live::{CapturedFrame, Control, RecordSink};
 use crate::capture::pcap::writer::PcapNgWriter;
 use crate::features::records::RecordFeatures;
-use crate::models::iforest::IsolationForestParams;
 use crate::progress;
 use alerting::Alerter;
 use alerts::{AlertOptions, State};
 use batch::BatchFeatures;
 use eve::EveFile;
 use metrics::Metrics;
+use ml_sniffing_forest::iforest::IsolationForestParams;
 use models::{Classifier, Detector, Recent, Refit};
 use output::{Anomaly, AnomalyCsv};
 use sinks::Sinks;
@@ -250,7 +250,9 @@ impl<'a> Monitor<'a> {
             }
             bar
         });
-        let classes = classifier.as_ref().map_or(0, |c| c.model.n_classes());
+        let classes = classifier
+            .as_ref()
+            .map_or(0, |c| c.scorer.model().n_classes());
         Ok(Monitor {
             status: Status::new(options.sampling),
             recent: Recent::new(fit_features.len(), recent_rows),
@@ -515,8 +517,8 @@ impl<'a> Monitor<'a> {
             }
             let class = self.classifier.as_ref().map(|c| {
                 let k = predicted[i] as usize;
-                let p = self.proba[i * c.model.n_classes() + k];
-                (c.model.classes[k].as_str(), p)
+                let p = self.proba[i * c.scorer.model().n_classes() + k];
+                (c.scorer.model().classes[k].as_str(), p)
             });
             let anomaly = Anomaly {
                 record,
@@ -710,7 +712,7 @@ impl<'a> Monitor<'a> {
                 alerts: &self.alerter.alerts,
                 max_alerts_per_second: self.options.alerts.max_per_second,
                 csv: self.sinks.csv.as_ref(),
-                classifier: self.classifier.as_ref().map(|c| &c.model),
+                classifier: self.classifier.as_ref().map(|c| c.scorer.model()),
                 kafka: self
                     .sinks
                     .kafka

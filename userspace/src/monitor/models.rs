@@ -12,10 +12,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::features::encoding::FeaturePlan;
 use crate::features::records::RecordFeatures;
 use crate::features::{FeatureMatrix, FeatureSet};
-use crate::models::iforest::{IsolationForest, IsolationForestParams};
-use crate::models::model_file::SavedModel;
-use crate::models::rforest::{argmax_rows, RandomForest};
-use crate::models::Block;
+use crate::model_file::SavedModel;
+use ml_sniffing_forest::iforest::{IsolationForest, IsolationForestParams};
+use ml_sniffing_forest::rforest::argmax_rows;
+use ml_sniffing_forest::score::ForestScorer;
+use ml_sniffing_forest::Block;
 
 /// The anomaly model in use, and its version (1 for the first; each refit
 /// or swap adds one).
@@ -77,7 +78,7 @@ pub fn fit_calibrated(
         let scores = model.score_samples(&data.select_rows(&rest));
         (model, scores)
     };
-    model.baseline = crate::models::baseline::Baseline::of(data);
+    model.baseline = ml_sniffing_forest::baseline::Baseline::of(data);
     let threshold = alert_threshold(&mut scores, rate).min(model.offset);
     Ok((model, threshold, scores))
 }
@@ -109,7 +110,7 @@ impl Detector {
 
 /// A classifier saved by `classify --save-model` on packet features.
 pub struct Classifier {
-    pub model: RandomForest,
+    pub scorer: ForestScorer,
     pub features: RecordFeatures,
 }
 
@@ -117,9 +118,9 @@ impl Classifier {
     /// The class of every row of `block`; `proba` gets each row's class
     /// probabilities.
     pub fn classify(&self, block: Block, proba: &mut Vec<f64>) -> Vec<u32> {
-        let c = self.model.n_classes();
+        let c = self.scorer.model().n_classes();
         proba.resize(block.len() * c, 0.0);
-        self.model.predict_proba_block(block, proba);
+        self.scorer.probabilities_block(block, proba);
         argmax_rows(proba, c)
     }
 }
@@ -176,7 +177,10 @@ pub fn load_classifier(path: &Path) -> Result<Classifier> {
         SavedModel::RandomForest { plan, model } => {
             let features = RecordFeatures::for_model(&packet_features(&plan, path)?)
                 .with_context(|| format!("cannot classify live packets with {}", path.display()))?;
-            Ok(Classifier { model, features })
+            Ok(Classifier {
+                scorer: ForestScorer::new(model),
+                features,
+            })
         }
         SavedModel::IsolationForest { .. } => bail!(
             "{} is an Isolation Forest: pass it with --model; --classifier takes a Random Forest \

@@ -13,7 +13,7 @@ use super::eve;
 use super::models::Detector;
 use super::sinks::Sinks;
 use super::Totals;
-use crate::models::Block;
+use ml_sniffing_forest::Block;
 
 /// Alerts are updated and closed on this step of the packets' clock.
 const TICK_NS: u64 = 1_000_000_000;

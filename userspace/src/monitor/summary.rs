@@ -9,7 +9,7 @@ use ml_sniffing_common::maps::Counters;
 use super::alerts::Alerts;
 use super::kafka::KafkaCounts;
 use super::output::AnomalyCsv;
-use crate::models::rforest::RandomForest;
+use ml_sniffing_forest::rforest::RandomForest;
 
 /// Running totals.
 #[derive(Debug, Default, Clone, Copy)]
@@ -110,7 +110,7 @@ pub fn summary(tally: &Tally, c: Context) -> String {
     if !talkers.is_empty() {
         s.push_str("Top talkers among the anomalies:\n");
         let mut table = comfy_table::Table::new();
-        table.load_preset(crate::commands::HEADER_RULE_ONLY);
+        table.load_preset(crate::screen::HEADER_RULE_ONLY);
         table.set_header(["source", "anomalies", "share"]);
         for (addr, n) in talkers.iter().take(10) {
             table.add_row([

@@ -49,7 +49,7 @@ fn legend(chart: &mut Chart<'_>) -> Result<(), Box<dyn std::error::Error>> {
 fn category(labels: &[String], position: f64, chars: usize) -> String {
     let r = position.round();
     if (r - position).abs() < 0.01 && r >= 0.0 && (r as usize) < labels.len() {
-        crate::commands::shown_cell(&labels[r as usize])
+        crate::screen::shown_cell(&labels[r as usize])
             .chars()
             .take(chars)
             .collect()

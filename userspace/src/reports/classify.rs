@@ -12,9 +12,9 @@ use rand::SeedableRng;
 
 use super::charts::{self, BLUE, GREEN, RED};
 use super::Page;
-use crate::features::FeatureMatrix;
-use crate::models::metrics::{self, Evaluation};
-use crate::models::rforest::RandomForest;
+use ml_sniffing_forest::metrics::{self, Evaluation};
+use ml_sniffing_forest::score::ForestScorer;
+use ml_sniffing_forest::FeatureMatrix;
 
 /// Features shown in the importance chart at most.
 const TOP_FEATURES: usize = 20;
@@ -24,7 +24,7 @@ pub struct Input<'a> {
     pub how: &'a str,
     pub evaluation: &'a Evaluation,
     pub classes: &'a [String],
-    pub model: &'a RandomForest,
+    pub scorer: &'a ForestScorer,
     pub test: &'a FeatureMatrix,
     pub y_test: &'a [u32],
     pub random_state: u64,
@@ -118,13 +118,13 @@ pub fn write(path: &Path, d: &Input) -> Result<()> {
 /// The test accuracy lost when each feature's column is shuffled.
 fn permutation_importance(d: &Input) -> Vec<f64> {
     let k = d.classes.len();
-    let base = metrics::evaluate(d.y_test, &d.model.predict(d.test), k).accuracy;
+    let base = metrics::evaluate(d.y_test, &d.scorer.classes(d.test), k).accuracy;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(d.random_state);
     (0..d.test.n_features())
         .map(|f| {
             let mut shuffled = d.test.clone();
             shuffled.column_mut(f).shuffle(&mut rng);
-            base - metrics::evaluate(d.y_test, &d.model.predict(&shuffled), k).accuracy
+            base - metrics::evaluate(d.y_test, &d.scorer.classes(&shuffled), k).accuracy
         })
         .collect()
 }

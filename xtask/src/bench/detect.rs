@@ -86,11 +86,11 @@ pub fn run(options: &BenchOptions) -> Result<()> {
     println!(
         "\nIsolation Forest scoring alone (200 trees, max_samples 256, 11 features, one thread):\n"
     );
-    let table = super::userspace_bench("iforest_scoring")?;
+    let table = super::crate_bench("ml-sniffing-forest", "iforest_scoring")?;
     print!("{table}");
     let ours_rate = table
         .lines()
-        .find(|l| l.starts_with("| dispatched"))
+        .find(|l| l.starts_with("| lanes"))
         .and_then(|l| {
             l.trim_end_matches(" |")
                 .rsplit("| ")

@@ -27,21 +27,13 @@ pub struct BenchOptions {
 
 type Bench = fn(&BenchOptions) -> Result<()>;
 
-/// Runs `cargo bench -p ml-sniffing --bench NAME` (release build) and
-/// returns what it printed.
-fn userspace_bench(name: &str) -> Result<String> {
+/// Runs `cargo bench -p PACKAGE --bench NAME` (release build) and returns
+/// what it printed.
+fn crate_bench(package: &str, name: &str) -> Result<String> {
     use anyhow::Context;
     let output =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "bench",
-                "--locked",
-                "-q",
-                "-p",
-                "ml-sniffing",
-                "--bench",
-                name,
-            ])
+            .args(["bench", "--locked", "-q", "-p", package, "--bench", name])
             .current_dir(crate::util::root())
             .output()
             .with_context(|| format!("running the {name} benchmark"))?;

@@ -77,7 +77,7 @@ pub(super) fn training_model(
 
 pub fn run(_options: &BenchOptions) -> Result<()> {
     println!("The userspace path alone (no kernel), `cargo bench -p ml-sniffing --bench monitor_path`:\n");
-    println!("{}", super::userspace_bench("monitor_path")?);
+    println!("{}", super::crate_bench("ml-sniffing", "monitor_path")?);
 
     util::cargo(&["build", "--release", "--locked", "--package", "ml-sniffing"])?;
     let binary = util::root().join("target/release/ml-sniffing");

@@ -20,7 +20,7 @@ pub fn run(args: &SniffArgs, captures: &[PathBuf], out: &mut dyn Write) -> Resul
     }
     if captures
         .iter()
-        .any(|c| crate::commands::same_file(c, &args.output))
+        .any(|c| crate::io::output::same_file(c, &args.output))
     {
         bail!(
             "{} is the capture being read: choose another output file",
@@ -57,7 +57,7 @@ pub fn run(args: &SniffArgs, captures: &[PathBuf], out: &mut dyn Write) -> Resul
         )
     };
     let summary = summary.inspect_err(|e| {
-        if crate::cli::is_broken_pipe(e) {
+        if crate::io::output::is_broken_pipe(e) {
             bar.finish_and_clear();
             eprintln!(
                 "{}: the output was closed by its reader after {written} rows; stopped.",

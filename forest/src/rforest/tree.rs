@@ -10,7 +10,7 @@
 use rand::Rng;
 
 use super::{Criterion, RandomForestParams};
-use crate::features::FeatureMatrix;
+use crate::FeatureMatrix;
 
 /// scikit-learn's `FEATURE_THRESHOLD`: values closer than this are equal
 /// for splitting, and a feature whose range in a node is below it is

@@ -1,33 +1,32 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::rank_tree::RankTree;
 use super::*;
-
-/// Three noisy classes over `features` columns, some with repeated values
-/// and one constant column, so that ties, constants and impure leaves occur.
-pub(crate) fn noisy_problem(rows: usize, features: usize, seed: u64) -> (FeatureMatrix, Vec<u32>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let labels: Vec<u32> = (0..rows).map(|_| rng.gen_range(0..3)).collect();
-    let columns = (0..features)
-        .map(|f| {
-            labels
-                .iter()
-                .map(|&y| match f % 4 {
-                    0 => y as f32 + rng.gen_range(-1.0f32..1.0),
-                    1 => rng.gen_range(0..5) as f32,
-                    2 => 7.0,
-                    _ => (y as f32) * 0.5 + rng.gen_range(0.0f32..2.0),
-                })
-                .collect()
-        })
-        .collect();
-    let names = (0..features).map(|f| format!("f{f}")).collect();
-    (FeatureMatrix::from_columns(names, columns), labels)
-}
+#[cfg(target_arch = "x86_64")]
+use crate::score::avx512;
+use crate::score::node_lines::{self, NodeLines};
+use crate::score::rank_tree::RankTree;
+use crate::score::{ForestScorer, Walk};
+use crate::testing::noisy_problem;
+use crate::Block;
 
 fn classes(n: usize) -> Vec<String> {
     (0..n).map(|k| k.to_string()).collect()
+}
+
+/// Probabilities on the walk this CPU picks.
+fn proba(model: &RandomForest, data: &FeatureMatrix) -> Vec<f64> {
+    ForestScorer::new(model.clone()).probabilities(data)
+}
+
+/// Classes on the walk this CPU picks.
+fn predict(model: &RandomForest, data: &FeatureMatrix) -> Vec<u32> {
+    ForestScorer::new(model.clone()).classes(data)
+}
+
+/// The node lines of a forest that fits them.
+fn lines_of(forest: &FlatForest) -> NodeLines {
+    NodeLines::new(forest).expect("at most 32 features fit node lines")
 }
 
 #[test]
@@ -44,52 +43,24 @@ fn flat_forest_equals_the_pointer_trees_on_every_row() {
         let model = params.fit(&train, &labels, classes(3), &|| {}).unwrap();
         for data in [&train, &test] {
             let want = reference_proba(&trees, data);
-            assert_eq!(model.predict_proba(data), want, "{rows}x{features}");
+            assert_eq!(proba(&model, data), want, "{rows}x{features}");
             let c = 3;
             let block = Block::of_matrix(data, 0, data.n_rows());
-            for (name, f) in [
-                (
-                    "scalar",
-                    FlatForest::add_probabilities_scalar as fn(&FlatForest, Block, &mut [f64]),
-                ),
-                ("portable", FlatForest::add_probabilities_portable),
-                ("dispatched", FlatForest::add_probabilities),
-            ] {
+            let mut sums = vec![0.0; data.n_rows() * c];
+            model.forest.add_probabilities_scalar(block, &mut sums);
+            let got: Vec<f64> = sums.iter().map(|s| s / 17.0).collect();
+            assert_eq!(got, want, "scalar");
+            for walk in [Walk::Lanes, Walk::Avx512] {
+                let Some(scorer) = ForestScorer::with_walk(&model, walk) else {
+                    eprintln!("{walk:?} does not run here: not compared");
+                    continue;
+                };
                 let mut sums = vec![0.0; data.n_rows() * c];
-                f(&model.forest, block, &mut sums);
+                scorer.add_sums(block, &mut sums);
                 let got: Vec<f64> = sums.iter().map(|s| s / 17.0).collect();
-                assert_eq!(got, want, "{name}");
+                assert_eq!(got, want, "{walk:?}");
             }
         }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn avx2_path_equals_scalar_path_on_sub_blocks() {
-    if !std::is_x86_feature_detected!("avx2") {
-        eprintln!("skipped: this CPU has no AVX2");
-        return;
-    }
-    let (train, labels) = noisy_problem(500, 6, 3);
-    let (test, _) = noisy_problem(300, 6, 4);
-    let model = RandomForestParams {
-        n_estimators: 9,
-        ..Default::default()
-    }
-    .fit(&train, &labels, classes(3), &|| {})
-    .unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for _ in 0..20 {
-        let start = rng.gen_range(0..test.n_rows());
-        let end = rng.gen_range(start..=test.n_rows());
-        let block = Block::of_matrix(&test, start, end);
-        let mut scalar = vec![0.0; block.len() * 3];
-        model.forest.add_probabilities_scalar(block, &mut scalar);
-        let mut simd = vec![0.0; block.len() * 3];
-        // SAFETY: AVX2 checked at the top of the test.
-        unsafe { model.forest.add_probabilities_avx2(block, &mut simd) };
-        assert_eq!(simd, scalar, "rows {start}..{end}");
     }
 }
 
@@ -121,12 +92,12 @@ fn probabilities_are_means_of_leaf_frequencies_and_sum_to_one() {
     }
     .fit(&data, &labels, classes(3), &|| {})
     .unwrap();
-    let proba = model.predict_proba(&data);
+    let proba = proba(&model, &data);
     for row in proba.chunks(3) {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{row:?}");
     }
     // Fully grown trees fit their training data well.
-    let predicted = model.predict(&data);
+    let predicted = predict(&model, &data);
     let right = predicted
         .iter()
         .zip(&labels)
@@ -165,8 +136,7 @@ fn a_learnable_problem_is_learned_and_entropy_works_too() {
         }
         .fit(&train, &y_train, classes(4), &|| {})
         .unwrap();
-        let right = model
-            .predict(&test)
+        let right = predict(&model, &test)
             .iter()
             .zip(&y_test)
             .filter(|(p, y)| p == y)
@@ -207,9 +177,12 @@ fn linfa_traits_fit_and_predict() {
     // Inherent methods share the names: call the linfa traits explicitly.
     let model = Fit::fit(&params, &dataset).unwrap();
     let direct = params.fit(&data, &labels, classes(3), &|| {}).unwrap();
-    assert_eq!(model.forest, direct.forest);
+    assert_eq!(model.model().forest, direct.forest);
     let predicted: ndarray::Array1<usize> = Predict::predict(&model, &records);
-    let want: Vec<usize> = direct.predict(&data).iter().map(|&p| p as usize).collect();
+    let want: Vec<usize> = predict(&direct, &data)
+        .iter()
+        .map(|&p| p as usize)
+        .collect();
     assert_eq!(predicted.to_vec(), want);
     let bad = RandomForestParams {
         n_estimators: 0,
@@ -274,7 +247,7 @@ fn exit_table_follows_the_comparisons_down_three_levels() {
         let b2 = bit(2 + b1);
         let b3 = bit(4 + 2 * b1 + b2);
         assert_eq!(
-            records::EXIT[mask] as usize,
+            node_lines::EXIT[mask] as usize,
             4 * b1 + 2 * b2 + b3,
             "mask {mask:08b}"
         );
@@ -284,7 +257,7 @@ fn exit_table_follows_the_comparisons_down_three_levels() {
 #[test]
 fn rank_tree_searches_equal_the_plain_search() {
     #[cfg(target_arch = "x86_64")]
-    let avx512 = avx512::available();
+    let avx512 = Walk::Avx512.runs_here();
     #[cfg(not(target_arch = "x86_64"))]
     let avx512 = false;
     if !avx512 {
@@ -328,7 +301,7 @@ fn rank_tree_searches_equal_the_plain_search() {
         let model = RandomForestParams::default()
             .fit(&train, &labels, classes(3), &|| {})
             .unwrap();
-        let records = model.forest.records().unwrap();
+        let records = lines_of(&model.forest);
         let test = with_edge_values(&problem_k(37, 4, 3, 8).0, &model.forest, 2);
         for f in 0..4 {
             let mut got = vec![None; test.n_rows()];
@@ -364,10 +337,7 @@ fn record_walk_equals_the_pointer_trees() {
         let model = params
             .fit(&train, &labels, classes(k as usize), &|| {})
             .unwrap();
-        let records = model
-            .forest
-            .records()
-            .expect("at most 32 features fit records");
+        let records = lines_of(&model.forest);
         let (test, _) = problem_k(257, features, k, 2);
         for data in [&train, &with_edge_values(&test, &model.forest, 3)] {
             let want = reference_proba(&trees, data);
@@ -392,20 +362,21 @@ fn single_leaf_trees_and_wide_forests_score_like_the_pointer_trees() {
     let trees = params.grow_trees(&data, &same, 2, &|| {}).unwrap();
     let model = params.fit(&data, &same, classes(2), &|| {}).unwrap();
     assert!(trees.iter().all(|t| t.nodes.len() == 1));
-    assert!(model.forest.records().is_some());
-    assert_eq!(model.predict_proba(&data), reference_proba(&trees, &data));
-    // 33 features: no record layout; the portable walk scores instead.
+    assert!(NodeLines::new(&model.forest).is_some());
+    assert_eq!(proba(&model, &data), reference_proba(&trees, &data));
+    // 33 features: no node lines; the lane walk scores instead.
     let (data, labels) = problem_k(120, 33, 3, 5);
     let trees = params.grow_trees(&data, &labels, 3, &|| {}).unwrap();
     let model = params.fit(&data, &labels, classes(3), &|| {}).unwrap();
-    assert!(model.forest.records().is_none());
-    assert_eq!(model.predict_proba(&data), reference_proba(&trees, &data));
+    assert!(NodeLines::new(&model.forest).is_none());
+    assert_eq!(ForestScorer::new(model.clone()).walk(), Walk::Lanes);
+    assert_eq!(proba(&model, &data), reference_proba(&trees, &data));
 }
 
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
-    if !avx512::available() {
+    if !Walk::Avx512.runs_here() {
         eprintln!("skipped: avx512_walk_equals_the_record_walk_on_random_forests_and_blocks: this CPU has no AVX-512");
         return;
     }
@@ -426,10 +397,7 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         let model = params
             .fit(&train, &labels, classes(k as usize), &|| {})
             .unwrap();
-        let records = model
-            .forest
-            .records()
-            .expect("at most 32 features fit records");
+        let records = lines_of(&model.forest);
         let (test, _) = problem_k(rng.gen_range(1..700), features, k, 100 + round);
         let test = with_edge_values(&test, &model.forest, round);
         // Sub-blocks exercise offsets, partial lane groups and tiles.
@@ -440,7 +408,7 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         records.add_probabilities_scalar(block, &mut want);
         // Fully grown trees share a few value vectors; the same forest with
         // numbered leaves is the layout of forests with many.
-        let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
+        let numbered = NodeLines::with_numbered_leaves(&model.forest).unwrap();
         assert!(!numbered.shared_values);
         assert!(!numbered.votes());
         votes += records.votes() as usize;
@@ -451,7 +419,7 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
             again, want,
             "round {round}: numbered leaves, one row at a time"
         );
-        for records in [records, &numbered] {
+        for records in [&records, &numbered] {
             let tile = rng.gen_range(1..300);
             let (first, later) = (rng.gen_range(1..10), rng.gen_range(1..4));
             let mut got = vec![0.0; block.len() * k as usize];
@@ -464,8 +432,8 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
             );
         }
         let mut got = vec![0.0; block.len() * k as usize];
-        // SAFETY: as above.
-        unsafe { model.forest.add_probabilities_avx512(block, &mut got) }.unwrap();
+        let scorer = ForestScorer::with_walk(&model, Walk::Avx512).unwrap();
+        scorer.add_sums(block, &mut got);
         assert_eq!(got, want, "round {round}: default tile and waves");
     }
     assert!(votes > 0 && shared > 0, "{votes} voting, {shared} shared");
@@ -473,19 +441,15 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
 
 /// Classes with the early stop against the argmax of every tree's sums, on
 /// forests large enough for rows to stop (and some near-ties: random labels
-/// and noise features): the portable lane walk (baseline and AVX2 builds),
-/// and the AVX-512 walk with shared and numbered leaf values.
+/// and noise features): the lane walk, and the AVX-512 walk with shared and
+/// numbered leaf values.
 #[test]
 fn early_stop_gives_the_classes_of_the_full_sums() {
-    #[cfg(target_arch = "x86_64")]
-    let (avx2, avx512) = (std::is_x86_feature_detected!("avx2"), avx512::available());
-    #[cfg(not(target_arch = "x86_64"))]
-    let (avx2, avx512) = (false, false);
-    if !avx2 || !avx512 {
+    let avx512 = Walk::Avx512.runs_here();
+    if !avx512 {
         eprintln!(
-            "early_stop_gives_the_classes_of_the_full_sums: this CPU lacks {}: \
-             that build of the walk is skipped",
-            if avx2 { "AVX-512" } else { "AVX2 and AVX-512" }
+            "early_stop_gives_the_classes_of_the_full_sums: this CPU lacks AVX-512: \
+             that walk is skipped"
         );
     }
     let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -507,7 +471,7 @@ fn early_stop_gives_the_classes_of_the_full_sums() {
         let block = Block::of_matrix(&test, 0, test.n_rows());
         let mut want = vec![0; block.len()];
         model.forest.predict_classes_all_trees(block, &mut want);
-        let proba = model.predict_proba(&test);
+        let proba = proba(&model, &test);
         assert_eq!(want, argmax_rows(&proba, k as usize), "round {round}");
         // Rows did stop early (the test would not see a wrong stop
         // otherwise), and none walked more than every tree.
@@ -517,24 +481,17 @@ fn early_stop_gives_the_classes_of_the_full_sums() {
             assert!(walks < all, "round {round}, {walk}: {walks} walks of {all}");
         };
         let mut got = vec![u32::MAX; block.len()];
-        let walks = model.forest.predict_classes_portable(block, &mut got);
-        check(&got, walks, "portable");
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            let mut got = vec![u32::MAX; block.len()];
-            // SAFETY: the CPU has AVX2 (checked at the top).
-            let walks = unsafe { model.forest.predict_classes_avx2(block, &mut got) };
-            check(&got, walks, "AVX2 build");
-        }
+        let walks = model.forest.predict_classes_lanes(block, &mut got);
+        check(&got, walks, "lanes");
         #[cfg(target_arch = "x86_64")]
         if avx512 {
-            let numbered = records::Records::with_numbered_leaves(&model.forest).unwrap();
-            let records = model.forest.records().unwrap();
+            let numbered = NodeLines::with_numbered_leaves(&model.forest).unwrap();
+            let records = lines_of(&model.forest);
             assert!(
                 params.max_depth.is_some() || records.votes(),
                 "pure leaves: votes"
             );
-            for records in [records, &numbered] {
+            for records in [&records, &numbered] {
                 let mut got = vec![u32::MAX; block.len()];
                 // SAFETY: the CPU has the features (checked at the top).
                 let walks = unsafe { avx512::predict_classes(records, block, &mut got) };
@@ -542,7 +499,7 @@ fn early_stop_gives_the_classes_of_the_full_sums() {
                 check(&got, walks, &walk);
             }
         }
-        assert_eq!(model.predict(&test), want, "round {round}: predict");
+        assert_eq!(predict(&model, &test), want, "round {round}: predict");
     }
 }
 

@@ -1,8 +1,8 @@
 //! The forest behind linfa's traits, so that it can be used like the linfa
 //! models: `RandomForestParams` is a `ParamGuard` (checked by `check`), its
 //! checked form `Fit`s a `linfa::Dataset` of f32 records and `usize` class
-//! indices, and the fitted forest `Predict`s class indices for a record
-//! matrix. Class names are `"0"`, `"1"`, ... (indices), as linfa's targets
+//! indices into a [`ForestScorer`], which `Predict`s class indices for a
+//! record matrix. Class names are `"0"`, `"1"`, ... (indices), as linfa's targets
 //! carry no names; the CLI uses [`RandomForestParams::fit`] with names.
 
 use bytemuck::TransparentWrapper;
@@ -10,8 +10,9 @@ use linfa::dataset::DatasetBase;
 use linfa::prelude::{Fit, ParamGuard, PredictInplace};
 use ndarray::{Array1, ArrayBase, Data, Ix2};
 
-use super::{RandomForest, RandomForestParams};
-use crate::features::FeatureMatrix;
+use crate::rforest::RandomForestParams;
+use crate::score::ForestScorer;
+use crate::FeatureMatrix;
 
 /// Errors of the linfa-facing API (linfa needs a `std::error::Error`).
 #[derive(Debug, thiserror::Error)]
@@ -61,12 +62,12 @@ pub fn records_to_matrix<D: Data<Elem = f32>>(x: &ArrayBase<D, Ix2>) -> FeatureM
 impl<D: Data<Elem = f32>> Fit<ArrayBase<D, Ix2>, Array1<usize>, RandomForestError>
     for RandomForestValidParams
 {
-    type Object = RandomForest;
+    type Object = ForestScorer;
 
     fn fit(
         &self,
         dataset: &DatasetBase<ArrayBase<D, Ix2>, Array1<usize>>,
-    ) -> Result<RandomForest, RandomForestError> {
+    ) -> Result<ForestScorer, RandomForestError> {
         let records = dataset.records();
         let targets = dataset.targets();
         if records.nrows() != targets.len() {
@@ -77,14 +78,15 @@ impl<D: Data<Elem = f32>> Fit<ArrayBase<D, Ix2>, Array1<usize>, RandomForestErro
         let classes = (0..n_classes).map(|c| c.to_string()).collect();
         self.0
             .fit(&records_to_matrix(records), &labels, classes, &|| {})
+            .map(ForestScorer::new)
             .map_err(|e| RandomForestError::Fit(e.to_string()))
     }
 }
 
-impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for RandomForest {
+impl<D: Data<Elem = f32>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for ForestScorer {
     fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
         assert_eq!(x.nrows(), y.len(), "one target per row");
-        let predicted = RandomForest::predict(self, &records_to_matrix(x));
+        let predicted = self.classes(&records_to_matrix(x));
         for (t, p) in y.iter_mut().zip(predicted) {
             *t = p as usize;
         }

@@ -5,9 +5,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ml_sniffing::features::FeatureMatrix;
-use ml_sniffing::models::iforest::IsolationForestParams;
-use ml_sniffing::models::Block;
+use ml_sniffing_forest::iforest::IsolationForestParams;
+use ml_sniffing_forest::Block;
+use ml_sniffing_forest::FeatureMatrix;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -37,14 +37,9 @@ fn main() {
     println!(
         "| path | trees | depth | rows | seconds | samples/s (one thread) |\n|---|---|---|---|---|---|"
     );
-    type Walk = fn(&ml_sniffing::models::iforest::FlatIsolationForest, Block, &mut [f64]);
+    type Walk = fn(&ml_sniffing_forest::iforest::FlatIsolationForest, Block, &mut [f64]);
     let mut paths: Vec<(&str, Walk)> = vec![
-        ("dispatched (used by detect)", |f, b, o| {
-            f.add_path_lengths(b, o)
-        }),
-        ("portable lanes", |f, b, o| {
-            f.add_path_lengths_portable(b, o)
-        }),
+        ("lanes (used by detect)", |f, b, o| f.add_path_lengths(b, o)),
         ("scalar, one row at a time", |f, b, o| {
             f.add_path_lengths_scalar(b, o)
         }),

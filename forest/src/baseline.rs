@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::features::FeatureMatrix;
+use crate::FeatureMatrix;
 
 /// The smallest margin beyond the training range that counts as new.
 pub const MIN_MARGIN: f32 = 2.0;

@@ -27,10 +27,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::features::FeatureMatrix;
-use crate::models::baseline::Baseline;
-use crate::models::block::on_every_cpu;
-use crate::models::Block;
+use crate::baseline::Baseline;
+use crate::block::on_every_cpu;
+use crate::Block;
+use crate::FeatureMatrix;
 pub use flat::FlatIsolationForest;
 pub use tree::{average_path_length, ITree};
 

@@ -1,7 +1,7 @@
 //! A view of consecutive rows in column-major storage: what the flat scorers
 //! read. Feature `f` of row `r` is `data[f * stride + offset + r]`.
 
-use crate::features::FeatureMatrix;
+use crate::FeatureMatrix;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Block<'a> {

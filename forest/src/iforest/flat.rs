@@ -15,15 +15,13 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::tree::{leaf_path_length, ITree, Node};
-use crate::models::Block;
+use crate::Block;
 
 /// The deepest tree the complete layout holds (2^16 leaves, 768 KiB a tree).
 pub const MAX_DEPTH: u32 = 16;
 
 /// Rows walked together through one tree by the portable path.
 const LANES: usize = 16;
-/// Rows walked together by the AVX2 path (two vectors of 8).
-const AVX2_ROWS: usize = 16;
 
 /// Rows copied into the contiguous scratch block the fast paths walk.
 pub const BLOCK_ROWS: usize = 256;
@@ -258,35 +256,11 @@ impl FlatIsolationForest {
         self.n_features as usize
     }
 
-    /// Adds each row's path length summed over all trees to `out`.
+    /// Adds each row's path length summed over all trees to `out`: the lane
+    /// walk, one build for every x86-64 CPU (an AVX2 build with vector
+    /// compares for the top levels measured within 1-8 %, and was dropped).
     pub fn add_path_lengths(&self, block: Block, out: &mut [f64]) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { self.add_path_lengths_avx2(block, out) };
-            return;
-        }
-        self.add_path_lengths_portable(block, out);
-    }
-
-    /// The portable path: the lane loop compiled for the baseline CPU.
-    pub fn add_path_lengths_portable(&self, block: Block, out: &mut [f64]) {
         self.walk_blocks::<LANES>(block, out);
-    }
-
-    /// The same loop compiled with AVX2 enabled, so that the compiler can
-    /// use gathers and vector compares for the lanes.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn add_path_lengths_avx2(&self, block: Block, out: &mut [f64]) {
-        self.for_each_scratch::<AVX2_ROWS>(block, out, |scratch, rows, sums| {
-            // SAFETY: the caller guarantees AVX2; the scratch layout is the
-            // one `walk_scratch_avx2` expects (checked there).
-            unsafe { self.walk_scratch_avx2(scratch, rows, sums) }
-        });
     }
 
     /// The plainest form: one row at a time through the checked arrays,
@@ -389,98 +363,6 @@ impl FlatIsolationForest {
             }
         }
     }
-
-    /// The AVX2 walk, 8 rows at a time. The top `TOP` levels of a tree have
-    /// few nodes (1, 2, 4), and every lane is at one of them: the walk
-    /// compares all of a level's nodes for the 8 rows with plain vector
-    /// loads (no gathers: they are slow on the CPUs we target) and picks
-    /// each lane's result with blends. The deeper levels, where lanes
-    /// spread over many nodes, continue lane by lane as in the portable walk.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn walk_scratch_avx2(&self, scratch: &[u32], rows: usize, sums: &mut [f64]) {
-        use std::arch::x86_64::*;
-
-        const TOP: usize = 3;
-        let depth = self.depth as usize;
-        if depth < TOP {
-            return self.walk_scratch::<AVX2_ROWS>(scratch, rows, sums);
-        }
-        let internal = (1usize << depth) - 1;
-        assert!(rows.is_multiple_of(AVX2_ROWS) && rows <= BLOCK_ROWS && sums.len() == rows);
-        assert!(scratch.len() >= self.n_features().max(1) * BLOCK_ROWS);
-        for t in 0..self.n_trees() {
-            let nodes = &self.packed[t * internal..(t + 1) * internal];
-            let leaves = &self.leaves[t * (internal + 1)..(t + 1) * (internal + 1)];
-            // The top nodes' columns and thresholds, in heap order.
-            let top: [PackedNode; (1 << TOP) - 1] = std::array::from_fn(|i| nodes[i]);
-            for r in (0..rows).step_by(AVX2_ROWS) {
-                let xs = &scratch[r..];
-                // AVX2 compares signed integers: flip the top bit of both
-                // keys to compare them unsigned.
-                let flip = _mm256_set1_epi32(i32::MIN);
-                // The 1-based heap index after the top three levels of the
-                // 8 rows starting at `first`: 8 + 4 b0 + 2 b1 + b2.
-                let top_index = |first: usize| {
-                    // x > t for the 8 rows at node `i` of the top levels.
-                    let greater = |i: usize| {
-                        let node = top[i];
-                        let at = node.offset as usize + first;
-                        assert!(at + 8 <= xs.len());
-                        // SAFETY: 8 values from `at` are inside `xs` (asserted).
-                        let v =
-                            unsafe { _mm256_loadu_si256(xs.as_ptr().add(at) as *const __m256i) };
-                        let t = _mm256_set1_epi32((node.threshold ^ 0x8000_0000) as i32);
-                        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_xor_si256(v, flip), t))
-                    };
-                    // Level 0: one node. Level 1: two, chosen by level 0's bit.
-                    let b0 = greater(0);
-                    let b1 = _mm256_blendv_ps(greater(1), greater(2), b0);
-                    // Level 2: four, chosen by (b0, b1).
-                    let left = _mm256_blendv_ps(greater(3), greater(4), b1);
-                    let right = _mm256_blendv_ps(greater(5), greater(6), b1);
-                    let b2 = _mm256_blendv_ps(left, right, b0);
-                    let bit = |b: __m256, weight: i32| {
-                        _mm256_and_si256(_mm256_castps_si256(b), _mm256_set1_epi32(weight))
-                    };
-                    _mm256_add_epi32(
-                        _mm256_add_epi32(_mm256_set1_epi32(8), bit(b0, 4)),
-                        _mm256_add_epi32(bit(b1, 2), bit(b2, 1)),
-                    )
-                };
-                // Lane by lane out of the registers (a vector store read
-                // back as scalars would wait on store forwarding).
-                let (lo, hi) = (top_index(0), top_index(8));
-                let lanes = |v: __m256i| {
-                    [
-                        _mm256_extract_epi32::<0>(v) as usize,
-                        _mm256_extract_epi32::<1>(v) as usize,
-                        _mm256_extract_epi32::<2>(v) as usize,
-                        _mm256_extract_epi32::<3>(v) as usize,
-                        _mm256_extract_epi32::<4>(v) as usize,
-                        _mm256_extract_epi32::<5>(v) as usize,
-                        _mm256_extract_epi32::<6>(v) as usize,
-                        _mm256_extract_epi32::<7>(v) as usize,
-                    ]
-                };
-                let (a, b) = (lanes(lo), lanes(hi));
-                let mut idx: [usize; AVX2_ROWS] =
-                    std::array::from_fn(|l| if l < 8 { a[l] } else { b[l - 8] });
-                for _ in TOP..depth {
-                    for (l, j) in idx.iter_mut().enumerate() {
-                        debug_assert!(*j >= 1 && *j <= internal);
-                        // SAFETY: as in `walk_scratch`: 1 <= j <= internal
-                        // before each step, offsets inside the scratch.
-                        unsafe { step(j, nodes, xs, l) };
-                    }
-                }
-                add_leaves(&mut sums[r..r + AVX2_ROWS], leaves, &idx, internal);
-            }
-        }
-    }
 }
 
 /// Adds the leaf each lane reached (1-based heap index `j`, after the last
@@ -535,7 +417,7 @@ unsafe fn step(j: &mut usize, nodes: &[PackedNode], xs: &[u32], l: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::FeatureMatrix;
+    use crate::FeatureMatrix;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     /// The attribution walks the same splits as scoring: a feature that
@@ -550,7 +432,7 @@ mod tests {
         level[7] = 50.0;
         let data =
             FeatureMatrix::from_columns(vec!["level".into(), "noise".into()], vec![level, noise]);
-        let model = crate::models::iforest::IsolationForestParams {
+        let model = crate::iforest::IsolationForestParams {
             n_estimators: 50,
             ..Default::default()
         }
@@ -624,38 +506,8 @@ mod tests {
             let round_trip: FlatIsolationForest = flat.arrays().try_into().unwrap();
             assert_eq!(round_trip, flat);
             let mut got = vec![0.0; rows];
-            flat.add_path_lengths_portable(block, &mut got);
-            assert_eq!(got, want, "portable lanes");
-            let mut got = vec![0.0; rows];
             flat.add_path_lengths(block, &mut got);
-            assert_eq!(got, want, "dispatched (AVX2 where present)");
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_path_equals_scalar_path_on_random_forests_and_blocks() {
-        if !std::is_x86_feature_detected!("avx2") {
-            eprintln!("skipped: this CPU has no AVX2");
-            return;
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for _ in 0..20 {
-            let rows = rng.gen_range(1..500);
-            let features = rng.gen_range(1..12);
-            let depth = rng.gen_range(1..10);
-            let data = random_matrix(rows, features, &mut rng);
-            let trees = random_forest(&data, 7, depth, &mut rng);
-            let flat = FlatIsolationForest::from_trees(&trees, depth, features).unwrap();
-            // Sub-blocks exercise offsets and partial lane groups.
-            let start = rng.gen_range(0..rows);
-            let block = Block::of_matrix(&data, start, rows);
-            let mut scalar = vec![0.0; block.len()];
-            flat.add_path_lengths_scalar(block, &mut scalar);
-            let mut simd = vec![0.0; block.len()];
-            // SAFETY: AVX2 checked at the top of the test.
-            unsafe { flat.add_path_lengths_avx2(block, &mut simd) };
-            assert_eq!(simd, scalar);
+            assert_eq!(got, want, "lanes");
         }
     }
 

@@ -20,14 +20,11 @@
 //! mean of the trees' leaf class frequencies (soft voting); the prediction
 //! is the most probable class (the first one on ties).
 //!
-//! Training grows pointer trees ([`tree::DecisionTree`]); inference runs on
-//! the flat layout ([`flat::FlatForest`]).
+//! Training grows pointer trees ([`tree::DecisionTree`]); the fitted model
+//! stores them flat ([`flat::FlatForest`]), and [`crate::score::ForestScorer`]
+//! scores them.
 
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
 pub mod flat;
-pub(crate) mod rank_tree;
-pub mod records;
 pub(crate) mod stop;
 pub mod tree;
 
@@ -41,14 +38,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::features::FeatureMatrix;
-use crate::models::block::on_every_cpu;
-use crate::models::Block;
+use crate::FeatureMatrix;
 pub use flat::FlatForest;
 pub use tree::DecisionTree;
-
-/// The fewest rows worth a thread of their own in `predict_proba`.
-const MIN_ROWS_PER_THREAD: usize = 4096;
 
 /// Features tried at each split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -120,11 +112,28 @@ impl fmt::Display for MaxFeatures {
 }
 
 /// The impurity a split minimises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Criterion {
     Gini,
     Entropy,
+}
+
+impl Criterion {
+    /// The names [`Criterion::from_str`] takes.
+    pub const NAMES: [&'static str; 2] = ["gini", "entropy"];
+}
+
+impl FromStr for Criterion {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "gini" => Ok(Criterion::Gini),
+            "entropy" => Ok(Criterion::Entropy),
+            _ => bail!("the criterion is gini or entropy, not `{s}`"),
+        }
+    }
 }
 
 /// Random Forest hyper-parameters; see the module documentation.
@@ -172,7 +181,7 @@ pub struct RandomForest {
 impl RandomForestParams {
     /// Checks the parameters before any work is done.
     pub fn check(&self) -> Result<()> {
-        let most = crate::models::iforest::MAX_TREES;
+        let most = crate::iforest::MAX_TREES;
         if !(1..=most).contains(&self.n_estimators) {
             bail!(
                 "--n-estimators must be from 1 to {most} (more trees change the votes by less \
@@ -290,39 +299,6 @@ impl RandomForest {
     pub fn n_classes(&self) -> usize {
         self.classes.len()
     }
-
-    /// Class probabilities, `n_rows * n_classes` row after row: the mean
-    /// over trees of each tree's leaf frequencies.
-    pub fn predict_proba(&self, data: &FeatureMatrix) -> Vec<f64> {
-        let c = self.n_classes();
-        let mut out = vec![0.0; data.n_rows() * c];
-        on_every_cpu(data, &mut out, c, MIN_ROWS_PER_THREAD, |block, out| {
-            self.predict_proba_block(block, out)
-        });
-        out
-    }
-
-    /// Probabilities of one block of rows, on this thread, into `out`.
-    pub fn predict_proba_block(&self, block: Block, out: &mut [f64]) {
-        out.fill(0.0);
-        self.forest.add_probabilities(block, out);
-        let n_trees = self.forest.n_trees() as f64;
-        for v in out.iter_mut() {
-            *v /= n_trees;
-        }
-    }
-
-    /// The most probable class index of each row (first on ties): the
-    /// argmax of [`RandomForest::predict_proba`], on every CPU. Rows stop
-    /// walking trees once their class is decided
-    /// ([`FlatForest::predict_classes`]).
-    pub fn predict(&self, data: &FeatureMatrix) -> Vec<u32> {
-        let mut out = vec![0; data.n_rows()];
-        on_every_cpu(data, &mut out, 1, MIN_ROWS_PER_THREAD, |block, out| {
-            self.forest.predict_classes(block, out)
-        });
-        out
-    }
 }
 
 /// Index of the largest value in each row of `c` values (first on ties),
@@ -366,8 +342,6 @@ pub fn reference_proba(trees: &[DecisionTree], data: &FeatureMatrix) -> Vec<f64>
     }
     out
 }
-
-pub mod linfa_api;
 
 #[cfg(test)]
 pub(crate) mod tests;

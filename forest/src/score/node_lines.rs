@@ -25,7 +25,7 @@
 //! result names the exit through a 256-entry table ([`EXIT`]).
 //!
 //! Keys are ranks. For each feature, the forest's distinct thresholds are
-//! sorted (`Records::row_key`); a node's key is its threshold's rank
+//! sorted (`NodeLines::row_key`); a node's key is its threshold's rank
 //! shifted left by [`FEATURE_BITS`], with its feature in the low bits; a
 //! row's key for a feature is the number of that feature's thresholds
 //! below the row's value, shifted the same way, low bits zero. Then
@@ -40,10 +40,10 @@
 //! records on average, against 17.2 nodes. The records take 24 MB; its
 //! leaves share 3 value vectors (numbered leaves would take 18 MB).
 
-use super::flat::{FlatForest, NOT_A_LEAF};
 use super::rank_tree::RankTree;
-use crate::models::iforest::flat::order_key;
-use crate::models::Block;
+use crate::iforest::flat::order_key;
+use crate::rforest::flat::{FlatForest, NOT_A_LEAF};
+use crate::Block;
 
 /// Exits of a record.
 pub const EXITS: usize = 8;
@@ -76,7 +76,7 @@ const PADDING_KEY: u32 = u32::MAX;
 /// Three levels of one tree in one cache line.
 #[repr(C, align(64))]
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Record {
+pub struct NodeLine {
     /// `keys[0]`: with numbered leaves, the global number of the first leaf
     /// this record leads to (the walk never uses the comparison in lane 0);
     /// `keys[1..8]`: the nodes' keys in heap order (threshold rank above
@@ -87,7 +87,7 @@ pub struct Record {
     pub next: [u16; EXITS],
     /// Zero: keeps the record at 64 bytes with every byte initialised.
     pub reserved: [u8; 8],
-    /// With shared values (`Records::shared_values`): the value id of
+    /// With shared values (`NodeLines::shared_values`): the value id of
     /// each leaf exit. With numbered leaves: `leaves[0]` has bit `e` set
     /// when exit `e` is the first exit leading to a leaf (padding repeats
     /// a leaf over adjacent exits).
@@ -115,9 +115,9 @@ pub const EXIT: [u8; 256] = {
 
 /// The forest as records, derived from a validated [`FlatForest`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Records {
+pub struct NodeLines {
     /// Every tree's records, one tree after the other.
-    pub(crate) records: Vec<Record>,
+    pub(crate) records: Vec<NodeLine>,
     /// First record of each tree, and the total at the end.
     pub(crate) tree_records: Vec<u32>,
     /// First leaf of each tree, and the total at the end (all 0 with
@@ -130,12 +130,12 @@ pub struct Records {
     pub(crate) parking: Vec<u16>,
     /// `padded_classes` probabilities (zeros after the classes) per shared
     /// value vector or per numbered leaf, then one vector of zeros
-    /// ([`Records::zero_leaf`]).
+    /// ([`NodeLines::zero_leaf`]).
     pub(crate) leaf_values: Vec<f32>,
     /// Per feature, the distinct thresholds' order keys, ascending (laid
     /// out for searching): a node's rank is its threshold's index.
     pub(crate) thresholds: Vec<RankTree>,
-    /// Whether leaf exits name shared value vectors (`Record::leaves`).
+    /// Whether leaf exits name shared value vectors (`NodeLine::leaves`).
     pub(crate) shared_values: bool,
     /// When every shared value vector is one class with probability 1 (a
     /// fully grown forest's pure leaves) and the trees are at most 65,535:
@@ -149,23 +149,23 @@ pub struct Records {
     pub(crate) n_features: usize,
 }
 
-impl Records {
+impl NodeLines {
     /// Regroups `forest` (already validated) into records, or `None` when
     /// the forest is outside what records hold: more than [`MAX_FEATURES`]
     /// features, a tree of more than 65,536 records, or more than 2^27
     /// distinct thresholds on a feature.
-    pub fn new(forest: &FlatForest) -> Option<Records> {
+    pub fn new(forest: &FlatForest) -> Option<NodeLines> {
         Self::build(forest, true)
     }
 
-    /// [`Records::new`] with numbered leaves whatever the values: the
+    /// [`NodeLines::new`] with numbered leaves whatever the values: the
     /// layout of forests with many distinct leaves, for tests on any forest.
     #[cfg(test)]
-    pub(crate) fn with_numbered_leaves(forest: &FlatForest) -> Option<Records> {
+    pub(crate) fn with_numbered_leaves(forest: &FlatForest) -> Option<NodeLines> {
         Self::build(forest, false)
     }
 
-    fn build(forest: &FlatForest, may_share: bool) -> Option<Records> {
+    fn build(forest: &FlatForest, may_share: bool) -> Option<NodeLines> {
         let c = forest.n_classes();
         if forest.n_features() > MAX_FEATURES {
             return None;
@@ -205,7 +205,7 @@ impl Records {
         }
         let thresholds: Vec<RankTree> = thresholds.iter().map(|k| RankTree::new(k)).collect();
 
-        let mut r = Records {
+        let mut r = NodeLines {
             records: Vec::new(),
             tree_records: vec![0],
             tree_leaves: vec![0],
@@ -224,11 +224,11 @@ impl Records {
             // Breadth first: every record comes after the one leading to
             // it, so a walk only moves forward and ends.
             let mut queue = std::collections::VecDeque::from([(root as usize, 0usize, 1u32)]);
-            r.records.push(Record::default());
+            r.records.push(NodeLine::default());
             let mut steps = 1;
             while let Some((node, index, depth)) = queue.pop_front() {
                 steps = steps.max(depth);
-                let mut record = Record::default();
+                let mut record = NodeLine::default();
                 // The tree node at each heap position (padding repeats the
                 // leaf above it).
                 let mut at = [0usize; 2 * EXITS];
@@ -259,7 +259,7 @@ impl Records {
                         if next > u16::MAX as usize {
                             return None;
                         }
-                        r.records.push(Record::default());
+                        r.records.push(NodeLine::default());
                         queue.push_back((n, next, depth + 1));
                         record.next[e] = next as u16;
                     } else {
@@ -376,7 +376,7 @@ impl Records {
         self.tree_steps.len()
     }
 
-    /// Whether walks count votes (`Records::vote_slots`).
+    /// Whether walks count votes (`NodeLines::vote_slots`).
     pub(crate) fn votes(&self) -> bool {
         !self.vote_slots.is_empty()
     }
@@ -397,7 +397,7 @@ impl Records {
         rank_key(self.thresholds[feature].rank(order_key(x)))
     }
 
-    /// `Records::row_key` of every value of a column, handed to `put`
+    /// `NodeLines::row_key` of every value of a column, handed to `put`
     /// with its row, 16 rows searched in lockstep down the feature's
     /// [`RankTree`]. On the benchmark forest (78,000 to 107,000 thresholds
     /// per feature), ranking 50,000 rows took 6.0 ms with 16 branch-free
@@ -433,7 +433,7 @@ impl Records {
 
     /// The values (their index in `leaf_values`, in vectors) reached by
     /// leaving `record` by leaf exit `e`.
-    pub(crate) fn leaf_of(&self, record: &Record, e: usize) -> u32 {
+    pub(crate) fn leaf_of(&self, record: &NodeLine, e: usize) -> u32 {
         if self.shared_values {
             Self::leaf_of_by::<true>(record, e)
         } else {
@@ -441,9 +441,9 @@ impl Records {
         }
     }
 
-    /// [`Records::leaf_of`] for a known `shared_values`.
+    /// [`NodeLines::leaf_of`] for a known `shared_values`.
     #[inline(always)]
-    pub(crate) fn leaf_of_by<const SHARED: bool>(record: &Record, e: usize) -> u32 {
+    pub(crate) fn leaf_of_by<const SHARED: bool>(record: &NodeLine, e: usize) -> u32 {
         if SHARED {
             return record.leaves[e] as u32;
         }

@@ -6,7 +6,7 @@
 
 use rand::Rng;
 
-use crate::features::FeatureMatrix;
+use crate::FeatureMatrix;
 
 /// scikit-learn's `FEATURE_THRESHOLD`: a feature whose range in a node is
 /// below this is treated as constant there.

@@ -1,5 +1,5 @@
 //! A feature's sorted distinct thresholds laid out for ranking row values
-//! (`Records::row_keys`): a static B-tree of 64-byte lines.
+//! (`NodeLines::row_keys`): a static B-tree of 64-byte lines.
 //!
 //! Level 0 is the sorted keys in lines of 16; each level above holds the
 //! last key of every line of the level below, until one line is left. A

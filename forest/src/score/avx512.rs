@@ -1,8 +1,8 @@
-//! The AVX-512 walk over [`Records`]: 16 rows side by side, one record (three
+//! The AVX-512 walk over [`NodeLines`]: 16 rows side by side, one record (three
 //! tree levels) per step.
 //!
 //! Rows are ranked, a tile at a time, into a scratch of 16 keys per row
-//! (64 bytes, one register; `Records::row_key`). A step of one row: load
+//! (64 bytes, one register; `NodeLines::row_key`). A step of one row: load
 //! the record's 8 node keys, permute the row's register by them (`vpermd`
 //! reads the feature in their low bits), compare with the same keys
 //! (`vpcmpud`, a mask), look the exit up in [`EXIT`], read the next
@@ -18,7 +18,7 @@
 //! tree once and trees come one after the other, so each row's sums are
 //! added in tree order: the pointer trees' order, bit-identical results.
 //! When every leaf is one class with probability 1 (fully grown forests),
-//! rows count votes in 16 bits instead (`Records::vote_slots`): the
+//! rows count votes in 16 bits instead (`NodeLines::vote_slots`): the
 //! counts are exactly those sums, and a count is one add where a sum was
 //! a conversion, a load, an add and a store per 4 classes.
 //! (Checking after every step whether the group is done costs a branch
@@ -33,9 +33,9 @@
 
 use std::arch::x86_64::*;
 
-use super::records::{Records, EXIT};
-use super::stop::{lead, Stop};
-use crate::models::Block;
+use super::node_lines::{NodeLines, EXIT};
+use crate::rforest::stop::{lead, Stop};
+use crate::Block;
 
 /// Rows walked side by side (one register each). 8 lanes ran 10-15 %
 /// slower, 24 and 32 (rows spilled from registers) 20-30 % slower.
@@ -114,7 +114,7 @@ struct Scratch {
     keys: Vec<u32>,
     /// `padded_classes` sums per row (and the parking rows).
     sums: Vec<f64>,
-    /// With [`Records::votes`], the walk counts votes here instead
+    /// With [`NodeLines::votes`], the walk counts votes here instead
     /// (`vote_stride` per row), then writes them to `sums`.
     votes: Vec<u16>,
     /// Rows of the tile whose class is not decided yet (all of them
@@ -127,12 +127,12 @@ struct Scratch {
 
 /// Adds each row's probability sums over all trees (from zero, in tree
 /// order) to `out` (`block.len() * n_classes`), as
-/// [`Records::add_probabilities_scalar`] does.
+/// [`NodeLines::add_probabilities_scalar`] does.
 ///
 /// # Safety
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-pub unsafe fn add_probabilities(records: &Records, block: Block, out: &mut [f64]) {
+pub unsafe fn add_probabilities(records: &NodeLines, block: Block, out: &mut [f64]) {
     // SAFETY: the caller's contract.
     unsafe {
         add_probabilities_with(
@@ -153,7 +153,7 @@ pub unsafe fn add_probabilities(records: &Records, block: Block, out: &mut [f64]
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
 pub unsafe fn add_probabilities_with(
-    records: &Records,
+    records: &NodeLines,
     block: Block,
     out: &mut [f64],
     tile_rows: usize,
@@ -193,7 +193,7 @@ pub unsafe fn add_probabilities_with(
 /// # Safety
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-pub unsafe fn predict_classes(records: &Records, block: Block, out: &mut [u32]) -> usize {
+pub unsafe fn predict_classes(records: &NodeLines, block: Block, out: &mut [u32]) -> usize {
     assert_eq!(out.len(), block.len(), "one class per row");
     let walk = Walk {
         tile_rows: tile_rows(),
@@ -207,7 +207,7 @@ pub unsafe fn predict_classes(records: &Records, block: Block, out: &mut [u32]) 
         walk_tiles(records, block, &walk, |start, sums| {
             let (c, p) = (records.n_classes, records.padded_classes);
             for (o, row) in out[start..].iter_mut().zip(sums.chunks_exact(p)) {
-                *o = super::argmax(row[..c].iter().map(|s| s / n_trees));
+                *o = crate::rforest::argmax(row[..c].iter().map(|s| s / n_trees));
             }
         })
     }
@@ -230,7 +230,7 @@ struct Walk {
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
 unsafe fn walk_tiles(
-    records: &Records,
+    records: &NodeLines,
     block: Block,
     walk: &Walk,
     mut done: impl FnMut(usize, &[f64]),
@@ -294,7 +294,7 @@ unsafe fn walk_tiles(
 /// returns the number of (row, tree) walks.
 /// `VECTORS`: the number of 4-class vectors per leaf, or 0 for any; `WIDE`:
 /// rows of 32 keys (more than 16 features); `SHARED`: the records'
-/// `shared_values`; `VOTES`: [`Records::votes`].
+/// `shared_values`; `VOTES`: [`NodeLines::votes`].
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
 unsafe fn walk_tile<
     const VECTORS: usize,
@@ -302,7 +302,7 @@ unsafe fn walk_tile<
     const SHARED: bool,
     const VOTES: bool,
 >(
-    records: &Records,
+    records: &NodeLines,
     tile: Block,
     s: &mut Scratch,
     walk: &Walk,
@@ -453,8 +453,8 @@ unsafe fn walk_tile<
 }
 
 fn bytes_of<T>(v: &[T]) -> &[u8] {
-    // SAFETY: any initialised memory can be read as bytes (Record and f32
-    // have no padding bytes left uninitialised: Record's padding is an
+    // SAFETY: any initialised memory can be read as bytes (NodeLine and f32
+    // have no padding bytes left uninitialised: NodeLine's padding is an
     // explicit field).
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
@@ -549,12 +549,12 @@ unsafe fn walk_group<
     const SHARED: bool,
     const VOTES: bool,
 >(
-    tree: &[super::records::Record],
+    tree: &[super::node_lines::NodeLine],
     keys: &[u32],
     rows: [u32; LANES],
     at: [u32; LANES],
     steps: usize,
-    records: &Records,
+    records: &NodeLines,
     sums: &mut [f64],
     votes: &mut [u16],
     walking: &mut Vec<(u32, u32)>,
@@ -573,7 +573,7 @@ unsafe fn walk_group<
     debug_assert!(walking.capacity() >= walking.len() + LANES);
     // SAFETY (for the whole body): each row's keys and sums are inside
     // `keys` and `sums` (the caller's contract); records are indexed by `at`
-    // and by `next` entries, which `Records::check` keeps inside the tree;
+    // and by `next` entries, which `NodeLines::check` keeps inside the tree;
     // `EXIT` entries are below 8; leaf exits give leaves of the tree
     // (checked) and other rows the zero leaf, all inside `leaf_values`.
     unsafe {
@@ -627,7 +627,7 @@ unsafe fn walk_group<
                 // another one adds the zero leaf's and is appended to the
                 // list.
                 let keep = (done as usize).wrapping_neg();
-                let leaf = Records::leaf_of_by::<SHARED>(record, e) as usize;
+                let leaf = NodeLines::leaf_of_by::<SHARED>(record, e) as usize;
                 leaves[$l] = (leaf & keep) | (zero_leaf & !keep);
                 idx[$l] = next | (!keep & (1 << 31));
             }};

@@ -8,23 +8,20 @@
 //! when no row moved. Children always come after their parent, so every
 //! walk ends (checked by [`FlatForest::validate`], also for loaded models).
 //!
-//! These arrays are what model files store. On CPUs with AVX-512 (and
-//! forests of at most 32 features), scoring runs on a layout derived from
-//! them when the forest is built or loaded: [`Records`], three levels per
-//! 64-byte record, walked by [`super::avx512`]. Elsewhere the portable walk
-//! below goes through a block of rows tree by tree, `LANES` rows at a time
-//! so the independent walks overlap in the CPU. Both add each leaf's class
+//! These arrays are what model files store. The lane walk below goes
+//! through a block of rows tree by tree, `LANES` rows at a time so the
+//! independent walks overlap in the CPU; [`crate::score::ForestScorer`]
+//! uses it where the AVX-512 walk cannot run. It adds each leaf's class
 //! probabilities to the rows' sums in tree order (the same order as the
-//! pointer trees, so the sums are bit-identical), and both stop a row's
-//! walk once its class is decided when only classes are asked for
+//! pointer trees, so the sums are bit-identical), and stops a row's walk
+//! once its class is decided when only classes are asked for
 //! (`super::stop`).
 
 use anyhow::{bail, Result};
 
-use super::records::Records;
 use super::stop::{lead, Stop};
 use super::tree::{DecisionTree, Node};
-use crate::models::Block;
+use crate::Block;
 
 /// Rows walked together through one tree.
 const LANES: usize = 16;
@@ -58,9 +55,6 @@ pub struct FlatForest {
     pub(crate) leaf_values: Vec<u32>,
     /// `n_classes` probabilities per leaf.
     pub(crate) values: Vec<f32>,
-    /// Derived from the arrays above for the AVX-512 walk (`None` when the
-    /// forest does not fit records).
-    records: Option<Box<Records>>,
 }
 
 impl FlatForest {
@@ -77,7 +71,6 @@ impl FlatForest {
             roots: Vec::with_capacity(trees.len()),
             leaf_values: Vec::with_capacity(total),
             values: Vec::new(),
-            records: None,
         };
         for tree in trees {
             if tree.n_classes != n_classes {
@@ -135,7 +128,6 @@ impl FlatForest {
             }
         }
         flat.validate()?;
-        flat.records = Records::new(&flat).map(Box::new);
         Ok(flat)
     }
 
@@ -149,23 +141,16 @@ impl FlatForest {
         leaf_values: Vec<u32>,
         values: Vec<f32>,
     ) -> Result<Self> {
-        let mut flat = FlatForest {
+        let flat = FlatForest {
             n_features,
             n_classes,
             nodes,
             roots,
             leaf_values,
             values,
-            records: None,
         };
         flat.validate()?;
-        flat.records = Records::new(&flat).map(Box::new);
         Ok(flat)
-    }
-
-    /// The record layout, when the forest fits it.
-    pub fn records(&self) -> Option<&Records> {
-        self.records.as_deref()
     }
 
     /// Checks the invariants the walks rely on (also run on models read
@@ -248,82 +233,49 @@ impl FlatForest {
         self.nodes.len()
     }
 
-    /// Adds each row's class probabilities summed over all trees (from
-    /// zero, in tree order) to `out` (`block.len() * n_classes`, row after
-    /// row), on the fastest path this CPU has.
-    pub fn add_probabilities(&self, block: Block, out: &mut [f64]) {
-        self.check_shapes(&block, out);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(records) = &self.records {
-                if super::avx512::available() {
-                    // SAFETY: the CPU has the features (checked just above).
-                    unsafe { super::avx512::add_probabilities(records, block, out) };
-                    return;
-                }
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { self.add_probabilities_avx2(block, out) };
-                return;
-            }
-        }
-        self.add_probabilities_portable(block, out);
+    /// Every tree's nodes, one tree after the other (indices are absolute).
+    pub fn nodes(&self) -> &[FlatNode] {
+        &self.nodes
+    }
+
+    /// Index of each tree's root.
+    pub fn roots(&self) -> &[u32] {
+        &self.roots
+    }
+
+    /// Each node's leaf number, or [`NOT_A_LEAF`].
+    pub fn leaf_values(&self) -> &[u32] {
+        &self.leaf_values
+    }
+
+    /// `n_classes` probabilities per leaf.
+    pub fn values(&self) -> &[f32] {
+        &self.values
     }
 
     /// The class of each row: the argmax (first on ties) of its summed
     /// probabilities divided by the number of trees, into `out`
-    /// (`block.len()`), exactly as from [`FlatForest::add_probabilities`].
-    /// A row stops once the trees left cannot change its class (`stop::Stop`).
-    pub fn predict_classes(&self, block: Block, out: &mut [u32]) {
-        assert_eq!(out.len(), block.len(), "one class per row");
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(records) = &self.records {
-                if super::avx512::available() {
-                    // SAFETY: the CPU has the features (checked just above).
-                    unsafe { super::avx512::predict_classes(records, block, out) };
-                    return;
-                }
-            }
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
-                unsafe { self.predict_classes_avx2(block, out) };
-                return;
-            }
-        }
-        self.predict_classes_portable(block, out);
-    }
-
-    /// [`FlatForest::predict_classes`] on the portable lane walk, compiled
-    /// for the baseline CPU. Returns the number of (row, tree) walks.
-    pub fn predict_classes_portable(&self, block: Block, out: &mut [u32]) -> usize {
+    /// (`block.len()`), exactly as from the sums. A row stops once the trees
+    /// left cannot change its class (`stop::Stop`). Returns the number of
+    /// (row, tree) walks.
+    pub(crate) fn predict_classes_lanes(&self, block: Block, out: &mut [u32]) -> usize {
         self.classes_by_blocks::<LANES>(block, out)
     }
 
-    /// The same compiled with AVX2 enabled.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn predict_classes_avx2(&self, block: Block, out: &mut [u32]) -> usize {
-        self.classes_by_blocks::<LANES>(block, out)
-    }
-
-    /// [`FlatForest::predict_classes`] from the full sums of every tree:
-    /// the reference for the early stop.
-    pub fn predict_classes_all_trees(&self, block: Block, out: &mut [u32]) {
+    /// The classes from the full sums of every tree: the reference for the
+    /// early stop.
+    #[cfg(test)]
+    pub(crate) fn predict_classes_all_trees(&self, block: Block, out: &mut [u32]) {
         let c = self.n_classes();
         let n_trees = self.n_trees() as f64;
         let mut sums = vec![0.0; block.len() * c];
-        self.add_probabilities(block, &mut sums);
+        self.add_probabilities_scalar(block, &mut sums);
         for (o, row) in out.iter_mut().zip(sums.chunks_exact(c)) {
             *o = super::argmax(row.iter().map(|s| s / n_trees));
         }
     }
 
-    fn check_shapes(&self, block: &Block, out: &[f64]) {
+    pub(crate) fn check_shapes(&self, block: &Block, out: &[f64]) {
         assert_eq!(
             out.len(),
             block.len() * self.n_classes(),
@@ -335,41 +287,19 @@ impl FlatForest {
         );
     }
 
-    /// The portable path: the lane loop compiled for the baseline CPU.
-    pub fn add_probabilities_portable(&self, block: Block, out: &mut [f64]) {
+    /// Adds each row's class probabilities summed over all trees (from
+    /// zero, in tree order) to `out` (`block.len() * n_classes`, row after
+    /// row): the lane walk.
+    pub(crate) fn add_probabilities_lanes(&self, block: Block, out: &mut [f64]) {
         self.check_shapes(&block, out);
         self.walk_blocks::<LANES>(block, out);
     }
 
-    /// The same loop compiled with AVX2 enabled.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn add_probabilities_avx2(&self, block: Block, out: &mut [f64]) {
-        self.check_shapes(&block, out);
-        self.walk_blocks::<LANES>(block, out);
-    }
-
-    /// One row at a time: the plainest form of the walk.
-    pub fn add_probabilities_scalar(&self, block: Block, out: &mut [f64]) {
+    /// One row at a time: the plainest form of the walk, the reference.
+    #[cfg(test)]
+    pub(crate) fn add_probabilities_scalar(&self, block: Block, out: &mut [f64]) {
         self.check_shapes(&block, out);
         self.walk_blocks::<1>(block, out);
-    }
-
-    /// The walk of [`FlatForest::add_probabilities`] on AVX-512 CPUs, or
-    /// `None` when this forest has no record layout.
-    ///
-    /// # Safety
-    /// The CPU must have the features [`super::avx512::available`] checks.
-    #[cfg(target_arch = "x86_64")]
-    pub unsafe fn add_probabilities_avx512(&self, block: Block, out: &mut [f64]) -> Option<()> {
-        self.check_shapes(&block, out);
-        let records = self.records.as_deref()?;
-        // SAFETY: the caller's contract.
-        unsafe { super::avx512::add_probabilities(records, block, out) };
-        Some(())
     }
 
     /// Sums from zero per block of rows, then adds them to `out`.

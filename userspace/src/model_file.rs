@@ -26,11 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::features::encoding::FeaturePlan;
 use crate::io::output::AtomicFile;
-use crate::models::baseline::Baseline;
-use crate::models::iforest::flat::FlatArrays;
-use crate::models::iforest::{FlatIsolationForest, IsolationForest, IsolationForestParams};
-use crate::models::rforest::flat::{FlatForest, FlatNode};
-use crate::models::rforest::{RandomForest, RandomForestParams};
+use ml_sniffing_forest::baseline::Baseline;
+use ml_sniffing_forest::iforest::flat::FlatArrays;
+use ml_sniffing_forest::iforest::{FlatIsolationForest, IsolationForest, IsolationForestParams};
+use ml_sniffing_forest::rforest::flat::{FlatForest, FlatNode};
+use ml_sniffing_forest::rforest::{RandomForest, RandomForestParams};
 
 pub const MAGIC: &[u8; 8] = b"MLSNIFF\0";
 pub const FORMAT_VERSION: u32 = 1;
@@ -155,67 +155,19 @@ impl SavedModel {
                 )
             }
             SavedModel::RandomForest { model, .. } => {
-                let f = &model.forest;
-                thresholds = f.nodes.iter().map(|n| n.threshold).collect();
-                features = f.nodes.iter().map(|n| n.feature).collect();
-                children = f.nodes.iter().map(|n| n.children).collect();
+                (thresholds, features, children) = node_columns(&model.forest);
                 (
                     ModelKind::RandomForest,
                     serde_json::to_value(RandomForestFields {
                         params: model.params,
                         classes: model.classes.clone(),
-                        n_features: f.n_features,
+                        n_features: model.forest.n_features() as u32,
                     })?,
-                    vec![
-                        ("roots", Array::U32(&f.roots)),
-                        ("thresholds", Array::F32(&thresholds)),
-                        ("features", Array::U32(&features)),
-                        ("children", Array::U32(&children)),
-                        ("leaf_values", Array::U32(&f.leaf_values)),
-                        ("values", Array::F32(&f.values)),
-                    ],
+                    random_forest_arrays(&model.forest, &thresholds, &features, &children),
                 )
             }
         };
-        let header = Header {
-            kind,
-            written_by: format!("ml-sniffing {}", env!("CARGO_PKG_VERSION")),
-            features: self.plan().clone(),
-            arrays: arrays
-                .iter()
-                .map(|(name, a)| ArrayInfo {
-                    name: name.to_string(),
-                    dtype: match a {
-                        Array::U32(_) => DType::U32,
-                        Array::F32(_) => DType::F32,
-                    },
-                    len: match a {
-                        Array::U32(v) => v.len() as u64,
-                        Array::F32(v) => v.len() as u64,
-                    },
-                })
-                .collect(),
-            model,
-        };
-        let json = serde_json::to_vec(&header)?;
-        let mut out = Vec::new();
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&json);
-        for (_, a) in &arrays {
-            match a {
-                Array::U32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::F32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            }
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        Ok(out)
+        encode(self.plan(), kind, model, &arrays)
     }
 
     /// Writes the model to `path` (whole or not at all).
@@ -390,12 +342,88 @@ impl SavedModel {
     }
 }
 
+/// Rows of the node array as the file stores them: one array per field.
+fn node_columns(f: &FlatForest) -> (Vec<f32>, Vec<u32>, Vec<u32>) {
+    let nodes = f.nodes();
+    (
+        nodes.iter().map(|n| n.threshold).collect(),
+        nodes.iter().map(|n| n.feature).collect(),
+        nodes.iter().map(|n| n.children).collect(),
+    )
+}
+
+/// A Random Forest's arrays in file order.
+fn random_forest_arrays<'a>(
+    f: &'a FlatForest,
+    thresholds: &'a [f32],
+    features: &'a [u32],
+    children: &'a [u32],
+) -> Vec<(&'static str, Array<'a>)> {
+    vec![
+        ("roots", Array::U32(f.roots())),
+        ("thresholds", Array::F32(thresholds)),
+        ("features", Array::U32(features)),
+        ("children", Array::U32(children)),
+        ("leaf_values", Array::U32(f.leaf_values())),
+        ("values", Array::F32(f.values())),
+    ]
+}
+
+/// The bytes of a model file: magic, version, header, arrays, checksum.
+fn encode(
+    plan: &FeaturePlan,
+    kind: ModelKind,
+    model: serde_json::Value,
+    arrays: &[(&str, Array)],
+) -> Result<Vec<u8>> {
+    let header = Header {
+        kind,
+        written_by: format!("ml-sniffing {}", env!("CARGO_PKG_VERSION")),
+        features: plan.clone(),
+        arrays: arrays
+            .iter()
+            .map(|(name, a)| ArrayInfo {
+                name: name.to_string(),
+                dtype: match a {
+                    Array::U32(_) => DType::U32,
+                    Array::F32(_) => DType::F32,
+                },
+                len: match a {
+                    Array::U32(v) => v.len() as u64,
+                    Array::F32(v) => v.len() as u64,
+                },
+            })
+            .collect(),
+        model,
+    };
+    let json = serde_json::to_vec(&header)?;
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for (_, a) in arrays {
+        match a {
+            Array::U32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Array::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        }
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::features::encoding::{ColumnEncoding, ColumnFeature};
-    use crate::features::FeatureMatrix;
-    use crate::models::rforest::tests::noisy_problem;
+    use ml_sniffing_forest::score::ForestScorer;
+    use ml_sniffing_forest::testing::noisy_problem;
+    use ml_sniffing_forest::FeatureMatrix;
 
     fn plan(n: usize) -> FeaturePlan {
         FeaturePlan::Columns {
@@ -466,7 +494,8 @@ mod tests {
         else {
             panic!("kind changed")
         };
-        assert_eq!(a.predict_proba(&data), b.predict_proba(&data));
+        let proba = |m: &RandomForest| ForestScorer::new(m.clone()).probabilities(&data);
+        assert_eq!(proba(a), proba(b));
 
         let (saved, data) = isolation_forest();
         saved.save(&path).unwrap();
@@ -541,18 +570,26 @@ mod tests {
     #[test]
     fn a_well_checksummed_file_with_bad_indices_is_still_refused() {
         let (saved, _) = random_forest();
-        let SavedModel::RandomForest { plan, mut model } = saved else {
+        let SavedModel::RandomForest { plan, model } = saved else {
             unreachable!()
         };
         // A child pointing back at its parent would loop forever.
-        let i = model
-            .forest
-            .leaf_values
+        let f = &model.forest;
+        let i = f
+            .leaf_values()
             .iter()
             .position(|&l| l == flat_not_a_leaf())
             .unwrap();
-        model.forest.nodes[i].children = i as u32;
-        let bytes = SavedModel::RandomForest { plan, model }.to_bytes().unwrap();
+        let (thresholds, features, mut children) = node_columns(f);
+        children[i] = i as u32;
+        let fields = serde_json::to_value(RandomForestFields {
+            params: model.params,
+            classes: model.classes.clone(),
+            n_features: f.n_features() as u32,
+        })
+        .unwrap();
+        let arrays = random_forest_arrays(f, &thresholds, &features, &children);
+        let bytes = encode(&plan, ModelKind::RandomForest, fields, &arrays).unwrap();
         let e = SavedModel::from_bytes(&bytes, "m.model")
             .unwrap_err()
             .to_string();
@@ -563,6 +600,6 @@ mod tests {
     }
 
     fn flat_not_a_leaf() -> u32 {
-        crate::models::rforest::flat::NOT_A_LEAF
+        ml_sniffing_forest::rforest::flat::NOT_A_LEAF
     }
 }
