@@ -20,7 +20,7 @@ use crate::Block;
 /// The deepest tree the complete layout holds (2^16 leaves, 768 KiB a tree).
 pub const MAX_DEPTH: u32 = 16;
 
-/// Rows walked together through one tree by the portable path.
+/// Rows walked together through one tree.
 const LANES: usize = 16;
 
 /// Rows copied into the contiguous scratch block the fast paths walk.

@@ -26,7 +26,7 @@ use crate::Block;
 /// Rows walked together through one tree.
 const LANES: usize = 16;
 
-/// Rows the portable walk takes through every tree before the next ones:
+/// Rows the lane walk takes through every tree before the next ones:
 /// their features and sums stay in L1/L2 while the trees stream by.
 const PORTABLE_BLOCK_ROWS: usize = 4096;
 
@@ -313,7 +313,7 @@ impl FlatForest {
         });
     }
 
-    /// [`FlatForest::predict_classes`] on the lane walk, rows stopping once
+    /// The classes on the lane walk, rows stopping once
     /// their class is decided (`stop::Stop`). Returns the number of (row,
     /// tree) walks.
     #[inline(always)]

@@ -1,6 +1,6 @@
 //! The early stop of class prediction: a row leaves the walk once the trees
-//! left cannot change its class. Shared by the AVX-512 record walk
-//! ([`super::avx512`]) and the portable lane walk ([`super::flat`]).
+//! left cannot change its class. Shared by the AVX-512 walk
+//! ([`crate::score::avx512`]) and the lane walk ([`super::flat`]).
 
 /// When a row's class is decided before the last tree.
 ///

@@ -167,9 +167,9 @@ fn max_features_resolves_as_scikit_learn() {
 fn linfa_traits_fit_and_predict() {
     use linfa::prelude::{Fit, ParamGuard, Predict};
     let (data, labels) = noisy_problem(200, 4, 10);
-    let records = ndarray::Array2::from_shape_fn((200, 4), |(r, f)| data.get(r, f));
+    let lines = ndarray::Array2::from_shape_fn((200, 4), |(r, f)| data.get(r, f));
     let targets = ndarray::Array1::from_iter(labels.iter().map(|&l| l as usize));
-    let dataset = linfa::Dataset::new(records.clone(), targets);
+    let dataset = linfa::Dataset::new(lines.clone(), targets);
     let params = RandomForestParams {
         n_estimators: 5,
         ..Default::default()
@@ -178,7 +178,7 @@ fn linfa_traits_fit_and_predict() {
     let model = Fit::fit(&params, &dataset).unwrap();
     let direct = params.fit(&data, &labels, classes(3), &|| {}).unwrap();
     assert_eq!(model.model().forest, direct.forest);
-    let predicted: ndarray::Array1<usize> = Predict::predict(&model, &records);
+    let predicted: ndarray::Array1<usize> = Predict::predict(&model, &lines);
     let want: Vec<usize> = predict(&direct, &data)
         .iter()
         .map(|&p| p as usize)
@@ -192,7 +192,7 @@ fn linfa_traits_fit_and_predict() {
 }
 
 /// `k` classes over `features` columns (repeated values, a constant column)
-/// for the record layout tests.
+/// for the line layout tests.
 fn problem_k(rows: usize, features: usize, k: u32, seed: u64) -> (FeatureMatrix, Vec<u32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let labels: Vec<u32> = (0..rows).map(|_| rng.gen_range(0..k)).collect();
@@ -301,14 +301,14 @@ fn rank_tree_searches_equal_the_plain_search() {
         let model = RandomForestParams::default()
             .fit(&train, &labels, classes(3), &|| {})
             .unwrap();
-        let records = lines_of(&model.forest);
+        let lines = lines_of(&model.forest);
         let test = with_edge_values(&problem_k(37, 4, 3, 8).0, &model.forest, 2);
         for f in 0..4 {
             let mut got = vec![None; test.n_rows()];
             // SAFETY: the CPU has AVX-512 (checked above).
-            unsafe { records.row_keys(f, test.column(f), |r, key| got[r] = Some(key)) };
+            unsafe { lines.row_keys(f, test.column(f), |r, key| got[r] = Some(key)) };
             let want: Vec<_> = (0..test.n_rows())
-                .map(|r| Some(records.row_key(f, test.get(r, f))))
+                .map(|r| Some(lines.row_key(f, test.get(r, f))))
                 .collect();
             assert_eq!(got, want, "feature {f}");
         }
@@ -337,12 +337,12 @@ fn record_walk_equals_the_pointer_trees() {
         let model = params
             .fit(&train, &labels, classes(k as usize), &|| {})
             .unwrap();
-        let records = lines_of(&model.forest);
+        let lines = lines_of(&model.forest);
         let (test, _) = problem_k(257, features, k, 2);
         for data in [&train, &with_edge_values(&test, &model.forest, 3)] {
             let want = reference_proba(&trees, data);
             let mut sums = vec![0.0; data.n_rows() * k as usize];
-            records.add_probabilities_scalar(Block::of_matrix(data, 0, data.n_rows()), &mut sums);
+            lines.add_probabilities_scalar(Block::of_matrix(data, 0, data.n_rows()), &mut sums);
             let got: Vec<f64> = sums.iter().map(|s| s / 9.0).collect();
             assert_eq!(got, want, "{rows}x{features}, {k} classes, depth {depth:?}");
         }
@@ -351,7 +351,7 @@ fn record_walk_equals_the_pointer_trees() {
 
 #[test]
 fn single_leaf_trees_and_wide_forests_score_like_the_pointer_trees() {
-    // Every label the same: each tree is one leaf (the root record leads
+    // Every label the same: each tree is one leaf (the root line leads
     // to it from every exit).
     let (data, _) = problem_k(50, 4, 2, 4);
     let same = vec![1u32; 50];
@@ -397,7 +397,7 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         let model = params
             .fit(&train, &labels, classes(k as usize), &|| {})
             .unwrap();
-        let records = lines_of(&model.forest);
+        let lines = lines_of(&model.forest);
         let (test, _) = problem_k(rng.gen_range(1..700), features, k, 100 + round);
         let test = with_edge_values(&test, &model.forest, round);
         // Sub-blocks exercise offsets, partial lane groups and tiles.
@@ -405,30 +405,30 @@ fn avx512_walk_equals_the_record_walk_on_random_forests_and_blocks() {
         let end = rng.gen_range(start..=test.n_rows());
         let block = Block::of_matrix(&test, start, end);
         let mut want = vec![0.0; block.len() * k as usize];
-        records.add_probabilities_scalar(block, &mut want);
+        lines.add_probabilities_scalar(block, &mut want);
         // Fully grown trees share a few value vectors; the same forest with
         // numbered leaves is the layout of forests with many.
         let numbered = NodeLines::with_numbered_leaves(&model.forest).unwrap();
         assert!(!numbered.shared_values);
         assert!(!numbered.votes());
-        votes += records.votes() as usize;
-        shared += (records.shared_values && !records.votes()) as usize;
+        votes += lines.votes() as usize;
+        shared += (lines.shared_values && !lines.votes()) as usize;
         let mut again = vec![0.0; block.len() * k as usize];
         numbered.add_probabilities_scalar(block, &mut again);
         assert_eq!(
             again, want,
             "round {round}: numbered leaves, one row at a time"
         );
-        for records in [&records, &numbered] {
+        for lines in [&lines, &numbered] {
             let tile = rng.gen_range(1..300);
             let (first, later) = (rng.gen_range(1..10), rng.gen_range(1..4));
             let mut got = vec![0.0; block.len() * k as usize];
             // SAFETY: the CPU has the features (checked at the top).
-            unsafe { avx512::add_probabilities_with(records, block, &mut got, tile, first, later) };
+            unsafe { avx512::add_probabilities_with(lines, block, &mut got, tile, first, later) };
             assert_eq!(
                 got, want,
                 "round {round}: tile {tile}, waves {first}/{later}, shared {}",
-                records.shared_values
+                lines.shared_values
             );
         }
         let mut got = vec![0.0; block.len() * k as usize];
@@ -486,16 +486,16 @@ fn early_stop_gives_the_classes_of_the_full_sums() {
         #[cfg(target_arch = "x86_64")]
         if avx512 {
             let numbered = NodeLines::with_numbered_leaves(&model.forest).unwrap();
-            let records = lines_of(&model.forest);
+            let lines = lines_of(&model.forest);
             assert!(
-                params.max_depth.is_some() || records.votes(),
+                params.max_depth.is_some() || lines.votes(),
                 "pure leaves: votes"
             );
-            for records in [&records, &numbered] {
+            for lines in [&lines, &numbered] {
                 let mut got = vec![u32::MAX; block.len()];
                 // SAFETY: the CPU has the features (checked at the top).
-                let walks = unsafe { avx512::predict_classes(records, block, &mut got) };
-                let walk = format!("AVX-512, shared {}", records.shared_values);
+                let walks = unsafe { avx512::predict_classes(lines, block, &mut got) };
+                let walk = format!("AVX-512, shared {}", lines.shared_values);
                 check(&got, walks, &walk);
             }
         }

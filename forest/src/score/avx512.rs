@@ -1,15 +1,15 @@
-//! The AVX-512 walk over [`NodeLines`]: 16 rows side by side, one record (three
+//! The AVX-512 walk over [`NodeLines`]: 16 rows side by side, one line (three
 //! tree levels) per step.
 //!
 //! Rows are ranked, a tile at a time, into a scratch of 16 keys per row
 //! (64 bytes, one register; `NodeLines::row_key`). A step of one row: load
-//! the record's 8 node keys, permute the row's register by them (`vpermd`
+//! the line's 8 node keys, permute the row's register by them (`vpermd`
 //! reads the feature in their low bits), compare with the same keys
 //! (`vpcmpud`, a mask), look the exit up in [`EXIT`], read the next
-//! record's number: 7 instructions for three levels, and 16 rows give the
+//! line's number: 7 instructions for three levels, and 16 rows give the
 //! CPU 16 independent chains of loads.
 //!
-//! Rows need different numbers of records to reach their leaf. A group of
+//! Rows need different numbers of lines to reach their leaf. A group of
 //! 16 rows takes a fixed number of steps with no branch per row (rows at
 //! their leaf step in place); then each row at its leaf adds the leaf's
 //! probabilities to its sums, and each other row is appended to a list,
@@ -21,15 +21,11 @@
 //! rows count votes in 16 bits instead (`NodeLines::vote_slots`): the
 //! counts are exactly those sums, and a count is one add where a sum was
 //! a conversion, a load, an add and a store per 4 classes.
-//! (Checking after every step whether the group is done costs a branch
-//! miss per group and waits for the deepest of 16 rows: 9.4 steps per row
-//! and tree instead of 7.6 here; that variant ran at 300-340 k rows/s
-//! against 500-530 k on the benchmark forest.)
 //!
-//! While a tree is walked, its successor's records and leaf values are
+//! While a tree is walked, its successor's lines and leaf values are
 //! prefetched into L2, a few lines per group of rows: the forest (24 MB of
-//! records, 18 MB of leaf values) does not fit the caches, and without the
-//! prefetch the same walk ran at 190-210 k rows/s instead of 500-530 k.
+//! lines, 18 MB of leaf values) does not fit the caches. BENCHMARKS.md
+//! gives the figures, git the variants tried.
 
 use std::arch::x86_64::*;
 
@@ -37,8 +33,7 @@ use super::node_lines::{NodeLines, EXIT};
 use crate::rforest::stop::{lead, Stop};
 use crate::Block;
 
-/// Rows walked side by side (one register each). 8 lanes ran 10-15 %
-/// slower, 24 and 32 (rows spilled from registers) 20-30 % slower.
+/// Rows walked side by side (one register each; more spill).
 const LANES: usize = 16;
 
 /// Keys per row in the scratch: one 64-byte register for up to 16
@@ -52,14 +47,9 @@ const fn row_keys(wide: bool) -> usize {
 }
 
 /// Rows per tile. Every tree reads the tile's row keys (64 bytes a row)
-/// again, so where the L2 is large they should stay in it; where it is
-/// small, large tiles (fewer passes over the forest) do better. Measured
-/// with `--predict-only` on the benchmark forest: on a Xeon with 2 MiB of
-/// L2 per core and a slow mesh L3, tiles whose keys take 3/4 of the L2
-/// (24,576 rows) beat 50,000 rows in 7 of 10 alternating runs (median
-/// +8 %; 16,384 to 32,768 rows all did better than 50,000); on Zen 5 (1 MiB
-/// of L2, a fast L3), 50,000 rows were best and 8,192, whose keys fit its
-/// L2, were 15 % slower.
+/// again, so where the L2 is large (2 MiB or more) they should stay in it
+/// (3/4 of it); where it is small, large tiles (fewer passes over the
+/// forest) measured better.
 pub fn tile_rows() -> usize {
     static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *ROWS.get_or_init(|| tile_rows_for(l2_bytes()))
@@ -88,9 +78,8 @@ fn l2_bytes() -> usize {
 }
 
 /// Steps of the first wave and of the later ones (capped by the tree's
-/// depth in records). Measured on the benchmark forest (6.07 records per
-/// walk on average, 17.2 levels): 7/3 and 8/3 were the best of 5..9 / 1..3
-/// (6/2 was 5-10 % slower: more rows go through a second wave).
+/// depth in lines): the best measured on the benchmark forest (6.07 lines
+/// per walk on average).
 pub const FIRST_WAVE_STEPS: usize = 7;
 pub const LATER_WAVE_STEPS: usize = 3;
 
@@ -120,7 +109,7 @@ struct Scratch {
     /// Rows of the tile whose class is not decided yet (all of them
     /// without a [`Stop`]): the rows the next tree walks.
     active: Vec<u32>,
-    /// Rows still walking: (row, record).
+    /// Rows still walking: (row, line).
     items: Vec<(u32, u32)>,
     next_items: Vec<(u32, u32)>,
 }
@@ -132,11 +121,11 @@ struct Scratch {
 /// # Safety
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-pub unsafe fn add_probabilities(records: &NodeLines, block: Block, out: &mut [f64]) {
+pub unsafe fn add_probabilities(lines: &NodeLines, block: Block, out: &mut [f64]) {
     // SAFETY: the caller's contract.
     unsafe {
         add_probabilities_with(
-            records,
+            lines,
             block,
             out,
             tile_rows(),
@@ -153,14 +142,14 @@ pub unsafe fn add_probabilities(records: &NodeLines, block: Block, out: &mut [f6
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
 pub unsafe fn add_probabilities_with(
-    records: &NodeLines,
+    lines: &NodeLines,
     block: Block,
     out: &mut [f64],
     tile_rows: usize,
     first_wave: usize,
     later_waves: usize,
 ) {
-    let c = records.n_classes;
+    let c = lines.n_classes;
     assert_eq!(out.len(), block.len() * c, "one sum per row and class");
     let walk = Walk {
         tile_rows,
@@ -170,8 +159,8 @@ pub unsafe fn add_probabilities_with(
     };
     // SAFETY: the caller's contract.
     unsafe {
-        walk_tiles(records, block, &walk, |start, sums| {
-            let p = records.padded_classes;
+        walk_tiles(lines, block, &walk, |start, sums| {
+            let p = lines.padded_classes;
             for (o, r) in out[start * c..]
                 .chunks_exact_mut(c)
                 .zip(sums.chunks_exact(p))
@@ -193,19 +182,19 @@ pub unsafe fn add_probabilities_with(
 /// # Safety
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
-pub unsafe fn predict_classes(records: &NodeLines, block: Block, out: &mut [u32]) -> usize {
+pub unsafe fn predict_classes(lines: &NodeLines, block: Block, out: &mut [u32]) -> usize {
     assert_eq!(out.len(), block.len(), "one class per row");
     let walk = Walk {
         tile_rows: tile_rows(),
         first_wave: FIRST_WAVE_STEPS,
         later_waves: LATER_WAVE_STEPS,
-        stop: Stop::new(records.n_trees(), &records.leaf_values),
+        stop: Stop::new(lines.n_trees(), &lines.leaf_values),
     };
-    let n_trees = records.n_trees() as f64;
+    let n_trees = lines.n_trees() as f64;
     // SAFETY: the caller's contract.
     unsafe {
-        walk_tiles(records, block, &walk, |start, sums| {
-            let (c, p) = (records.n_classes, records.padded_classes);
+        walk_tiles(lines, block, &walk, |start, sums| {
+            let (c, p) = (lines.n_classes, lines.padded_classes);
             for (o, row) in out[start..].iter_mut().zip(sums.chunks_exact(p)) {
                 *o = crate::rforest::argmax(row[..c].iter().map(|s| s / n_trees));
             }
@@ -230,12 +219,12 @@ struct Walk {
 /// The CPU must support the features [`available`] checks.
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
 unsafe fn walk_tiles(
-    records: &NodeLines,
+    lines: &NodeLines,
     block: Block,
     walk: &Walk,
     mut done: impl FnMut(usize, &[f64]),
 ) -> usize {
-    assert!(block.n_features() >= records.n_features, "too few features");
+    assert!(block.n_features() >= lines.n_features, "too few features");
     assert!(walk.tile_rows >= 1 && walk.first_wave >= 1 && walk.later_waves >= 1);
     // Tiles of equal size (no small last tile, whose groups would be too
     // few to prefetch the next tree).
@@ -244,13 +233,13 @@ unsafe fn walk_tiles(
         .div_ceil(block.len().div_ceil(walk.tile_rows).max(1))
         .max(1);
     let cap = tile_rows.min(block.len()).div_ceil(LANES) * LANES;
-    let wide = records.n_features > 16;
+    let wide = lines.n_features > 16;
     let mut walked = 0;
     let mut s = Scratch {
         keys: vec![0; (cap + LANES) * row_keys(wide)],
-        sums: vec![0.0; (cap + LANES) * records.padded_classes],
-        votes: if records.votes() {
-            vec![0; (cap + LANES) * records.vote_stride()]
+        sums: vec![0.0; (cap + LANES) * lines.padded_classes],
+        votes: if lines.votes() {
+            vec![0; (cap + LANES) * lines.vote_stride()]
         } else {
             Vec::new()
         },
@@ -268,16 +257,16 @@ unsafe fn walk_tiles(
         walked += unsafe {
             macro_rules! walk {
                 ($vectors:literal, $wide:literal) => {
-                    if records.votes() {
-                        walk_tile::<$vectors, $wide, true, true>(records, tile, &mut s, walk)
-                    } else if records.shared_values {
-                        walk_tile::<$vectors, $wide, true, false>(records, tile, &mut s, walk)
+                    if lines.votes() {
+                        walk_tile::<$vectors, $wide, true, true>(lines, tile, &mut s, walk)
+                    } else if lines.shared_values {
+                        walk_tile::<$vectors, $wide, true, false>(lines, tile, &mut s, walk)
                     } else {
-                        walk_tile::<$vectors, $wide, false, false>(records, tile, &mut s, walk)
+                        walk_tile::<$vectors, $wide, false, false>(lines, tile, &mut s, walk)
                     }
                 };
             }
-            match (records.padded_classes / 4, wide) {
+            match (lines.padded_classes / 4, wide) {
                 (1, false) => walk!(1, false),
                 (2, false) => walk!(2, false),
                 (_, false) => walk!(0, false),
@@ -285,7 +274,7 @@ unsafe fn walk_tiles(
                 (_, true) => walk!(0, true),
             }
         };
-        done(start, &s.sums[..(end - start) * records.padded_classes]);
+        done(start, &s.sums[..(end - start) * lines.padded_classes]);
     }
     walked
 }
@@ -293,7 +282,7 @@ unsafe fn walk_tiles(
 /// Walks every tree over one tile, leaving each row's sums in `s.sums`;
 /// returns the number of (row, tree) walks.
 /// `VECTORS`: the number of 4-class vectors per leaf, or 0 for any; `WIDE`:
-/// rows of 32 keys (more than 16 features); `SHARED`: the records'
+/// rows of 32 keys (more than 16 features); `SHARED`: the lines'
 /// `shared_values`; `VOTES`: [`NodeLines::votes`].
 #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,bmi1,bmi2,popcnt")]
 unsafe fn walk_tile<
@@ -302,7 +291,7 @@ unsafe fn walk_tile<
     const SHARED: bool,
     const VOTES: bool,
 >(
-    records: &NodeLines,
+    lines: &NodeLines,
     tile: Block,
     s: &mut Scratch,
     walk: &Walk,
@@ -310,42 +299,42 @@ unsafe fn walk_tile<
     let n = tile.len();
     let padded = n.div_ceil(LANES) * LANES;
     let parked_row = padded;
-    let p = records.padded_classes;
+    let p = lines.padded_classes;
     let stride = row_keys(WIDE);
-    assert!(records.n_features <= stride);
+    assert!(lines.n_features <= stride);
     let end = parked_row + LANES;
     assert!(s.sums.len() >= end * p && s.keys.len() >= end * stride);
     // Keys, row-major: a row is one or two 64-byte registers. Feature by
     // feature, so one feature's thresholds stay in cache while ranking.
     s.keys[..end * stride].fill(0);
-    for f in 0..records.n_features {
+    for f in 0..lines.n_features {
         // SAFETY: the caller guarantees the CPU features.
-        unsafe { records.row_keys(f, tile.column(f), |r, key| s.keys[r * stride + f] = key) };
+        unsafe { lines.row_keys(f, tile.column(f), |r, key| s.keys[r * stride + f] = key) };
     }
     s.sums[..end * p].fill(0.0);
-    let v = records.vote_stride();
+    let v = lines.vote_stride();
     if VOTES {
         assert!(s.votes.len() >= end * v);
         s.votes[..end * v].fill(0);
     }
     s.active.clear();
     s.active.extend(0..n as u32);
-    let n_trees = records.n_trees();
+    let n_trees = lines.n_trees();
     let mut walked = 0;
     for t in 0..n_trees {
         if s.active.is_empty() {
             break;
         }
         walked += s.active.len();
-        let first = records.tree_records[t] as usize;
-        let tree = &records.records[first..records.tree_records[t + 1] as usize];
-        let steps = records.tree_steps[t] as usize;
+        let first = lines.tree_lines[t] as usize;
+        let tree = &lines.lines[first..lines.tree_lines[t + 1] as usize];
+        let steps = lines.tree_steps[t] as usize;
         // Lines of the next tree to prefetch per group of the first wave.
         let prefetch = if t + 1 < n_trees {
-            let recs = &records.records
-                [records.tree_records[t + 1] as usize..records.tree_records[t + 2] as usize];
-            let leaves = &records.leaf_values
-                [records.tree_leaves[t + 1] as usize * p..records.tree_leaves[t + 2] as usize * p];
+            let recs =
+                &lines.lines[lines.tree_lines[t + 1] as usize..lines.tree_lines[t + 2] as usize];
+            let leaves = &lines.leaf_values
+                [lines.tree_leaves[t + 1] as usize * p..lines.tree_leaves[t + 2] as usize * p];
             Prefetch::new(
                 bytes_of(recs),
                 bytes_of(leaves),
@@ -368,7 +357,7 @@ unsafe fn walk_tile<
             let mut rows: [u32; LANES] = std::array::from_fn(|l| (parked_row + l) as u32);
             rows[..group.len()].copy_from_slice(group);
             // SAFETY: rows < n or parking rows: keys and sums exist (both
-            // asserted above); record 0 is the root; the list has room
+            // asserted above); line 0 is the root; the list has room
             // (capacity cap + LANES, each row listed at most once); the CPU
             // features are the caller's.
             unsafe {
@@ -378,7 +367,7 @@ unsafe fn walk_tile<
                     rows,
                     [0; LANES],
                     walk.first_wave.min(steps),
-                    records,
+                    lines,
                     &mut s.sums,
                     &mut s.votes,
                     &mut s.next_items,
@@ -388,7 +377,7 @@ unsafe fn walk_tile<
         // Later waves: the rows still walking, from where they are.
         while !s.next_items.is_empty() {
             std::mem::swap(&mut s.items, &mut s.next_items);
-            let parking = records.parking[t] as u32;
+            let parking = lines.parking[t] as u32;
             let padding = s.items.len().next_multiple_of(LANES) - s.items.len();
             s.items
                 .extend((0..padding).map(|l| ((parked_row + l) as u32, parking)));
@@ -399,7 +388,7 @@ unsafe fn walk_tile<
                     (rows[l], at[l]) = group[l];
                 }
                 // SAFETY: items hold rows below parked_row + LANES and
-                // records of this tree (written by `walk_group` or parking
+                // lines of this tree (written by `walk_group` or parking
                 // pairs).
                 unsafe {
                     walk_group::<VECTORS, WIDE, SHARED, VOTES>(
@@ -408,7 +397,7 @@ unsafe fn walk_tile<
                         rows,
                         at,
                         walk.later_waves.min(steps),
-                        records,
+                        lines,
                         &mut s.sums,
                         &mut s.votes,
                         &mut s.next_items,
@@ -421,7 +410,7 @@ unsafe fn walk_tile<
         // slower (35 -> 45 cycles per row and tree on the benchmark).
         // Branch-free compaction: whether a row stops is data.
         if decisive_lead.is_finite() {
-            let c = records.n_classes;
+            let c = lines.n_classes;
             let mut kept = 0;
             for i in 0..s.active.len() {
                 let r = s.active[i] as usize;
@@ -439,7 +428,7 @@ unsafe fn walk_tile<
     if VOTES {
         // Counts are exact, so they are the sums of one-hot leaf values
         // in any order.
-        let c = records.n_classes;
+        let c = lines.n_classes;
         for (sums, votes) in s.sums[..n * p]
             .chunks_exact_mut(p)
             .zip(s.votes.chunks_exact(v))
@@ -461,7 +450,7 @@ fn bytes_of<T>(v: &[T]) -> &[u8] {
 
 /// Most lines prefetched per group of rows. A full tile needs about 7 per
 /// group to bring in a whole tree; a small batch (a few groups) only gets
-/// the start of the next tree (its top records, the most visited: records
+/// the start of the next tree (its top lines, the most visited: lines
 /// are in breadth-first order) instead of streaming 200 KB per tree.
 const MAX_PREFETCH_PER_GROUP: usize = 16;
 
@@ -528,7 +517,7 @@ macro_rules! for_each_lane {
 }
 const _: () = assert!(LANES == 16, "for_each_lane expands 16 lanes");
 
-/// Walks `LANES` rows (`rows`, at records `at`) through `tree` for `steps`
+/// Walks `LANES` rows (`rows`, at lines `at`) through `tree` for `steps`
 /// steps. Rows that reached their leaf add its probabilities to their sums
 /// (`padded_classes` per row) or, with `VOTES`, count its class in `votes`
 /// (`vote_stride` per row); the others are appended to `walking` (its
@@ -538,7 +527,7 @@ const _: () = assert!(LANES == 16, "for_each_lane expands 16 lanes");
 /// # Safety
 /// Every row has [`row_keys`]`(WIDE)` keys in `keys`, `padded_classes`
 /// sums in `sums` and, with `VOTES`, `vote_stride` counts in `votes`; every
-/// `at` is a record of `tree` (a tree of `records`), `steps >= 1`, and the
+/// `at` is a line of `tree` (a tree of `lines`), `steps >= 1`, and the
 /// caller is compiled with the features of [`available`] (this function is
 /// always inlined into it).
 #[allow(clippy::too_many_arguments)]
@@ -554,15 +543,15 @@ unsafe fn walk_group<
     rows: [u32; LANES],
     at: [u32; LANES],
     steps: usize,
-    records: &NodeLines,
+    lines: &NodeLines,
     sums: &mut [f64],
     votes: &mut [u16],
     walking: &mut Vec<(u32, u32)>,
 ) {
-    let p = records.padded_classes;
+    let p = lines.padded_classes;
     debug_assert!(VECTORS == 0 || VECTORS * 4 == p);
-    let zero_leaf = records.zero_leaf() as usize;
-    let v = records.vote_stride();
+    let zero_leaf = lines.zero_leaf() as usize;
+    let v = lines.vote_stride();
     debug_assert!(rows
         .iter()
         .all(|&r| (r as usize + 1) * row_keys(WIDE) <= keys.len()
@@ -572,7 +561,7 @@ unsafe fn walk_group<
     debug_assert!(steps >= 1);
     debug_assert!(walking.capacity() >= walking.len() + LANES);
     // SAFETY (for the whole body): each row's keys and sums are inside
-    // `keys` and `sums` (the caller's contract); records are indexed by `at`
+    // `keys` and `sums` (the caller's contract); lines are indexed by `at`
     // and by `next` entries, which `NodeLines::check` keeps inside the tree;
     // `EXIT` entries are below 8; leaf exits give leaves of the tree
     // (checked) and other rows the zero leaf, all inside `leaf_values`.
@@ -590,13 +579,13 @@ unsafe fn walk_group<
             idx[l] = at[l] as usize;
         }
         let base = tree.as_ptr();
-        // One step of lane `l` from record `idx[l]`: (record, exit, next).
+        // One step of lane `l` from line `idx[l]`: (line, exit, next).
         macro_rules! step {
             ($l:expr) => {{
-                let record = &*base.add(idx[$l]);
+                let line = &*base.add(idx[$l]);
                 // The node keys are also the permute's indices (their
                 // feature bits); the upper 8 indices are unused.
-                let t = _mm256_load_si256(record.keys.as_ptr() as *const __m256i);
+                let t = _mm256_load_si256(line.keys.as_ptr() as *const __m256i);
                 let features = _mm512_castsi256_si512(t);
                 let x = if WIDE {
                     let row = row_ptrs[$l] as *const __m512i;
@@ -608,7 +597,7 @@ unsafe fn walk_group<
                 let x = _mm512_castsi512_si256(x);
                 let mask = _mm256_cmpgt_epu32_mask(x, t);
                 let e = *EXIT.get_unchecked(mask as usize) as usize;
-                (record, e, *record.next.get_unchecked(e) as usize)
+                (line, e, *line.next.get_unchecked(e) as usize)
             }};
         }
         for _ in 1..steps {
@@ -621,25 +610,25 @@ unsafe fn walk_group<
         let mut leaves = [0usize; LANES];
         macro_rules! last_step {
             ($l:expr) => {{
-                let (record, e, next) = step!($l);
+                let (line, e, next) = step!($l);
                 let done = next == idx[$l];
                 // Branch-free: a row at its leaf adds the leaf's values,
                 // another one adds the zero leaf's and is appended to the
                 // list.
                 let keep = (done as usize).wrapping_neg();
-                let leaf = NodeLines::leaf_of_by::<SHARED>(record, e) as usize;
+                let leaf = NodeLines::leaf_of_by::<SHARED>(line, e) as usize;
                 leaves[$l] = (leaf & keep) | (zero_leaf & !keep);
                 idx[$l] = next | (!keep & (1 << 31));
             }};
         }
         for_each_lane!(last_step);
-        let values = records.leaf_values.as_ptr();
+        let values = lines.leaf_values.as_ptr();
         let (list, mut cnt) = (walking.as_mut_ptr(), walking.len());
         for l in 0..LANES {
             let row = rows[l] as usize;
             if VOTES {
                 // A class, or the slot after the classes for the zero leaf.
-                let slot = *records.vote_slots.get_unchecked(leaves[l]) as usize;
+                let slot = *lines.vote_slots.get_unchecked(leaves[l]) as usize;
                 *votes.get_unchecked_mut(row * v + slot) += 1;
             } else {
                 let (v, s) = (values.add(leaves[l] * p), sums.as_mut_ptr().add(row * p));

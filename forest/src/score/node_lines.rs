@@ -1,13 +1,13 @@
-//! The trees regrouped into 64-byte records of three levels, the layout the
+//! The trees regrouped into 64-byte lines of three levels, the layout the
 //! AVX-512 walk ([`super::avx512`]) reads.
 //!
-//! A record holds a complete binary subtree of three levels: 7 nodes in
+//! A line holds a complete binary subtree of three levels: 7 nodes in
 //! heap positions 1..=7 (node `p` has its children at `2p` and `2p + 1`)
 //! and 8 exits (positions 8..=15). A tree node that is a leaf above the
 //! third level is padded: the positions under it get the threshold key
 //! `u32::MAX`, which no row exceeds, so a row under it always goes left and
 //! leaves by the first exit of the leaf's range. An exit leads either to the
-//! record of the node found there, or, for a leaf, back to the record
+//! line of the node found there, or, for a leaf, back to the line
 //! itself: a row that reached its leaf keeps stepping in place, so a group
 //! of rows can take a fixed number of steps without a branch per row.
 //!
@@ -18,8 +18,8 @@
 //! Otherwise leaves are numbered, each with its own values: the leaf of
 //! exit `e` is `keys[0] - 1 + popcount(leaves[0] & (2^(e+1) - 1))`.
 //!
-//! One step of a row through a record is three comparisons at once: the
-//! row's feature values are picked by the record's 7 node keys themselves
+//! One step of a row through a line is three comparisons at once: the
+//! row's feature values are picked by the line's 7 node keys themselves
 //! (one permute of the row's keys, whose indices are the keys' low bits),
 //! compared with the same 7 node keys (one vector compare), and the 7-bit
 //! result names the exit through a 256-entry table ([`EXIT`]).
@@ -31,13 +31,13 @@
 //! below the row's value, shifted the same way, low bits zero. Then
 //! `row key > node key` exactly when `x > threshold` (NaN counts below
 //! every threshold and goes left, as in the pointer trees), and the node's
-//! key is also the permute index that picks the row's key. The record needs
+//! key is also the permute index that picks the row's key. The line needs
 //! no separate feature indices: one load and no widening per step (about
 //! 5 % more rows/s than order keys with a byte index per node, ranking
 //! included, measured A/B).
 //!
 //! On the benchmark forest (200 trees of 11,300 nodes) a walk visits 6.1
-//! records on average, against 17.2 nodes. The records take 24 MB; its
+//! lines on average, against 17.2 nodes. The lines take 24 MB; its
 //! leaves share 3 value vectors (numbered leaves would take 18 MB).
 
 use super::rank_tree::RankTree;
@@ -45,10 +45,10 @@ use crate::iforest::flat::order_key;
 use crate::rforest::flat::{FlatForest, NOT_A_LEAF};
 use crate::Block;
 
-/// Exits of a record.
+/// Exits of a line.
 pub const EXITS: usize = 8;
 
-/// The most features a record walk handles (the permute picks from two
+/// The most features a line walk handles (the permute picks from two
 /// registers of 16 lanes).
 pub const MAX_FEATURES: usize = 32;
 
@@ -78,14 +78,14 @@ const PADDING_KEY: u32 = u32::MAX;
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct NodeLine {
     /// `keys[0]`: with numbered leaves, the global number of the first leaf
-    /// this record leads to (the walk never uses the comparison in lane 0);
+    /// this line leads to (the walk never uses the comparison in lane 0);
     /// `keys[1..8]`: the nodes' keys in heap order (threshold rank above
     /// [`FEATURE_BITS`], feature below).
     pub keys: [u32; 8],
-    /// For each exit, the next record (counted from the tree's first
-    /// record); a leaf exit holds the record's own number.
+    /// For each exit, the next line (counted from the tree's first
+    /// line); a leaf exit holds the line's own number.
     pub next: [u16; EXITS],
-    /// Zero: keeps the record at 64 bytes with every byte initialised.
+    /// Zero: keeps the line at 64 bytes with every byte initialised.
     pub reserved: [u8; 8],
     /// With shared values (`NodeLines::shared_values`): the value id of
     /// each leaf exit. With numbered leaves: `leaves[0]` has bit `e` set
@@ -94,7 +94,7 @@ pub struct NodeLine {
     pub leaves: [u8; EXITS],
 }
 
-/// The exit (0..8) a row leaves a record by, for each 8-bit comparison mask
+/// The exit (0..8) a row leaves a line by, for each 8-bit comparison mask
 /// (bit `p` = the row's value is greater than node `p`'s threshold; bit 0
 /// is ignored): three steps `p = 2p + bit p` from `p = 1`.
 pub const EXIT: [u8; 256] = {
@@ -113,19 +113,19 @@ pub const EXIT: [u8; 256] = {
     table
 };
 
-/// The forest as records, derived from a validated [`FlatForest`].
+/// The forest as lines, derived from a validated [`FlatForest`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeLines {
-    /// Every tree's records, one tree after the other.
-    pub(crate) records: Vec<NodeLine>,
-    /// First record of each tree, and the total at the end.
-    pub(crate) tree_records: Vec<u32>,
+    /// Every tree's lines, one tree after the other.
+    pub(crate) lines: Vec<NodeLine>,
+    /// First line of each tree, and the total at the end.
+    pub(crate) tree_lines: Vec<u32>,
     /// First leaf of each tree, and the total at the end (all 0 with
     /// shared values).
     pub(crate) tree_leaves: Vec<u32>,
-    /// The most records a walk through each tree visits.
+    /// The most lines a walk through each tree visits.
     pub(crate) tree_steps: Vec<u32>,
-    /// For each tree, a record whose exit 0 is a leaf exit (the one an
+    /// For each tree, a line whose exit 0 is a leaf exit (the one an
     /// all-zero row reaches): where padding lanes of a walk wait.
     pub(crate) parking: Vec<u16>,
     /// `padded_classes` probabilities (zeros after the classes) per shared
@@ -150,9 +150,9 @@ pub struct NodeLines {
 }
 
 impl NodeLines {
-    /// Regroups `forest` (already validated) into records, or `None` when
-    /// the forest is outside what records hold: more than [`MAX_FEATURES`]
-    /// features, a tree of more than 65,536 records, or more than 2^27
+    /// Regroups `forest` (already validated) into lines, or `None` when
+    /// the forest is outside what lines hold: more than [`MAX_FEATURES`]
+    /// features, a tree of more than 65,536 lines, or more than 2^27
     /// distinct thresholds on a feature.
     pub fn new(forest: &FlatForest) -> Option<NodeLines> {
         Self::build(forest, true)
@@ -206,8 +206,8 @@ impl NodeLines {
         let thresholds: Vec<RankTree> = thresholds.iter().map(|k| RankTree::new(k)).collect();
 
         let mut r = NodeLines {
-            records: Vec::new(),
-            tree_records: vec![0],
+            lines: Vec::new(),
+            tree_lines: vec![0],
             tree_leaves: vec![0],
             tree_steps: Vec::with_capacity(forest.n_trees()),
             parking: Vec::with_capacity(forest.n_trees()),
@@ -220,15 +220,15 @@ impl NodeLines {
             n_features: forest.n_features(),
         };
         for &root in &forest.roots {
-            let base = r.records.len();
-            // Breadth first: every record comes after the one leading to
+            let base = r.lines.len();
+            // Breadth first: every line comes after the one leading to
             // it, so a walk only moves forward and ends.
             let mut queue = std::collections::VecDeque::from([(root as usize, 0usize, 1u32)]);
-            r.records.push(NodeLine::default());
+            r.lines.push(NodeLine::default());
             let mut steps = 1;
             while let Some((node, index, depth)) = queue.pop_front() {
                 steps = steps.max(depth);
-                let mut record = NodeLine::default();
+                let mut line = NodeLine::default();
                 // The tree node at each heap position (padding repeats the
                 // leaf above it).
                 let mut at = [0usize; 2 * EXITS];
@@ -239,53 +239,53 @@ impl NodeLines {
                         let split = forest.nodes[n];
                         let f = split.feature as usize;
                         let rank = r.thresholds[f].rank(order_key(split.threshold));
-                        record.keys[p] = rank_key(rank) | f as u32;
+                        line.keys[p] = rank_key(rank) | f as u32;
                         at[2 * p] = split.children as usize;
                         at[2 * p + 1] = split.children as usize + 1;
                     } else {
-                        record.keys[p] = PADDING_KEY;
+                        line.keys[p] = PADDING_KEY;
                         at[2 * p] = n;
                         at[2 * p + 1] = n;
                     }
                 }
                 if !shared_values {
-                    record.keys[0] = (r.leaf_values.len() / padded_classes) as u32;
+                    line.keys[0] = (r.leaf_values.len() / padded_classes) as u32;
                 }
                 let mut previous = usize::MAX;
                 for e in 0..EXITS {
                     let n = at[EXITS + e];
                     if forest.leaf_values[n] == NOT_A_LEAF {
-                        let next = r.records.len() - base;
+                        let next = r.lines.len() - base;
                         if next > u16::MAX as usize {
                             return None;
                         }
-                        r.records.push(NodeLine::default());
+                        r.lines.push(NodeLine::default());
                         queue.push_back((n, next, depth + 1));
-                        record.next[e] = next as u16;
+                        line.next[e] = next as u16;
                     } else {
-                        record.next[e] = index as u16;
+                        line.next[e] = index as u16;
                         let leaf = forest.leaf_values[n] as usize;
                         let values = &forest.values[leaf * c..(leaf + 1) * c];
                         if shared_values {
                             let bits: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
-                            record.leaves[e] = shared[&bits];
+                            line.leaves[e] = shared[&bits];
                         } else if n != previous {
-                            record.leaves[0] |= 1 << e;
+                            line.leaves[0] |= 1 << e;
                             r.leaf_values.extend(pad(values));
                         }
                     }
                     previous = n;
                 }
-                r.records[base + index] = record;
+                r.lines[base + index] = line;
             }
-            let records = &r.records[base..];
+            let lines = &r.lines[base..];
             let mut parking = 0;
-            while records[parking].next[0] as usize != parking {
-                parking = records[parking].next[0] as usize;
+            while lines[parking].next[0] as usize != parking {
+                parking = lines[parking].next[0] as usize;
             }
             r.parking.push(parking as u16);
             r.tree_steps.push(steps);
-            r.tree_records.push(r.records.len() as u32);
+            r.tree_lines.push(r.lines.len() as u32);
             let leaves = if shared_values {
                 0
             } else {
@@ -341,24 +341,21 @@ impl NodeLines {
             "a vote slot per shared vector"
         );
         for t in 0..self.n_trees() {
-            let (first, end) = (
-                self.tree_records[t] as usize,
-                self.tree_records[t + 1] as usize,
-            );
+            let (first, end) = (self.tree_lines[t] as usize, self.tree_lines[t + 1] as usize);
             let (first_leaf, end_leaf) = (self.tree_leaves[t], self.tree_leaves[t + 1]);
             assert!(first < end && end - first <= 1 << 16);
             let parking = self.parking[t] as usize;
             assert!(first + parking < end);
-            assert!(self.records[first + parking].next[0] as usize == parking);
-            for (i, record) in self.records[first..end].iter().enumerate() {
-                assert!(record.keys[1..]
+            assert!(self.lines[first + parking].next[0] as usize == parking);
+            for (i, line) in self.lines[first..end].iter().enumerate() {
+                assert!(line.keys[1..]
                     .iter()
                     .all(|&k| k == PADDING_KEY || self.feature_of(k) < self.n_features));
                 for e in 0..EXITS {
-                    let next = record.next[e] as usize;
+                    let next = line.next[e] as usize;
                     assert!(next < end - first, "exits stay in the tree");
                     if next == i {
-                        let leaf = self.leaf_of(record, e);
+                        let leaf = self.leaf_of(line, e);
                         if self.shared_values {
                             assert!(leaf < self.zero_leaf(), "shared values");
                         } else {
@@ -432,28 +429,28 @@ impl NodeLines {
     }
 
     /// The values (their index in `leaf_values`, in vectors) reached by
-    /// leaving `record` by leaf exit `e`.
-    pub(crate) fn leaf_of(&self, record: &NodeLine, e: usize) -> u32 {
+    /// leaving `line` by leaf exit `e`.
+    pub(crate) fn leaf_of(&self, line: &NodeLine, e: usize) -> u32 {
         if self.shared_values {
-            Self::leaf_of_by::<true>(record, e)
+            Self::leaf_of_by::<true>(line, e)
         } else {
-            Self::leaf_of_by::<false>(record, e)
+            Self::leaf_of_by::<false>(line, e)
         }
     }
 
     /// [`NodeLines::leaf_of`] for a known `shared_values`.
     #[inline(always)]
-    pub(crate) fn leaf_of_by<const SHARED: bool>(record: &NodeLine, e: usize) -> u32 {
+    pub(crate) fn leaf_of_by<const SHARED: bool>(line: &NodeLine, e: usize) -> u32 {
         if SHARED {
-            return record.leaves[e] as u32;
+            return line.leaves[e] as u32;
         }
-        let starts = record.leaves[0] as u32 & ((2u32 << e) - 1);
-        record.keys[0]
+        let starts = line.leaves[0] as u32 & ((2u32 << e) - 1);
+        line.keys[0]
             .wrapping_add(starts.count_ones())
             .wrapping_sub(1)
     }
 
-    /// The plainest walk over the records, one row at a time through
+    /// The plainest walk over the lines, one row at a time through
     /// checked arrays: the reference the AVX-512 walk is tested against.
     /// Adds each row's probability sums (from zero, in tree order) to
     /// `out` (`block.len() * n_classes`).
@@ -468,19 +465,19 @@ impl NodeLines {
             }
             sums.fill(0.0);
             for t in 0..self.n_trees() {
-                let tree = &self.records[self.tree_records[t] as usize..];
+                let tree = &self.lines[self.tree_lines[t] as usize..];
                 let mut i = 0;
                 let leaf = loop {
-                    let record = &tree[i];
+                    let line = &tree[i];
                     let mut mask = 0usize;
                     for p in 1..EXITS {
-                        let x = keys[self.feature_of(record.keys[p])];
-                        mask |= ((x > record.keys[p]) as usize) << p;
+                        let x = keys[self.feature_of(line.keys[p])];
+                        mask |= ((x > line.keys[p]) as usize) << p;
                     }
                     let e = EXIT[mask] as usize;
-                    let next = record.next[e] as usize;
+                    let next = line.next[e] as usize;
                     if next == i {
-                        break self.leaf_of(record, e) as usize;
+                        break self.leaf_of(line, e) as usize;
                     }
                     i = next;
                 };

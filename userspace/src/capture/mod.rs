@@ -21,7 +21,7 @@
 //! - [`filter`]: tcpdump expressions on captures (libpcap, loaded at run
 //!   time); [`live_filter`]: the subset the XDP program runs, compiled.
 //! - [`pcap`]: capture files; [`state`]: the userspace flow, host and pair tables.
-//! - [`csv_rows`]: records as CSV rows (seed columns first).
+//! - [`csv_rows`]: records as CSV rows (the original tool's columns first).
 //! - [`afxdp`]: the AF_XDP engine (`--capture af-xdp`): whole frames to
 //!   userspace, the same records, re-injection into the host stack;
 //!   [`frame_stash`] keeps frames for records decided on later, and

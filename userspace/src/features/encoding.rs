@@ -273,8 +273,8 @@ impl FeaturePlan {
                         quoted(&lacking),
                     );
                 }
-                let seed = super::seed::SeedContext::new(table, cols)?;
-                super::from_records(table, &cols, &seed, features)
+                let original = super::original::OriginalContext::new(table, cols)?;
+                super::from_records(table, &cols, &original, features)
             }
             FeaturePlan::Packet { set, features } => {
                 let engineered = engineer(table, &Selection::Set(*set))

@@ -3,16 +3,16 @@
 
 pub mod cells;
 pub mod encoding;
-pub mod flows;
+pub mod flow_groups;
+pub mod original;
 pub mod records;
-pub mod seed;
 pub mod table_records;
 
 use anyhow::{bail, Result};
 
 pub use cells::PacketColumns;
 pub use ml_sniffing_forest::FeatureMatrix;
-use seed::SeedContext;
+use original::OriginalContext;
 
 use crate::io::Table;
 use crate::pyfmt;
@@ -63,16 +63,16 @@ impl Selection {
 /// Features of a table plus what is needed to write its output rows.
 pub struct Engineered {
     pub matrix: FeatureMatrix,
-    /// Set for packet inputs (`--features seed|default`).
-    seed: Option<SeedContext>,
+    /// The original tool's derived columns and contexts, for packet inputs.
+    original: Option<OriginalContext>,
     /// Model features written as extra output columns (those the input and
-    /// the seed's derived columns do not already hold).
+    /// the original tool's derived columns do not already hold).
     extra_outputs: Vec<usize>,
 }
 
 impl Engineered {
     pub fn packet_columns(&self) -> Option<&PacketColumns> {
-        self.seed.as_ref().map(SeedContext::columns)
+        self.original.as_ref().map(OriginalContext::columns)
     }
 
     /// Calls `each(row, record)` for every row of a packet table, in file
@@ -83,9 +83,10 @@ impl Engineered {
         table: &Table,
         each: impl FnMut(usize, &ml_sniffing_common::record::PacketRecord),
     ) -> Result<()> {
-        match &self.seed {
-            Some(seed) => {
-                table_records::for_each_record(table, seed.columns(), seed, each).map(|_| ())
+        match &self.original {
+            Some(original) => {
+                table_records::for_each_record(table, original.columns(), original, each)
+                    .map(|_| ())
             }
             None => Ok(()),
         }
@@ -94,8 +95,8 @@ impl Engineered {
     /// Output headers before the model's own columns (score, label...).
     pub fn output_headers(&self, table: &Table) -> Vec<String> {
         let mut headers = table.headers().to_vec();
-        if self.seed.is_some() {
-            headers.extend(seed::DERIVED_COLUMNS.iter().map(|s| s.to_string()));
+        if self.original.is_some() {
+            headers.extend(original::DERIVED_COLUMNS.iter().map(|s| s.to_string()));
         }
         headers.extend(
             self.extra_outputs
@@ -109,7 +110,7 @@ impl Engineered {
     /// [`Table::prefetch_rows`]); returns a value only to keep the reads.
     pub fn prefetch_rows(&self, table: &Table, rows: &[u32]) -> usize {
         let mut touched = table.prefetch_rows(rows);
-        if let Some(ctx) = &self.seed {
+        if let Some(ctx) = &self.original {
             touched ^= ctx.prefetch_rows(rows);
         }
         for &f in &self.extra_outputs {
@@ -130,7 +131,7 @@ impl Engineered {
         out: &mut csv::ByteRecord,
         buf: &mut String,
     ) {
-        match &self.seed {
+        match &self.original {
             Some(ctx) => {
                 let cols = ctx.columns();
                 for col in 0..table.headers().len() {
@@ -172,7 +173,7 @@ impl Engineered {
 
     /// The row's timestamp as outputs show it.
     pub fn display_timestamp(&self, table: &Table, row: usize) -> Option<String> {
-        self.seed.as_ref().map(|ctx| {
+        self.original.as_ref().map(|ctx| {
             let s = ctx.datetime(row);
             if s.is_empty() {
                 table.cell(row, ctx.columns().timestamp).to_string()
@@ -207,13 +208,13 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             let matrix = columns_as_features(table, names)?;
             Ok(Engineered {
                 matrix,
-                seed: None,
+                original: None,
                 extra_outputs: Vec::new(),
             })
         }
         Selection::Set(set) => {
             let cols = PacketColumns::find(table)?;
-            let ctx = SeedContext::new(table, cols)?;
+            let ctx = OriginalContext::new(table, cols)?;
             let matrix = match set {
                 FeatureSet::Seed => ctx.features(table)?,
                 FeatureSet::Default | FeatureSet::Packet => {
@@ -224,12 +225,12 @@ pub fn engineer(table: &Table, selection: &Selection) -> Result<Engineered> {
             let extra_outputs = (0..matrix.n_features())
                 .filter(|&f| {
                     let name = matrix.names()[f].as_str();
-                    table.column(name).is_none() && !seed::DERIVED_COLUMNS.contains(&name)
+                    table.column(name).is_none() && !original::DERIVED_COLUMNS.contains(&name)
                 })
                 .collect();
             Ok(Engineered {
                 matrix,
-                seed: Some(ctx),
+                original: Some(ctx),
                 extra_outputs,
             })
         }
@@ -256,12 +257,12 @@ pub fn set_features(table: &Table, set: FeatureSet) -> Vec<String> {
 pub fn from_records(
     table: &Table,
     cols: &PacketColumns,
-    seed: &SeedContext,
+    original: &OriginalContext,
     names: &[String],
 ) -> Result<FeatureMatrix> {
     let features = records::RecordFeatures::for_model(names)?;
     let mut m = FeatureMatrix::zeros(names.to_vec(), table.len());
-    let checks = table_records::for_each_record(table, cols, seed, |row, r| {
+    let checks = table_records::for_each_record(table, cols, original, |row, r| {
         features.set_row(r, &mut m, row)
     })?;
     for warning in checks.warnings(table) {
@@ -380,7 +381,7 @@ mod tests {
                 "note"
             ]
         );
-        assert_eq!(&headers[6..17], &seed::DERIVED_COLUMNS);
+        assert_eq!(&headers[6..17], &original::DERIVED_COLUMNS);
         assert_eq!(
             &headers[17..],
             &[

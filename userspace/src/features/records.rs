@@ -449,7 +449,7 @@ mod tests {
         use crate::capture::state::StateTables;
         use crate::features::cells::PacketColumns;
         use crate::features::from_records;
-        use crate::features::seed::SeedContext;
+        use crate::features::original::OriginalContext;
         use ml_sniffing_common::build::{tcp_flags, FrameSpec, Transport};
         use ml_sniffing_common::parser::{parse, Link, Outcome};
         use rand::{Rng, SeedableRng};
@@ -511,8 +511,8 @@ mod tests {
         }
         let names: Vec<String> = catalogue().iter().map(|(n, _)| n.clone()).collect();
         let cols = PacketColumns::find(&table).unwrap();
-        let seed = SeedContext::new(&table, cols).unwrap();
-        let from_csv = from_records(&table, &cols, &seed, &names).unwrap();
+        let original = OriginalContext::new(&table, cols).unwrap();
+        let from_csv = from_records(&table, &cols, &original, &names).unwrap();
         let live = RecordFeatures::for_model(&names).unwrap();
         // Enough traffic that decayed rates are far from a first packet's.
         assert!(

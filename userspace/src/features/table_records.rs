@@ -3,7 +3,7 @@
 //! runs), so that the packet features of a CSV are computed from records
 //! like those of every other input.
 //!
-//! A row gives what the CSV has: the five seed columns, and the capture's
+//! A row gives what the CSV has: the original tool's five columns, and the capture's
 //! extra columns (`source_port`, `destination_port`, `ttl`, `tcp_flags`,
 //! `vlan_id`) when present; others are 0. When the CSV carries the
 //! capture's own flow counters (`flow_packets`, `flow_bytes`, `flow_gap`,
@@ -16,8 +16,8 @@ use anyhow::Result;
 use ml_sniffing_common::record::PacketRecord;
 
 use super::cells::{self, PacketColumns};
+use super::original::OriginalContext;
 use super::records::UNKNOWN_PROTOCOL;
-use super::seed::SeedContext;
 use crate::capture::state::StateTables;
 use crate::io::Table;
 
@@ -100,11 +100,11 @@ impl RowChecks {
 pub fn for_each_record(
     table: &Table,
     cols: &PacketColumns,
-    seed: &SeedContext,
+    original: &OriginalContext,
     mut each: impl FnMut(usize, &PacketRecord),
 ) -> Result<RowChecks> {
     let mut checks = RowChecks::default();
-    let protocol_numbers: Vec<u8> = seed
+    let protocol_numbers: Vec<u8> = original
         .protocol_names()
         .iter()
         .map(|p| ml_sniffing_common::protocol::number(p).unwrap_or(UNKNOWN_PROTOCOL))
@@ -156,7 +156,7 @@ pub fn for_each_record(
             src_port: whole(table, row, sport, u16::MAX as f64)? as u16,
             dst_port: whole(table, row, dport, u16::MAX as f64)? as u16,
             vlan_id: whole(table, row, vlan, u16::MAX as f64)? as u16,
-            protocol: protocol_numbers[seed.protocol_id(row) as usize],
+            protocol: protocol_numbers[original.protocol_id(row) as usize],
             ip_version: if v6(src) || v6(dst) { 6 } else { 4 },
             ttl: whole(table, row, ttl, 255.0)? as u8,
             tcp_flags: whole(table, row, flags, 255.0)? as u8,

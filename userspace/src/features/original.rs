@@ -9,7 +9,7 @@
 use anyhow::Result;
 
 use super::cells::{self, PacketColumns};
-use super::flows::{group_by_hash, hash_key};
+use super::flow_groups::{group_by_hash, hash_key};
 use crate::io::Table;
 use crate::pyfmt;
 use ml_sniffing_forest::matrix::{to_f32, FeatureMatrix};
@@ -49,7 +49,7 @@ pub const DERIVED_COLUMNS: [&str; 11] = [
 pub const NAT: i64 = i64::MIN;
 
 /// Everything needed to compute the original's derived values for any row.
-pub struct SeedContext {
+pub struct OriginalContext {
     cols: PacketColumns,
     /// pandas nanoseconds per row, [`NAT`] when the timestamp does not parse.
     ts_ns: Vec<i64>,
@@ -86,7 +86,7 @@ fn lower(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-impl SeedContext {
+impl OriginalContext {
     pub fn new(table: &Table, cols: PacketColumns) -> Result<Self> {
         let n = table.len();
         let mut ts_ns = Vec::with_capacity(n);
@@ -140,7 +140,7 @@ impl SeedContext {
                 flow_sum[flow as usize] += len;
             }
         }
-        Ok(SeedContext {
+        Ok(OriginalContext {
             cols,
             ts_ns,
             ts_digits,
@@ -222,7 +222,7 @@ impl SeedContext {
         (self.flow_count[f], self.flow_sum[f])
     }
 
-    /// The 11 seed features of every row.
+    /// The original tool's 11 features of every row.
     pub fn features(&self, table: &Table) -> Result<FeatureMatrix> {
         let n = table.len();
         let mut m = FeatureMatrix::zeros(FEATURES.iter().map(|s| s.to_string()).collect(), n);
@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn seed_features_match_hand_computed_values() {
         let t = seed_like_table();
-        let ctx = SeedContext::new(&t, PacketColumns::find(&t).unwrap()).unwrap();
+        let ctx = OriginalContext::new(&t, PacketColumns::find(&t).unwrap()).unwrap();
         let m = ctx.features(&t).unwrap();
         // Row 2 (third packet): 15:10 UTC on Monday 2024-04-08; 192.168.1.79
         // = 3232235855; flow 192.168.1.79->20.189.173.8:tcp has rows 2 and 3
@@ -385,7 +385,7 @@ mod tests {
     #[test]
     fn derived_columns_are_written_as_pandas_writes_them() {
         let t = seed_like_table();
-        let ctx = SeedContext::new(&t, PacketColumns::find(&t).unwrap()).unwrap();
+        let ctx = OriginalContext::new(&t, PacketColumns::find(&t).unwrap()).unwrap();
         let mut rec = csv::ByteRecord::new();
         let mut buf = String::new();
         ctx.push_derived(&t, 2, &mut rec, &mut buf);
