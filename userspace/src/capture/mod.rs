@@ -27,7 +27,6 @@
 //!   [`frame_stash`] keeps frames for records decided on later, and
 //!   `pcap::writer` writes frames to pcapng.
 
-pub mod afxdp;
 pub mod clock;
 pub mod csv_rows;
 pub mod filter;
@@ -37,6 +36,8 @@ pub mod holder;
 pub mod kernel_flows;
 pub mod link;
 pub mod live;
+/// The AF_XDP engine lives under [`live`] (it shares its session contract).
+pub use live::afxdp;
 pub mod live_filter;
 pub mod pcap;
 pub mod programs;

@@ -15,9 +15,11 @@
 //! Two engines share this contract, chosen by [`CaptureOptions::capture`]:
 //! the record path ([`CaptureMode::Xdp`]: the XDP program parses, records
 //! cross a ring buffer) and AF_XDP ([`CaptureMode::AfXdp`], in
-//! `capture::afxdp`: whole frames cross, userspace parses them with the same
+//! [`afxdp`]: whole frames cross, userspace parses them with the same
 //! parser and flow update, and the sink also gets each frame through
 //! [`RecordSink::frame`]).
+
+pub mod afxdp;
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -27,13 +29,13 @@ use ml_sniffing_common::maps::{self, Config, Counters};
 use ml_sniffing_common::record::PacketRecord;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use super::afxdp::{self, AfXdpOptions, AfXdpSummary, QueueSummary};
 use super::clock::KernelClock;
 use super::kernel_flows::{EndedFlow, KernelFlows};
 use super::link::{self, LinkState, LinkWatch};
 use super::programs;
 use super::ringbuf::RecordRing;
 use super::xdp::{interface_index, Attached, Loaded, XdpMode};
+use afxdp::{AfXdpOptions, AfXdpSummary, QueueSummary};
 
 /// The capture engine (`--capture`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]

@@ -8,7 +8,7 @@
 //! and counts it with THE shared flow update (`capture::state`, the same
 //! `FlowState::record` the record program runs), so records are the same as
 //! on the record path; the sink also gets the whole frame
-//! ([`RecordSink::frame`](super::live::RecordSink::frame)).
+//! ([`RecordSink::frame`](super::RecordSink::frame)).
 //!
 //! A redirected frame no longer goes up the host stack. Unless `--consume`
 //! is given, userspace writes every frame back through a TAP device whose
@@ -18,9 +18,9 @@
 //! in generic mode the kernel would run XDP again on the re-injected frame.
 //!
 //! [`capture`] runs a session with the same contract as
-//! [`live::capture`](super::live::capture) (same sink, stop reasons and
+//! [`live::capture`](super::capture) (same sink, stop reasons and
 //! summary, plus [`AfXdpSummary`]); `live::capture` calls it when
-//! `CaptureOptions::capture` is [`CaptureMode::AfXdp`](super::live::CaptureMode).
+//! `CaptureOptions::capture` is [`CaptureMode::AfXdp`](super::CaptureMode).
 
 pub mod checksum;
 pub mod kernel;
